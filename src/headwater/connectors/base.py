@@ -1,0 +1,178 @@
+"""The connector contract: sources yield Arrow batches, destinations consume them.
+
+A connector is a :class:`ConnectorFactory` (cheap to import: a config model and
+capabilities declared as data) that builds :class:`Source` and/or
+:class:`Destination` objects. Heavy drivers are imported lazily inside the
+client modules.
+
+Rows a source cannot parse are not dropped: the source hands them to the
+:class:`RejectSink` it is given, with the original text, the error, and the file
+and line where known. The runner turns them into quarantine rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "Capabilities",
+    "ConnectorConfig",
+    "ConnectorFactory",
+    "Destination",
+    "ListRejectSink",
+    "Reject",
+    "RejectSink",
+    "Source",
+    "Stream",
+    "WriteMode",
+    "WriteResult",
+]
+
+WriteMode = Literal["append", "overwrite", "merge"]
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's config model. Secret fields are ``pydantic.SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a connector can do, declared as data so the planner can check it up front."""
+
+    source: bool = False
+    destination: bool = False
+    incremental: bool = False
+    merge: bool = False
+    pushdown: bool = False
+    cdc: bool = False
+    stream: bool = False
+    write_modes: tuple[WriteMode, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One readable unit of a source (a file glob, a table, a topic)."""
+
+    name: str
+    schema: pa.Schema | None = None
+    primary_key: tuple[str, ...] = ()
+    cursor_field: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that could not be parsed or cast."""
+
+    raw_record: str
+    error: str
+    source_file: str | None = None
+    source_line: int | None = None
+    column: str | None = None
+
+
+class RejectSink(Protocol):
+    """Receives rejected records while a source is read."""
+
+    def add(self, rejects: Iterable[Reject]) -> None: ...
+
+
+@dataclass
+class ListRejectSink:
+    """A RejectSink that keeps rejects in memory (tests, small reads)."""
+
+    items: list[Reject] = field(default_factory=list)
+
+    def add(self, rejects: Iterable[Reject]) -> None:
+        self.items.extend(rejects)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a destination committed."""
+
+    rows: int
+    bytes: int = 0
+    location: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A readable endpoint."""
+
+    def check(self) -> None:
+        """Raise a ConnectorError if the endpoint is unreachable or misconfigured."""
+
+    def discover(self) -> list[Stream]:
+        """List the streams this source offers, with Arrow schemas where known."""
+
+    def read(
+        self,
+        stream: str,
+        *,
+        columns: list[str] | None = None,
+        predicate: str | None = None,
+        limit: int | None = None,
+        state: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        rejects: RejectSink | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield batches of ``stream``. Pushdowns may be ignored; the engine re-applies them.
+
+        ``predicate`` is a DuckDB SQL boolean expression. Unparseable rows go to
+        ``rejects`` (when given) instead of failing the read.
+        """
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """A writable endpoint."""
+
+    def check(self) -> None:
+        """Raise a ConnectorError if the endpoint is unreachable or misconfigured."""
+
+    def write(
+        self,
+        target: str,
+        batches: pa.RecordBatchReader,
+        *,
+        mode: WriteMode = "append",
+        keys: list[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> WriteResult:
+        """Write every batch to ``target`` with ``mode``; atomic where the target allows."""
+
+
+class ConnectorFactory:
+    """Declares a connector: its name, config model and capabilities.
+
+    Subclasses set the class attributes and implement :meth:`source` and/or
+    :meth:`destination`, importing their client module lazily.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]]
+    capabilities: ClassVar[Capabilities]
+    description: ClassVar[str] = ""
+
+    def source(self, config: ConnectorConfig) -> Source:
+        from headwater.errors import UnsupportedOperationError
+
+        raise UnsupportedOperationError(
+            f"Connector `{self.name}` cannot be used as a source.", connector=self.name
+        )
+
+    def destination(self, config: ConnectorConfig) -> Destination:
+        from headwater.errors import UnsupportedOperationError
+
+        raise UnsupportedOperationError(
+            f"Connector `{self.name}` cannot be used as a destination.", connector=self.name
+        )
