@@ -1,0 +1,1 @@
+"""The `headwater` command line (Typer + Rich), a thin layer over :class:`headwater.Workspace`."""

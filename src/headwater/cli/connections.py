@@ -1,0 +1,93 @@
+"""`headwater connections add|list|show|test|remove`. Secrets are never printed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from headwater.cli._state import console, open_workspace
+from headwater.connectors.registry import available_connectors
+from headwater.errors import ConfigError
+
+app = typer.Typer(help="Manage named connections.", no_args_is_help=True)
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE for {what}, got `{item}`", field=what)
+        out[key.strip()] = value
+    return out
+
+
+def _parse_value(value: str) -> Any:
+    try:
+        return yaml.safe_load(value) if value else value
+    except yaml.YAMLError:
+        return value
+
+
+@app.command("add")
+def add(
+    name: Annotated[str, typer.Argument(help="Connection name.")],
+    type_: Annotated[str, typer.Option("--type", "-t", help="Connector type, e.g. files.")],
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="A setting KEY=VALUE (repeatable).")
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="A secret FIELD=VALUE, stored encrypted (or ${ENV_VAR})."),
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+) -> None:
+    """Add (or replace) a connection stored in metadata."""
+    config = {k: _parse_value(v) for k, v in _pairs(setting, "--set").items()}
+    with open_workspace() as ws:
+        info = ws.add_connection(
+            name, type_, config, secrets=_pairs(secret, "--secret"), description=description
+        )
+        console.print(f"[green]connection `{info.name}` saved[/] ({info.type})")
+
+
+@app.command("list")
+def list_() -> None:
+    """Every connection (headwater.yaml and metadata), secrets hidden."""
+    with open_workspace() as ws:
+        table = Table()
+        for col in ("name", "type", "from", "description"):
+            table.add_column(col)
+        for info in ws.connections.list():
+            table.add_row(info.name, info.type, info.origin, info.description or "")
+        console.print(table if table.rows else "no connections")
+        console.print(f"[dim]connector types: {', '.join(available_connectors())}[/]")
+
+
+@app.command("show")
+def show(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
+    """One connection's settings; secrets show as ****, <encrypted> or their ${ENV} reference."""
+    with open_workspace() as ws:
+        info = ws.connections.info(name)
+        console.print(f"[bold]{info.name}[/] ({info.type}) from {info.origin}")
+        for key, value in sorted(info.config.items()):
+            console.print(f"  {key}: {value}")
+
+
+@app.command("test")
+def test(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
+    """Run the connector's check (reachability, credentials, paths)."""
+    with open_workspace() as ws:
+        ws.test_connection(name)
+        console.print(f"[green]connection `{name}` ok[/]")
+
+
+@app.command("remove")
+def remove(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
+    """Remove a connection stored in metadata."""
+    with open_workspace() as ws:
+        ws.connections.remove(name)
+        console.print(f"connection `{name}` removed")

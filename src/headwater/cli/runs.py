@@ -1,0 +1,81 @@
+"""`headwater runs list|show`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from headwater.cli._state import console, open_workspace
+from headwater.cli.display import _STYLE, fmt_bytes, fmt_int
+from headwater.metadata.store import MetadataStore
+
+app = typer.Typer(help="Inspect pipeline runs.", no_args_is_help=True)
+
+
+def _duration(start: object, end: object) -> str:
+    s, e = MetadataStore.as_utc(start), MetadataStore.as_utc(end)  # type: ignore[arg-type]
+    if s is None or e is None:
+        return ""
+    return f"{(e - s).total_seconds():.2f}s"
+
+
+@app.command("list")
+def list_(
+    pipeline: Annotated[str | None, typer.Option(help="Only runs of this pipeline.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20,
+) -> None:
+    """Recent runs, newest first."""
+    with open_workspace() as ws:
+        table = Table()
+        for col in ("run", "pipeline", "status", "started (UTC)", "time", "rows out", "quarantined"):
+            table.add_column(col)
+        for run in ws.runs(pipeline=pipeline, limit=limit):
+            table.add_row(
+                run.id[:12],
+                run.pipeline,
+                Text(run.status, style=_STYLE.get(run.status, "")),
+                run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                _duration(run.started_at, run.ended_at),
+                fmt_int(sum(s.rows_out for s in run.steps)),
+                fmt_int(sum(s.rows_quarantined for s in run.steps)),
+            )
+        console.print(table if table.rows else "no runs yet")
+
+
+@app.command("show")
+def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")]) -> None:
+    """One run with every step: status, rows in/out/quarantined, bytes, error."""
+    with open_workspace() as ws:
+        run = ws.get_run(run_id)
+        console.print(
+            f"[bold]run {run.id}[/]  pipeline {run.pipeline}  "
+            f"[{_STYLE.get(run.status, '')}]{run.status}[/]  trigger {run.trigger}"
+        )
+        if run.pipeline_file:
+            console.print(f"  file: {run.pipeline_file}")
+        table = Table()
+        for col in ("step", "kind", "status", "rows in", "rows out", "quarantined", "bytes", "time"):
+            table.add_column(col)
+        for s in run.steps:
+            table.add_row(
+                s.step,
+                s.kind,
+                Text(s.status, style=_STYLE.get(s.status, "")),
+                fmt_int(s.rows_in),
+                fmt_int(s.rows_out),
+                fmt_int(s.rows_quarantined),
+                fmt_bytes(s.bytes),
+                _duration(s.started_at, s.ended_at),
+            )
+        console.print(table)
+        for s in run.steps:
+            if s.error:
+                console.print(f"[red]{s.step}: {s.error}[/]")
+        for r in ws.store.check_results(run_id=run.id):
+            if not r.passed:
+                console.print(
+                    f"[yellow]{r.step}: {r.severity} check `{r.check}` on {r.dataset}: {r.message}[/]"
+                )

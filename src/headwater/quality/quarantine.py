@@ -1,0 +1,63 @@
+"""Quarantine datasets: ``<dataset>__quarantine`` holds every rejected row with its reason.
+
+Rows land here when a source cannot parse them (rule ``parse``) or when they
+fail an ``error`` check (rule = the check's name). The original values are kept
+as text (the raw line for parse errors, a JSON object for check failures), with
+the source file and line where known and the run that rejected them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from headwater.connectors.base import Reject
+
+__all__ = ["QUARANTINE_SCHEMA", "QUARANTINE_SUFFIX", "quarantine_name", "rejects_to_table"]
+
+QUARANTINE_SUFFIX = "__quarantine"
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string()),
+        pa.field("step", pa.string()),
+        pa.field("dataset", pa.string()),
+        pa.field("rule", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("source_file", pa.string()),
+        pa.field("source_line", pa.int64()),
+        pa.field("column", pa.string()),
+        pa.field("raw_record", pa.string()),
+        pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def quarantine_name(dataset: str) -> str:
+    """``raw.orders`` -> ``raw.orders__quarantine``."""
+    return dataset if dataset.endswith(QUARANTINE_SUFFIX) else dataset + QUARANTINE_SUFFIX
+
+
+def rejects_to_table(
+    rejects: Sequence[Reject], *, run_id: str, step: str, dataset: str, rule: str = "parse"
+) -> pa.Table:
+    """Source rejects as quarantine rows."""
+    n = len(rejects)
+    now = datetime.now(UTC)
+    return pa.table(
+        {
+            "run_id": [run_id] * n,
+            "step": [step] * n,
+            "dataset": [dataset] * n,
+            "rule": [rule] * n,
+            "error": [r.error for r in rejects],
+            "source_file": [r.source_file for r in rejects],
+            "source_line": [r.source_line for r in rejects],
+            "column": [r.column for r in rejects],
+            "raw_record": [r.raw_record for r in rejects],
+            "quarantined_at": [now] * n,
+        },
+        schema=QUARANTINE_SCHEMA,
+    )

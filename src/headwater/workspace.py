@@ -1,0 +1,328 @@
+"""The Workspace facade: one installation's settings, metadata, lake, secrets and engine.
+
+The CLI, the API and tests all go through this class; it holds no logic of its
+own beyond wiring the layers together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from headwater.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
+from headwater.connections import ConnectionInfo, Connections
+from headwater.errors import (
+    ConfigError,
+    DatasetNotFoundError,
+    WorkspaceNotFoundError,
+)
+from headwater.metadata.store import MetadataStore, sqlite_url
+from headwater.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from headwater.engine.session import EngineSession
+    from headwater.lake import Lake
+    from headwater.metadata.models import RunRow
+    from headwater.pipelines.events import Event, RunResult
+
+__all__ = ["DatasetInfo", "Workspace"]
+
+_TEMPLATE = """\
+# Headwater workspace settings. Every key can be overridden by an environment
+# variable: HEADWATER_<KEY>, nested keys joined by `__` (HEADWATER_LAKE__ROOT).
+name: {name}
+
+# metadata_url: postgresql://user@host/db   # default: SQLite in .headwater/metadata.db
+
+lake:
+  root: lake            # a directory, or s3://bucket/prefix (with storage_options)
+
+engine:
+  batch_rows: 256000    # rows per Arrow batch when streaming
+  # threads: 4
+  # memory_limit: 2GB
+
+runner:
+  max_parallel: 4       # steps run at the same time
+
+# Connections: secrets are ${{ENV_VAR}} references here, or stored encrypted with
+# `headwater connections add NAME --type TYPE --secret FIELD=VALUE`.
+connections:
+  local:
+    type: files
+    path: data
+"""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    location: str
+    schema: pa.Schema
+    version: int
+    rows: int
+    schema_version: int
+    updated_at: datetime | None
+    owner: str | None = None
+    description: str | None = None
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (or $HEADWATER_WORKSPACE) with headwater.yaml."""
+    env = os.environ.get("HEADWATER_WORKSPACE")
+    here = Path(start or env or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise WorkspaceNotFoundError(
+        f"no {CONFIG_FILE} found in {here} or any parent directory",
+        hint="Create a workspace with `headwater init DIR`, or pass --workspace DIR "
+        "(or set HEADWATER_WORKSPACE).",
+    )
+
+
+class Workspace:
+    """An opened workspace. Use :meth:`open` or :meth:`init`; close when done."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.settings = settings
+        state = root / STATE_DIR
+        state.mkdir(exist_ok=True)
+        url = settings.metadata_url or sqlite_url(state / "metadata.db")
+        self.store = MetadataStore(url)
+        self.secrets = SecretBox(state / "key", settings.secret_key)
+        self.connections = Connections(
+            settings.connections,
+            self.store,
+            self.secrets,
+            base_dir=root,
+            config_file=root / CONFIG_FILE,
+        )
+        self._lake: Lake | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Workspace:
+        """Open the workspace at ``path`` (or the nearest one above the current directory)."""
+        root = find_root(Path(path) if path is not None else None)
+        return cls(root, load_settings(root))
+
+    @classmethod
+    def init(cls, path: str | Path = ".", *, name: str | None = None) -> Workspace:
+        """Create a workspace (idempotent: an existing headwater.yaml is kept)."""
+        root = Path(path).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        config = root / CONFIG_FILE
+        if not config.exists():
+            config.write_text(_TEMPLATE.format(name=name or root.name or "headwater"))
+        for sub in ("pipelines", "data", "lake", "archive", "backups", STATE_DIR):
+            (root / sub).mkdir(exist_ok=True)
+        ws = cls(root, load_settings(root))
+        ws.secrets.encrypt("")  # creates .headwater/key (0600) now, not at first use
+        return ws
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- layers --------------------------------------------------------------------------
+    @property
+    def lake(self) -> Lake:
+        if self._lake is None:
+            from headwater.lake import Lake
+
+            root = self.settings.lake.root
+            if "://" not in root:
+                root = str((self.root / root).resolve())
+            self._lake = Lake(root, self.store, storage_options=self.settings.lake.storage_options or None)
+        return self._lake
+
+    def session(
+        self, *, version: int | None = None, as_of: datetime | str | None = None
+    ) -> EngineSession:
+        """A DuckDB session where datasets can be attached as ``zone.name`` views."""
+        from headwater.engine.session import EngineSession
+
+        lake = self.lake
+        return EngineSession(
+            lambda name, v, t: lake.dataset(name, version=v, as_of=t),
+            threads=self.settings.engine.threads,
+            memory_limit=self.settings.engine.memory_limit,
+            version=version,
+            as_of=as_of,
+        )
+
+    # -- pipelines -----------------------------------------------------------------------
+    def pipeline_path(self, path: str | Path) -> Path:
+        """Resolve a pipeline file: as given, else under the workspace's pipelines/."""
+        p = Path(path)
+        candidates = [p, self.root / p, self.root / "pipelines" / p]
+        candidates += [c.with_suffix(".yaml") for c in candidates if not c.suffix]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise ConfigError(
+            f"pipeline file `{path}` not found",
+            hint=f"Looked in the current directory and {self.root / 'pipelines'}.",
+        )
+
+    def load_pipeline(self, path: str | Path) -> Any:
+        from headwater.pipelines.loader import load_pipeline
+
+        return load_pipeline(self.pipeline_path(path))
+
+    def plan(self, spec: Any) -> Any:
+        from headwater.pipelines.planner import plan
+
+        return plan(
+            spec,
+            dataset_exists=self.lake.exists,
+            connection_names=self.connections.names(),
+        )
+
+    def validate(self, path: str | Path) -> Any:
+        """Load and plan a pipeline without running it; returns the plan."""
+        return self.plan(self.load_pipeline(path))
+
+    def run(
+        self,
+        pipeline: str | Path | Any,
+        *,
+        select: Sequence[str] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        trigger: str = "manual",
+    ) -> RunResult:
+        """Run a pipeline (a path or a loaded spec) and return its result."""
+        from headwater.pipelines.runner import Runner, new_run_id
+        from headwater.pipelines.steps import RunContext
+
+        if isinstance(pipeline, str | Path):
+            path: Path | None = self.pipeline_path(pipeline)
+            spec = self.load_pipeline(path)
+        else:
+            path, spec = None, pipeline
+        plan = self.plan(spec)
+        if select:
+            plan = plan.subset(list(select))
+        ctx = RunContext(
+            run_id=new_run_id(),
+            pipeline=spec.name,
+            store=self.store,
+            lake=self.lake,
+            connections=self.connections,
+            engine=self.settings.engine,
+            emit=lambda event: None,
+        )
+        runner = Runner(
+            ctx,
+            spec,
+            plan,
+            max_parallel=self.settings.runner.max_parallel,
+            pipeline_file=str(path) if path else None,
+            trigger=trigger,
+            on_event=on_event,
+        )
+        return runner.run()
+
+    # -- runs ------------------------------------------------------------------------------
+    def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:
+        return self.store.list_runs(pipeline=pipeline, limit=limit)
+
+    def get_run(self, run_id: str) -> RunRow:
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise ConfigError(
+                f"no run with id `{run_id}`", hint="List runs with `headwater runs list`."
+            )
+        return row
+
+    # -- datasets --------------------------------------------------------------------------
+    def datasets(self) -> list[str]:
+        return self.lake.list()
+
+    def dataset_info(self, name: str) -> DatasetInfo:
+        lake = self.lake
+        if not lake.exists(name):
+            from headwater.errors import choices_hint
+
+            raise DatasetNotFoundError(
+                f"no dataset named `{name}`",
+                dataset=name,
+                hint=choices_hint(name, lake.list(), "datasets"),
+            )
+        history = lake.history(name)
+        row = self.store.get_dataset(name)
+        rows = lake.dataset(name).count_rows()
+        return DatasetInfo(
+            name=name,
+            location=lake.location(name),
+            schema=lake.schema(name),
+            version=max(h.version for h in history) if history else 0,
+            rows=rows,
+            schema_version=row.schema_version if row else 0,
+            updated_at=MetadataStore.as_utc(row.updated_at) if row else None,
+            owner=row.owner if row else None,
+            description=row.description if row else None,
+        )
+
+    def history(self, name: str) -> list[Any]:
+        return self.lake.history(name)
+
+    def read(self, name: str, **kwargs: Any) -> pa.Table:
+        return self.lake.read(name, **kwargs)
+
+    # -- query -----------------------------------------------------------------------------
+    def query(
+        self,
+        sql: str,
+        *,
+        as_of: int | datetime | str | None = None,
+    ) -> pa.Table:
+        """Run DuckDB SQL over datasets (``zone.name``), optionally as of a version/time."""
+        from headwater.engine.session import referenced_tables
+
+        version, at = _split_as_of(as_of)
+        known = set(self.lake.list())
+        with self.session(version=version, as_of=at) as session:
+            names = [n for n in referenced_tables(sql) if n in known]
+            session.attach_many(names)
+            return session.table(sql)
+
+    # -- connections -----------------------------------------------------------------------
+    def add_connection(
+        self,
+        name: str,
+        type: str,  # noqa: A002 - mirrors the YAML key
+        config: Mapping[str, Any] | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        description: str | None = None,
+    ) -> ConnectionInfo:
+        return self.connections.add(
+            name, type, dict(config or {}), secrets=secrets, description=description
+        )
+
+    def test_connection(self, name: str) -> None:
+        self.connections.test(name)
+
+
+def _split_as_of(as_of: int | datetime | str | None) -> tuple[int | None, datetime | str | None]:
+    if as_of is None:
+        return None, None
+    if isinstance(as_of, int):
+        return as_of, None
+    if isinstance(as_of, str) and as_of.strip().isdigit():
+        return int(as_of.strip()), None
+    return None, as_of
