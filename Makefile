@@ -1,0 +1,44 @@
+# Headwater: `make demo` runs the quickstart, `make test` runs the suite. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HW := $(VENV)/bin/headwater
+DEMO_DIR ?= .demo
+ROWS ?= 10000000
+
+.PHONY: install demo test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	@cp -r examples/quickstart/headwater.yaml examples/quickstart/pipelines examples/quickstart/data $(DEMO_DIR)/
+	@cd $(DEMO_DIR) && ../$(HW) init . >/dev/null
+	cd $(DEMO_DIR) && ../$(HW) run pipelines/quickstart.yaml
+	cd $(DEMO_DIR) && ../$(HW) query "select dataset, rule, count(*) as rows from raw.orders__quarantine group by all union all select dataset, rule, count(*) from raw.customers__quarantine group by all union all select dataset, rule, count(*) from staging.orders__quarantine group by all order by rows desc"
+	cd $(DEMO_DIR) && ../$(HW) query "select country, count(*) as orders, round(sum(amount), 2) as revenue from mart.orders group by country order by revenue desc limit 5"
+
+test: install
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format src tests bench examples
+	$(VENV)/bin/ruff check --fix src tests bench examples
+
+bench: install
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[bench]'
+	$(PY) bench/file_ingest.py --rows $(ROWS) --json bench/file_ingest.json
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
