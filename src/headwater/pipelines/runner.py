@@ -106,7 +106,7 @@ class Runner:
                         done.add(name)
                         continue
                     failed_or_skipped.add(name)
-                    for down in self.plan.downstream(name):
+                    for down in self.plan.downstream(name, transitive=True):
                         if down not in outcomes:
                             skipped = StepOutcome(
                                 down, self._steps[down].type, "skipped", error=f"upstream step `{name}` failed"
