@@ -18,7 +18,7 @@ class CLIState:
 
 state = CLIState()
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def open_workspace() -> Workspace:
