@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "headwater.connectors"
 # name -> "module:attribute" of a ConnectorFactory subclass
 _BUILTINS: dict[str, str] = {
     "files": "headwater.connectors.files.factory:FilesFactory",
+    "memory": "headwater.testing:MemoryFactory",
 }
 _REGISTERED: dict[str, type[ConnectorFactory]] = {}
 
