@@ -63,7 +63,9 @@ def test_invalid_settings_name_the_key(tmp_path: Path) -> None:
     assert info.value.location and info.value.location.endswith("headwater.yaml:2:1")
 
 
-def test_metadata_on_postgres(tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metadata_on_postgres(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HEADWATER_METADATA_URL", metadata_url)
     with make_workspace(tmp_path) as ws:
         result = ws.run("pipelines/shop.yaml")
@@ -135,9 +137,13 @@ def test_query_time_travel_and_errors(tmp_path: Path) -> None:
         assert ws.run("shop").ok
         assert ws.query("select count(*) as n from staging.orders").to_pylist() == [{"n": 4}]
         # the check step rewrote the dataset: version 0 is the unchecked join output
-        assert ws.query("select count(*) as n from staging.orders", as_of=0).to_pylist() == [{"n": 5}]
+        assert ws.query("select count(*) as n from staging.orders", as_of=0).to_pylist() == [
+            {"n": 5}
+        ]
         ts = max(v_first, key=lambda h: h.version).timestamp.isoformat()
-        assert ws.query("select count(*) as n from staging.orders", as_of=ts).to_pylist() == [{"n": 4}]
+        assert ws.query("select count(*) as n from staging.orders", as_of=ts).to_pylist() == [
+            {"n": 4}
+        ]
         with pytest.raises(QueryError, match="syntax error"):
             ws.query("selec * from staging.orders")
         with pytest.raises(QueryError, match="does not exist"):

@@ -66,9 +66,9 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         None, description="Fernet key for stored secrets; default read from .headwater/key."
     )
-    lake: LakeSettings = Field(default_factory=LakeSettings)
-    engine: EngineSettings = Field(default_factory=EngineSettings)
-    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    lake: LakeSettings = Field(default_factory=lambda: LakeSettings())
+    engine: EngineSettings = Field(default_factory=lambda: EngineSettings())
+    runner: RunnerSettings = Field(default_factory=lambda: RunnerSettings())
     connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod

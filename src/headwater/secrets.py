@@ -24,9 +24,7 @@ def has_env_ref(value: str) -> bool:
     return bool(ENV_REF.search(value))
 
 
-def resolve_env_refs(
-    value: str, *, where: str, environ: Mapping[str, str] | None = None
-) -> str:
+def resolve_env_refs(value: str, *, where: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace every ``${VAR}`` in ``value``; an unset variable is an error naming it."""
     env = os.environ if environ is None else environ
 
@@ -76,8 +74,8 @@ class SecretBox:
         except (ValueError, TypeError) as exc:
             raise SecretError(
                 f"the secrets key in {self.key_source} is not a valid Fernet key",
-                hint="A key is 32 url-safe base64-encoded bytes; generate one with "
-                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.",
+                hint="A key is 32 url-safe base64-encoded bytes; generate one with `python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.",
             ) from exc
         return self._fernet
 

@@ -146,7 +146,9 @@ class Workspace:
             root = self.settings.lake.root
             if "://" not in root:
                 root = str((self.root / root).resolve())
-            self._lake = Lake(root, self.store, storage_options=self.settings.lake.storage_options or None)
+            self._lake = Lake(
+                root, self.store, storage_options=self.settings.lake.storage_options or None
+            )
         return self._lake
 
     def session(
@@ -208,11 +210,12 @@ class Workspace:
         from headwater.pipelines.runner import Runner, new_run_id
         from headwater.pipelines.steps import RunContext
 
+        path: Path | None = None
         if isinstance(pipeline, str | Path):
-            path: Path | None = self.pipeline_path(pipeline)
+            path = self.pipeline_path(pipeline)
             spec = self.load_pipeline(path)
         else:
-            path, spec = None, pipeline
+            spec = pipeline
         plan = self.plan(spec)
         if select:
             plan = plan.subset(list(select))
@@ -304,7 +307,7 @@ class Workspace:
     def add_connection(
         self,
         name: str,
-        type: str,  # noqa: A002 - mirrors the YAML key
+        type: str,
         config: Mapping[str, Any] | None = None,
         *,
         secrets: Mapping[str, str] | None = None,

@@ -31,7 +31,9 @@ def assert_clean_error(err: str) -> None:
     assert err.startswith("error:"), err
 
 
-def test_init_run_inspect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_run_inspect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run_cli(capsys, "init", str(tmp_path / "new"))
     assert code == 0 and "workspace ready" in out
     make_workspace(tmp_path / "ws").close()
@@ -59,16 +61,22 @@ def test_init_run_inspect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
 
 def test_query_formats(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "shop")[0] == 0
-    code, out, _ = run_cli(capsys, "query", "select order_id from staging.orders order by 1", "--format", "csv")
+    code, out, _ = run_cli(
+        capsys, "query", "select order_id from staging.orders order by 1", "--format", "csv"
+    )
     assert code == 0 and out.splitlines() == ['"order_id"', "1", "2", "5", "7"]
-    code, out, _ = run_cli(capsys, "query", "select count(*) as n from staging.orders", "-f", "json")
+    code, out, _ = run_cli(
+        capsys, "query", "select count(*) as n from staging.orders", "-f", "json"
+    )
     assert code == 0 and json.loads(out) == {"n": 4}
     code, out, _ = run_cli(
         capsys, "query", "select count(*) as n from staging.orders", "--as-of", "0", "-f", "json"
     )
     assert code == 0 and json.loads(out) == {"n": 5}
     target = ws_dir / "out.parquet"
-    code, out, _ = run_cli(capsys, "query", "select * from staging.orders", "-f", "parquet", "-o", str(target))
+    code, out, _ = run_cli(
+        capsys, "query", "select * from staging.orders", "-f", "parquet", "-o", str(target)
+    )
     assert code == 0 and target.exists()
     code, _, err = run_cli(capsys, "query", "select 1", "-f", "xml")
     assert code == 1 and "unknown format `xml`" in err
@@ -79,7 +87,10 @@ def test_run_json_output(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> No
     data = json.loads(out)
     assert code == 0 and data["status"] == "succeeded"
     steps = {s["name"]: s for s in data["steps"]}
-    assert (steps["extract_orders"]["rows_in"], steps["extract_orders"]["rows_quarantined"]) == (7, 2)
+    assert (steps["extract_orders"]["rows_in"], steps["extract_orders"]["rows_quarantined"]) == (
+        7,
+        2,
+    )
 
 
 # -- bad input: each a short located message, a non-zero exit, no traceback ------------------
@@ -116,12 +127,17 @@ def test_cycle(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "validate", f)
     assert code == 1
     assert_clean_error(err)
-    assert "cycle" in err and "a -> b -> a" in err.replace("`", "") or "b -> a -> b" in err.replace("`", "")
+    assert (
+        "cycle" in err and "a -> b -> a" in err.replace("`", "")
+    ) or "b -> a -> b" in err.replace("`", "")
     assert "bad.yaml:" in err
 
 
 def test_ref_to_missing_dataset(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = _write(ws_dir, "name: x\nsteps:\n  - name: t\n    type: transform\n    sql: select * from {{ ref('raw.ordrs') }}\n    to: s.a\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - name: t\n    type: transform\n    sql: select * from {{ ref('raw.ordrs') }}\n    to: s.a\n",
+    )
     code, _, err = run_cli(capsys, "validate", f)
     assert code == 1
     assert_clean_error(err)
@@ -129,17 +145,30 @@ def test_ref_to_missing_dataset(ws_dir: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_missing_connection(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = _write(ws_dir, "name: x\nsteps:\n  - name: e\n    type: extract\n    connection: landin\n    stream: a.csv\n    to: raw.a\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - name: e\n    type: extract\n    connection: landin\n    stream: a.csv\n    to: raw.a\n",
+    )
     code, _, err = run_cli(capsys, "run", f)
     assert code == 1
     assert_clean_error(err)
     assert "bad.yaml:5:17" in err and "landing" in err
 
 
-def test_wrong_secret(ws_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_secret(
+    ws_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, err = run_cli(
-        capsys, "connections", "add", "bucket", "--type", "files",
-        "--set", "path=s3://bucket/x", "--secret", "secret=hunter2",
+        capsys,
+        "connections",
+        "add",
+        "bucket",
+        "--type",
+        "files",
+        "--set",
+        "path=s3://bucket/x",
+        "--secret",
+        "secret=hunter2",
     )
     assert code == 0, err
     code, out, _ = run_cli(capsys, "connections", "show", "bucket")
@@ -156,8 +185,16 @@ def test_wrong_secret(ws_dir: Path, capsys: pytest.CaptureFixture[str], monkeypa
     # an unset ${ENV} reference names the variable
     monkeypatch.delenv("HEADWATER_SECRET_KEY")
     code, _, err = run_cli(
-        capsys, "connections", "add", "bucket2", "--type", "files",
-        "--set", "path=s3://bucket/x", "--secret", "secret=${NOT_SET_ANYWHERE}",
+        capsys,
+        "connections",
+        "add",
+        "bucket2",
+        "--type",
+        "files",
+        "--set",
+        "path=s3://bucket/x",
+        "--secret",
+        "secret=${NOT_SET_ANYWHERE}",
     )
     assert code == 0
     code, _, err = run_cli(capsys, "connections", "test", "bucket2")
@@ -177,15 +214,23 @@ def test_plain_secret_in_yaml_is_refused(ws_dir: Path, capsys: pytest.CaptureFix
 
 
 def test_missing_file(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    f = _write(ws_dir, "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: missing.csv, to: raw.m}\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: missing.csv, to: raw.m}\n",
+    )
     code, out, err = run_cli(capsys, "run", f)
     assert code == 1
     assert "missing.csv" in out and "Traceback" not in out + err
 
 
-def test_malformed_csv_is_quarantined_not_fatal(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_csv_is_quarantined_not_fatal(
+    ws_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (ws_dir / "data" / "broken.csv").write_text('a,b\n1,2\n3,"unterminated\n4,5\n')
-    f = _write(ws_dir, "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: broken.csv, options: {format: csv, schema: {a: BIGINT, b: BIGINT}}, to: raw.broken}\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: broken.csv, options: {format: csv, schema: {a: BIGINT, b: BIGINT}}, to: raw.broken}\n",
+    )
     code, out, err = run_cli(capsys, "run", f, "--json")
     assert code == 0, out + err
     step = json.loads(out)["steps"][0]
@@ -195,14 +240,20 @@ def test_malformed_csv_is_quarantined_not_fatal(ws_dir: Path, capsys: pytest.Cap
 
 def test_garbage_file_is_a_clear_error(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (ws_dir / "data" / "garbage.parquet").write_bytes(b"\x00\x01 not parquet at all \xff" * 50)
-    f = _write(ws_dir, "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: garbage.parquet, to: raw.g}\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - {name: e, type: extract, connection: landing, stream: garbage.parquet, to: raw.g}\n",
+    )
     code, out, err = run_cli(capsys, "run", f)
     assert code == 1 and "garbage.parquet" in out and "Traceback" not in out + err
 
 
 def test_schema_incompatible_write(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(capsys, "run", "shop")[0] == 0
-    f = _write(ws_dir, "name: x\nsteps:\n  - name: t\n    type: transform\n    sql: select 'x' as amount, order_id from {{ ref('raw.orders') }}\n    to: raw.orders\n    mode: append\n")
+    f = _write(
+        ws_dir,
+        "name: x\nsteps:\n  - name: t\n    type: transform\n    sql: select 'x' as amount, order_id from {{ ref('raw.orders') }}\n    to: raw.orders\n    mode: append\n",
+    )
     code, out, err = run_cli(capsys, "run", f)
     assert code == 1
     assert "raw.orders" in out and "amount" in out and "Traceback" not in out + err
@@ -223,7 +274,9 @@ def test_debug_shows_traceback(ws_dir: Path, capsys: pytest.CaptureFixture[str])
     assert code == 1 and "Traceback" in err
 
 
-def test_no_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HEADWATER_WORKSPACE", raising=False)
     code, _, err = run_cli(capsys, "datasets", "list")

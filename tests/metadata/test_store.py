@@ -96,8 +96,14 @@ def test_check_results(store: MetadataStore) -> None:
     store.add_check_results(
         [
             CheckResultRow(
-                run_id="r", dataset="a.b", check="c", kind="not_null", severity="error",
-                passed=False, rows_checked=10, rows_failed=3,
+                run_id="r",
+                dataset="a.b",
+                check="c",
+                kind="not_null",
+                severity="error",
+                passed=False,
+                rows_checked=10,
+                rows_failed=3,
             )
         ]
     )

@@ -36,7 +36,9 @@ def test_each_check_counts_failing_rows() -> None:
     checks = [
         compile_check({"type": "not_null", "column": "id"}),
         compile_check({"type": "unique", "columns": ["id"]}),
-        compile_check({"type": "accepted_values", "column": "status", "values": ["placed", "shipped"]}),
+        compile_check(
+            {"type": "accepted_values", "column": "status", "values": ["placed", "shipped"]}
+        ),
         compile_check({"type": "range", "column": "amount", "min": 0}),
         compile_check({"type": "regex", "column": "email", "pattern": "^[^@]+@[^@]+$"}),
         compile_check({"type": "expression", "expression": "amount < 10", "name": "small"}),
@@ -63,7 +65,9 @@ def test_quarantine_and_passing_rows_partition_the_input() -> None:
     checks = [
         compile_check({"type": "not_null", "column": "id"}),
         compile_check({"type": "range", "column": "amount", "min": 0}),
-        compile_check({"type": "regex", "column": "email", "pattern": "^[^@]+@[^@]+$", "severity": "warn"}),
+        compile_check(
+            {"type": "regex", "column": "email", "pattern": "^[^@]+@[^@]+$", "severity": "warn"}
+        ),
     ]
     with _session(DATA) as s:
         outcome = evaluate_checks(s, "data", checks)
@@ -74,9 +78,14 @@ def test_quarantine_and_passing_rows_partition_the_input() -> None:
     assert passing.num_rows + quarantined.num_rows == 6
     assert passing.column_names == DATA.column_names
     assert sorted(passing.column("amount").to_pylist()) == [3.0, 5.0, 7.5, 10.0]
-    rows = {json.loads(r)["amount"]: rule for r, rule in zip(
-        quarantined.column("raw_record").to_pylist(), quarantined.column("rule").to_pylist(), strict=True
-    )}
+    rows = {
+        json.loads(r)["amount"]: rule
+        for r, rule in zip(
+            quarantined.column("raw_record").to_pylist(),
+            quarantined.column("rule").to_pylist(),
+            strict=True,
+        )
+    }
     assert rows == {-1.0: "range_amount", 1.0: "not_null_id"}
     assert set(quarantined.column("run_id").to_pylist()) == {"r1"}
 

@@ -62,12 +62,16 @@ app.add_typer(connections.app, name="connections")
 
 
 def _print_error(exc: HeadwaterError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc.location + ': ' if exc.location else ''}{exc.message}")
+    err_console.print(
+        f"[bold red]error:[/] {exc.location + ': ' if exc.location else ''}{exc.message}"
+    )
     errors = exc.details.get("errors")
     if isinstance(errors, list) and len(errors) > 1:
         for item in errors[1:]:
             if isinstance(item, dict):
-                err_console.print(f"[bold red]error:[/] {item.get('location', '')}: {item.get('message', '')}")
+                err_console.print(
+                    f"[bold red]error:[/] {item.get('location', '')}: {item.get('message', '')}"
+                )
     if exc.hint:
         err_console.print(f"  [cyan]hint:[/] {exc.hint}")
 
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:  # noqa: BLE001 - an unexpected bug: say so plainly
+    except Exception as exc:
         if state.debug:
             traceback.print_exc()
         else:

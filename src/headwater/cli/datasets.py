@@ -19,7 +19,9 @@ def list_() -> None:
     with open_workspace() as ws:
         table = Table()
         for col in ("dataset", "version", "rows", "schema v", "updated"):
-            table.add_column(col, justify="right" if col in ("version", "rows", "schema v") else "left")
+            table.add_column(
+                col, justify="right" if col in ("version", "rows", "schema v") else "left"
+            )
         for name in ws.datasets():
             info = ws.dataset_info(name)
             table.add_row(

@@ -156,7 +156,8 @@ def summary_table(result: RunResult) -> Group:
                 style = "red" if check.get("severity") == "error" else "yellow"
                 parts.append(
                     Text(
-                        f"  {o.name}: {check['severity']} check `{check['name']}`: {check['message']}",
+                        f"  {o.name}: {check['severity']} check `{check['name']}`: "
+                        f"{check['message']}",
                         style=style,
                     )
                 )

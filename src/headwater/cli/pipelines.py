@@ -21,13 +21,19 @@ def register(app: typer.Typer) -> None:
 
 
 def init(
-    directory: Annotated[Path, typer.Argument(help="Directory to create the workspace in.")] = Path("."),
-    name: Annotated[str | None, typer.Option(help="Workspace name (default: directory name).")] = None,
+    directory: Annotated[Path, typer.Argument(help="Directory to create the workspace in.")] = Path(
+        "."
+    ),
+    name: Annotated[
+        str | None, typer.Option(help="Workspace name (default: directory name).")
+    ] = None,
 ) -> None:
     """Create a workspace: headwater.yaml, pipelines/, data/, lake/, .headwater/ (metadata, key)."""
     with Workspace.init(directory, name=name) as ws:
         console.print(f"[green]workspace ready[/] at {ws.root}")
-        console.print("  next: put a pipeline in pipelines/ and run `headwater run pipelines/NAME.yaml`")
+        console.print(
+            "  next: put a pipeline in pipelines/ and run `headwater run pipelines/NAME.yaml`"
+        )
 
 
 def validate(

@@ -30,7 +30,15 @@ def list_(
     """Recent runs, newest first."""
     with open_workspace() as ws:
         table = Table()
-        for col in ("run", "pipeline", "status", "started (UTC)", "time", "rows out", "quarantined"):
+        for col in (
+            "run",
+            "pipeline",
+            "status",
+            "started (UTC)",
+            "time",
+            "rows out",
+            "quarantined",
+        ):
             table.add_column(col)
         for run in ws.runs(pipeline=pipeline, limit=limit):
             table.add_row(
@@ -46,7 +54,9 @@ def list_(
 
 
 @app.command("show")
-def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")]) -> None:
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+) -> None:
     """One run with every step: status, rows in/out/quarantined, bytes, error."""
     with open_workspace() as ws:
         run = ws.get_run(run_id)
@@ -57,7 +67,16 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is 
         if run.pipeline_file:
             console.print(f"  file: {run.pipeline_file}")
         table = Table()
-        for col in ("step", "kind", "status", "rows in", "rows out", "quarantined", "bytes", "time"):
+        for col in (
+            "step",
+            "kind",
+            "status",
+            "rows in",
+            "rows out",
+            "quarantined",
+            "bytes",
+            "time",
+        ):
             table.add_column(col)
         for s in run.steps:
             table.add_row(
@@ -77,5 +96,6 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is 
         for r in ws.store.check_results(run_id=run.id):
             if not r.passed:
                 console.print(
-                    f"[yellow]{r.step}: {r.severity} check `{r.check}` on {r.dataset}: {r.message}[/]"
+                    f"[yellow]{r.step}: {r.severity} check `{r.check}` on {r.dataset}: "
+                    f"{r.message}[/]"
                 )

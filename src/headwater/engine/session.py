@@ -33,7 +33,9 @@ _DUCKDB_CONFIG = {
 _lock = threading.Lock()
 
 
-def connect(*, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    *, threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection that never fetches extensions."""
     import duckdb
 

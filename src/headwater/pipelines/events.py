@@ -15,12 +15,12 @@ __all__ = [
     "Event",
     "EventHandler",
     "RunFinished",
+    "RunResult",
     "RunStarted",
     "StepFinished",
+    "StepOutcome",
     "StepProgress",
     "StepStarted",
-    "StepOutcome",
-    "RunResult",
 ]
 
 

@@ -9,6 +9,7 @@ step's ``retries``; everything else fails at once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 import uuid
@@ -68,10 +69,8 @@ class Runner:
 
     def _emit(self, event: Event) -> None:
         for handler in self._handlers:
-            try:
+            with contextlib.suppress(Exception):  # a display must never break a run
                 handler(event)
-            except Exception:  # noqa: BLE001 - a display must never break a run
-                pass
 
     def run(self) -> RunResult:
         ctx = self.ctx
@@ -83,13 +82,21 @@ class Runner:
         step_rows = {
             name: ctx.store.add_step_run(ctx.run_id, name, self._steps[name].type) for name in order
         }
-        self._emit(RunStarted(ctx.run_id, pipeline=ctx.pipeline, steps=tuple((n, self._steps[n].type) for n in order)))
+        self._emit(
+            RunStarted(
+                ctx.run_id,
+                pipeline=ctx.pipeline,
+                steps=tuple((n, self._steps[n].type) for n in order),
+            )
+        )
 
         outcomes: dict[str, StepOutcome] = {}
         done: set[str] = set()
         failed_or_skipped: set[str] = set()
         running: dict[Future[StepOutcome], str] = {}
-        with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix="hw-step") as pool:
+        with ThreadPoolExecutor(
+            max_workers=self.max_parallel, thread_name_prefix="hw-step"
+        ) as pool:
             while len(outcomes) < len(order):
                 for name in self.plan.ready(done, set(running.values())):
                     if name in outcomes or name in running.values():
@@ -109,7 +116,10 @@ class Runner:
                     for down in self.plan.downstream(name, transitive=True):
                         if down not in outcomes:
                             skipped = StepOutcome(
-                                down, self._steps[down].type, "skipped", error=f"upstream step `{name}` failed"
+                                down,
+                                self._steps[down].type,
+                                "skipped",
+                                error=f"upstream step `{name}` failed",
                             )
                             outcomes[down] = skipped
                             failed_or_skipped.add(down)
@@ -144,11 +154,13 @@ class Runner:
         while True:
             attempt += 1
             t0 = time.monotonic()
-            store.update_step_run(step_run_id, status="running", started_at=utcnow(), attempt=attempt)
+            store.update_step_run(
+                step_run_id, status="running", started_at=utcnow(), attempt=attempt
+            )
             self._emit(StepStarted(self.ctx.run_id, step=name, kind=step.type, attempt=attempt))
             try:
                 outcome = execute_step(self.ctx, step)
-            except Exception as exc:  # noqa: BLE001 - recorded and reported, never swallowed
+            except Exception as exc:
                 if isinstance(exc, Transient) and attempt <= retries:
                     time.sleep(delay * attempt)
                     continue
@@ -164,9 +176,7 @@ class Runner:
                     else {"traceback": traceback.format_exc()},
                 )
             else:
-                outcome = StepOutcome(
-                    **{**outcome.__dict__, "seconds": time.monotonic() - t0}
-                )
+                outcome = StepOutcome(**{**outcome.__dict__, "seconds": time.monotonic() - t0})
             store.update_step_run(
                 step_run_id,
                 status=outcome.status,

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from headwater.config import EngineSettings
 from headwater.connections import Connections
-from headwater.connectors.base import ListRejectSink
+from headwater.connectors.base import ListRejectSink, WriteMode
 from headwater.engine.session import EngineSession
 from headwater.errors import CheckFailedError, PipelineError
 from headwater.metadata.models import CheckResultRow
@@ -87,8 +87,9 @@ def _attr(step: Any, *names: str) -> Any:
     return None
 
 
-def _mode(step: Any) -> str:
-    return str(_attr(step, "mode") or "overwrite")
+def _mode(step: Any) -> WriteMode:
+    mode: WriteMode = _attr(step, "mode") or "overwrite"
+    return mode
 
 
 def _keys(step: Any) -> list[str] | None:
@@ -130,7 +131,7 @@ def _quarantine_rejects(ctx: RunContext, step: str, dataset: str, rejects: ListR
         return 0
     table = rejects_to_table(rejects.items, run_id=ctx.run_id, step=step, dataset=dataset)
     ctx.lake.write(quarantine_name(dataset), table, mode="append", run_id=ctx.run_id)
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
@@ -173,9 +174,7 @@ def run_check(ctx: RunContext, step: Any) -> StepOutcome:
                 mode="append",
                 run_id=ctx.run_id,
             )
-            ctx.lake.write(
-                dataset, outcome.passing_rows(), mode="overwrite", run_id=ctx.run_id
-            )
+            ctx.lake.write(dataset, outcome.passing_rows(), mode="overwrite", run_id=ctx.run_id)
     ctx.store.add_check_results(
         [
             CheckResultRow(
@@ -234,11 +233,13 @@ def run_load(ctx: RunContext, step: Any) -> StepOutcome:
     with ctx.session() as session:
         session.attach(dataset)
         zone, _, name = dataset.partition(".")
-        reader = session.reader(f'SELECT * FROM "{zone}"."{name}"', batch_rows=ctx.engine.batch_rows)
+        reader = session.reader(
+            f'SELECT * FROM "{zone}"."{name}"', batch_rows=ctx.engine.batch_rows
+        )
         result = destination.write(
             step.target,
             progress.reader(reader),
-            mode=_mode(step),  # type: ignore[arg-type]
+            mode=_mode(step),
             keys=_keys(step),
             options=_options(step),
         )

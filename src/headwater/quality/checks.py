@@ -109,7 +109,8 @@ def _regex(cols: Sequence[str], spec: Mapping[str, Any]) -> str:
     pattern = spec.get("pattern")
     if not pattern:
         raise QualityError("check `regex` needs a `pattern`")
-    return f"{col} IS NOT NULL AND NOT regexp_full_match(CAST({col} AS VARCHAR), {sql_literal(pattern)})"
+    matches = f"regexp_full_match(CAST({col} AS VARCHAR), {sql_literal(pattern)})"
+    return f"{col} IS NOT NULL AND NOT {matches}"
 
 
 def _expression(cols: Sequence[str], spec: Mapping[str, Any]) -> str:
@@ -150,9 +151,13 @@ def compile_check(spec: Mapping[str, Any]) -> CompiledCheck:
     description = spec.get("description")
     if kind in _ROW_CHECKS:
         predicate = _ROW_CHECKS[kind](cols, spec)
-        return CompiledCheck(name, kind, severity, cols, row_fails=predicate, description=description)
+        return CompiledCheck(
+            name, kind, severity, cols, row_fails=predicate, description=description
+        )
     if kind == "row_count":
-        return CompiledCheck(name, kind, severity, (), table_sql=_row_count(spec), description=description)
+        return CompiledCheck(
+            name, kind, severity, (), table_sql=_row_count(spec), description=description
+        )
     raise QualityError(
         f"unknown check type `{kind}`", hint=choices_hint(kind, CHECK_KINDS, "check types")
     )

@@ -67,7 +67,9 @@ class CheckOutcome:
     ) -> pa.RecordBatchReader:
         cols = ", ".join(quote_ident(c) for c in self.data_columns)
         where = " OR ".join(self.blocking_flags) or "FALSE"
-        rules = ", ".join(f"CASE WHEN {flag} THEN {sql_literal(name)} END" for flag, name in self._labels)
+        rules = ", ".join(
+            f"CASE WHEN {flag} THEN {sql_literal(name)} END" for flag, name in self._labels
+        )
         sql = f"""
             SELECT
               {sql_literal(run_id)} AS run_id,
@@ -95,7 +97,8 @@ def evaluate_checks(
     row_checks = [c for c in checks if c.row_fails is not None]
     flags = [f"__hw_fail_{i}" for i in range(len(row_checks))]
     flag_sql = "".join(
-        f", coalesce(({c.row_fails}), FALSE) AS {flag}" for c, flag in zip(row_checks, flags, strict=True)
+        f", coalesce(({c.row_fails}), FALSE) AS {flag}"
+        for c, flag in zip(row_checks, flags, strict=True)
     )
     data_columns = [row[0] for row in session.execute(f"DESCRIBE SELECT * FROM {relation}")]
     session.execute(f"CREATE OR REPLACE TEMP TABLE {_TMP} AS SELECT *{flag_sql} FROM {relation}")

@@ -95,14 +95,18 @@ class _MemoryClient:
         options: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         if mode == "merge":
-            raise UnsupportedOperationError("the memory connector does not merge", connector="memory")
+            raise UnsupportedOperationError(
+                "the memory connector does not merge", connector="memory"
+            )
         incoming = batches.read_all()
         with _LOCK:
             if mode == "append" and target in self.tables:
                 self.tables[target] = pa.concat_tables([self.tables[target], incoming])
             else:
                 self.tables[target] = incoming
-        return WriteResult(rows=incoming.num_rows, bytes=incoming.nbytes, location=f"memory:{target}")
+        return WriteResult(
+            rows=incoming.num_rows, bytes=incoming.nbytes, location=f"memory:{target}"
+        )
 
 
 class MemoryFactory(ConnectorFactory):
@@ -141,14 +145,20 @@ def workspace_for_test(
 
 
 def assert_table_equal(
-    actual: pa.Table, expected: pa.Table, *, sort_by: list[str] | None = None, check_schema: bool = True
+    actual: pa.Table,
+    expected: pa.Table,
+    *,
+    sort_by: list[str] | None = None,
+    check_schema: bool = True,
 ) -> None:
     """Assert two Arrow tables hold the same rows (optionally after sorting)."""
     if sort_by:
         actual = actual.sort_by([(c, "ascending") for c in sort_by])
         expected = expected.sort_by([(c, "ascending") for c in sort_by])
     if check_schema and not actual.schema.equals(expected.schema):
-        raise AssertionError(f"schemas differ:\nactual:   {actual.schema}\nexpected: {expected.schema}")
+        raise AssertionError(
+            f"schemas differ:\nactual:   {actual.schema}\nexpected: {expected.schema}"
+        )
     if actual.num_rows != expected.num_rows:
         raise AssertionError(f"row counts differ: {actual.num_rows} != {expected.num_rows}")
     a, e = actual.to_pylist(), expected.to_pylist()
