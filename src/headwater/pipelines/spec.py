@@ -1,0 +1,626 @@
+"""The pipeline language as typed pydantic models.
+
+A pipeline file is a mapping with a ``name``, an optional ``description`` and a
+list of ``steps``. Every step and every check is ``type:`` plus attributes; the
+``type`` selects the model (a discriminated union), and unknown attributes are
+rejected. :func:`headwater.pipelines.loader.load_pipeline` turns YAML into a
+:class:`PipelineSpec` with file:line:col errors; the spec keeps those positions
+(:meth:`PipelineSpec.location_of`) so that later phases point at the field they
+complain about.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from headwater.errors import PipelineError, did_you_mean
+from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
+
+__all__ = [
+    "CHECK_TYPES",
+    "DATASET_NAME_PATTERN",
+    "IDENTIFIER_PATTERN",
+    "STEP_TYPES",
+    "AcceptedValuesCheck",
+    "Check",
+    "CheckStep",
+    "ExpressionCheck",
+    "ExtractStep",
+    "LoadStep",
+    "NodeInfo",
+    "NotNullCheck",
+    "PipelineSpec",
+    "Position",
+    "RangeCheck",
+    "RegexCheck",
+    "RowCountCheck",
+    "Severity",
+    "SourceMap",
+    "SpecPath",
+    "Step",
+    "TextLayout",
+    "TransformStep",
+    "UniqueCheck",
+    "WriteMode",
+    "format_path",
+]
+
+#: Pipeline, step and check names: a letter or ``_``, then letters, digits, ``_`` or ``-``.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+WriteMode: TypeAlias = Literal["append", "overwrite", "merge"]
+Severity: TypeAlias = Literal["error", "warn"]
+SpecPath: TypeAlias = tuple[str | int, ...]
+
+DatasetName = Annotated[
+    str,
+    Field(pattern=DATASET_NAME_PATTERN, description="A managed dataset, `zone.name` (lower-case)."),
+]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+ColumnName = Annotated[str, Field(min_length=1, description="A column name.")]
+ConnectionName = Annotated[
+    str, Field(min_length=1, description="A connection declared in the workspace.")
+]
+Scalar = str | bool | int | float | date | datetime
+Bound = int | float | date | datetime | str
+
+
+def _hide_default(schema: dict[str, Any]) -> None:
+    """The default of a derived name is computed, not the empty string; do not publish it."""
+    schema.pop("default", None)
+
+
+def _derived_name_field(description: str) -> Any:
+    return Field(
+        default="",
+        pattern=IDENTIFIER_PATTERN,
+        description=description,
+        json_schema_extra=_hide_default,
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+
+
+def _custom(kind: str, message: str, field: str) -> PydanticCustomError:
+    """A validation error that the loader locates at ``field`` of the failing node."""
+    return PydanticCustomError(kind, message, {"field": field})
+
+
+class _Node(BaseModel):
+    """Base of every node: strict keys, aliases in and out, a source location."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        use_attribute_docstrings=True,
+    )
+
+    _location: str | None = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> str | None:
+        """``file:line:col`` of this node when loaded from YAML, else its field path."""
+        return self._location
+
+    def __eq__(self, other: object) -> bool:
+        # two nodes are equal when they define the same thing, wherever they were read from
+        if not isinstance(other, _Node):
+            return NotImplemented
+        return type(self) is type(other) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+class _CheckBase(_Node):
+    type: str
+    name: str = _derived_name_field("Check name; defaults to `<type>_<column>`.")
+    severity: Severity = "error"
+    """`error` fails the step and quarantines failing rows; `warn` only reports."""
+    description: str | None = None
+    """What the check guards, for people reading results."""
+
+    def columns_checked(self) -> tuple[str, ...]:
+        """The columns this check looks at (empty for table-level checks)."""
+        column = getattr(self, "column", None)
+        return (column,) if isinstance(column, str) else ()
+
+    @model_validator(mode="after")
+    def _default_name(self) -> Self:
+        if not self.name:
+            self.name = "_".join([self.type, *(_slug(c) for c in self.columns_checked())])
+        return self
+
+
+class _ColumnsCheck(_CheckBase):
+    column: ColumnName | None = None
+    """One column (or use `columns`)."""
+    columns: Annotated[list[ColumnName], Field(min_length=1)] | None = None
+    """Several columns (or use `column`)."""
+
+    def columns_checked(self) -> tuple[str, ...]:
+        if self.columns is not None:
+            return tuple(self.columns)
+        return (self.column,) if self.column is not None else ()
+
+    @model_validator(mode="after")
+    def _one_of_column_columns(self) -> Self:
+        if (self.column is None) == (self.columns is None):
+            both = self.column is not None
+            raise _custom(
+                "column_or_columns",
+                f"`{self.type}` needs exactly one of `column` or `columns`"
+                + (", not both" if both else ""),
+                "columns" if both else "type",
+            )
+        return self
+
+
+class NotNullCheck(_ColumnsCheck):
+    """No NULL in the column(s)."""
+
+    type: Literal["not_null"]
+
+
+class UniqueCheck(_ColumnsCheck):
+    """No duplicate values; with several columns the combination is unique."""
+
+    type: Literal["unique"]
+
+
+class AcceptedValuesCheck(_CheckBase):
+    """Every non-NULL value is one of `values`."""
+
+    type: Literal["accepted_values"]
+    column: ColumnName
+    values: Annotated[list[Scalar], Field(min_length=1)]
+
+
+class RangeCheck(_CheckBase):
+    """Values lie between `min` and `max` (either may be omitted)."""
+
+    type: Literal["range"]
+    column: ColumnName
+    min: Bound | None = None
+    max: Bound | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min is None and self.max is None:
+            raise _custom("range_bounds", "`range` needs `min`, `max` or both", "type")
+        try:
+            inverted = self.min is not None and self.max is not None and self.min > self.max  # type: ignore[operator]
+        except TypeError:
+            raise _custom("range_bounds", "`min` and `max` are of different types", "max") from None
+        if inverted:
+            raise _custom("range_bounds", f"`min` {self.min!r} is above `max` {self.max!r}", "max")
+        return self
+
+
+class RegexCheck(_CheckBase):
+    """Every non-NULL value matches `pattern` (DuckDB `regexp_full_match`, RE2 syntax)."""
+
+    type: Literal["regex"]
+    column: ColumnName
+    pattern: Annotated[str, Field(min_length=1)]
+
+
+class RowCountCheck(_CheckBase):
+    """The dataset has between `min` and `max` rows."""
+
+    type: Literal["row_count"]
+    min: Annotated[int, Field(ge=0)] | None = None
+    max: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min is None and self.max is None:
+            raise _custom("row_count_bounds", "`row_count` needs `min`, `max` or both", "type")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _custom("row_count_bounds", f"`min` {self.min} is above `max` {self.max}", "max")
+        return self
+
+
+class ExpressionCheck(_CheckBase):
+    """A SQL boolean expression every row must satisfy (NULL counts as failing)."""
+
+    type: Literal["expression"]
+    expression: Annotated[str, Field(min_length=1)]
+
+
+Check = Annotated[
+    NotNullCheck
+    | UniqueCheck
+    | AcceptedValuesCheck
+    | RangeCheck
+    | RegexCheck
+    | RowCountCheck
+    | ExpressionCheck,
+    Field(discriminator="type"),
+]
+
+CHECK_TYPES: dict[str, type[_CheckBase]] = {
+    "not_null": NotNullCheck,
+    "unique": UniqueCheck,
+    "accepted_values": AcceptedValuesCheck,
+    "range": RangeCheck,
+    "regex": RegexCheck,
+    "row_count": RowCountCheck,
+    "expression": ExpressionCheck,
+}
+
+# --------------------------------------------------------------------------- steps
+
+
+class _StepBase(_Node):
+    type: str
+    name: str = _derived_name_field(
+        "Unique step name; defaults to `<type>_<zone>_<name>` of the dataset it handles."
+    )
+    description: str | None = None
+    """Free text shown in listings and the UI."""
+    depends_on: list[Identifier] = Field(default_factory=list)
+    """Extra steps to run first, beyond those implied by the datasets read."""
+    retries: Annotated[int, Field(ge=0)] = 0
+    """How many times to retry a step that failed with a transient error."""
+    retry_delay: Annotated[float, Field(ge=0)] = 1.0
+    """Seconds to wait before a retry; the n-th retry waits n times as long."""
+
+    def inputs(self) -> tuple[str, ...]:
+        """Managed datasets this step reads."""
+        return ()
+
+    def outputs(self) -> tuple[str, ...]:
+        """Managed datasets this step writes."""
+        return ()
+
+    def default_name(self) -> str:
+        return self.type
+
+    @model_validator(mode="after")
+    def _name_and_keys(self) -> Self:
+        if not self.name:
+            self.name = self.default_name()
+        if getattr(self, "mode", None) == "merge" and not getattr(self, "keys", None):
+            raise _custom(
+                "merge_without_keys",
+                "mode `merge` needs `keys`: the columns that identify a row",
+                "mode",
+            )
+        return self
+
+
+class _WritesDataset(_StepBase):
+    to: DatasetName
+    """The managed dataset written, `zone.name`."""
+    mode: WriteMode = "overwrite"
+    """`overwrite` replaces the dataset, `append` adds rows, `merge` upserts on `keys`."""
+    keys: list[ColumnName] = Field(default_factory=list)
+    """Columns identifying a row; required for `mode: merge`."""
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.to,)
+
+    def default_name(self) -> str:
+        return f"{self.type}_{_slug(self.to)}"
+
+
+class ExtractStep(_WritesDataset):
+    """Read a stream from a connection into a managed dataset."""
+
+    type: Literal["extract"]
+    connection: ConnectionName
+    stream: Annotated[str, Field(min_length=1)]
+    """What to read: a file glob, a table, a topic, an endpoint."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the connector's read (format, delimiter, schema, ...)."""
+
+
+class TransformStep(_WritesDataset):
+    """Run a SQL query over managed datasets (named with `ref()`) into a dataset."""
+
+    type: Literal["transform"]
+    sql: Annotated[str, Field(min_length=1)]
+    """One DuckDB query; name inputs with `{{ ref('zone.name') }}`."""
+
+    @property
+    def refs(self) -> list[str]:
+        """Datasets named by ``ref()`` in the SQL, in order of first appearance."""
+        return find_refs(self.sql)
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.refs)
+
+
+class CheckStep(_StepBase):
+    """Run quality checks on a dataset; readers of the dataset run after it."""
+
+    type: Literal["check"]
+    dataset: DatasetName
+    checks: Annotated[list[Check], Field(min_length=1)]
+
+    def inputs(self) -> tuple[str, ...]:
+        return (self.dataset,)
+
+    def default_name(self) -> str:
+        return f"check_{_slug(self.dataset)}"
+
+
+class LoadStep(_StepBase):
+    """Write a managed dataset to a destination connection."""
+
+    type: Literal["load"]
+    from_: DatasetName = Field(alias="from")
+    """The managed dataset to send, `zone.name`."""
+    connection: ConnectionName
+    target: Annotated[str, Field(min_length=1)]
+    """Where to write on the connection: a table, a file path, a collection."""
+    mode: WriteMode
+    """`overwrite`, `append` or `merge` (on `keys`): required, as the target is not ours."""
+    keys: list[ColumnName] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the connector's write."""
+
+    def inputs(self) -> tuple[str, ...]:
+        return (self.from_,)
+
+    def default_name(self) -> str:
+        return f"load_{_slug(self.from_)}_to_{_slug(self.connection)}"
+
+
+Step = Annotated[ExtractStep | TransformStep | CheckStep | LoadStep, Field(discriminator="type")]
+
+STEP_TYPES: dict[str, type[_StepBase]] = {
+    "extract": ExtractStep,
+    "transform": TransformStep,
+    "check": CheckStep,
+    "load": LoadStep,
+}
+
+# --------------------------------------------------------------------------- positions
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in a source file."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class TextLayout:
+    """How character offsets inside a string value map to file positions.
+
+    ``block`` is a literal block scalar (``|``): value line *i* is file line
+    ``first_line + i`` starting at ``column``. ``inline`` is a one-line scalar whose
+    first character sits at ``first_line:column``.
+    """
+
+    kind: Literal["block", "inline"]
+    first_line: int
+    column: int
+
+    def position(self, value: str, offset: int) -> Position | None:
+        offset = max(0, min(offset, len(value)))
+        line_start = value.rfind("\n", 0, offset) + 1
+        if self.kind == "block":
+            return Position(
+                self.first_line + value.count("\n", 0, offset), self.column + offset - line_start
+            )
+        if line_start:
+            return None
+        return Position(self.first_line, self.column + offset)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """Where one YAML node sits: its mapping key (if any), its value, its text layout."""
+
+    value: Position
+    key: Position | None = None
+    text: TextLayout | None = None
+
+
+def format_path(path: SpecPath) -> str:
+    """``("steps", 2, "sql")`` -> ``steps[2].sql``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+class SourceMap:
+    """Positions of the nodes of one pipeline file, keyed by their path in the document."""
+
+    def __init__(self, source: str, nodes: dict[SpecPath, NodeInfo]) -> None:
+        self.source = source
+        self.nodes = nodes
+
+    def info(self, path: SpecPath) -> tuple[SpecPath, NodeInfo] | None:
+        """The node at ``path`` or its nearest ancestor present in the file."""
+        for end in range(len(path), -1, -1):
+            found = self.nodes.get(path[:end])
+            if found is not None:
+                return path[:end], found
+        return None
+
+    def position(
+        self, path: SpecPath, *, key: bool = False, offset: int | None = None, value: Any = None
+    ) -> Position | None:
+        found = self.info(path)
+        if found is None:
+            return None
+        at, info = found
+        exact = at == path
+        if exact and offset is not None and info.text is not None and isinstance(value, str):
+            inner = info.text.position(value, offset)
+            if inner is not None:
+                return inner
+        if exact and key and info.key is not None:
+            return info.key
+        return info.value
+
+    def location(self, path: SpecPath, **kwargs: Any) -> str | None:
+        pos = self.position(path, **kwargs)
+        return f"{self.source}:{pos.line}:{pos.column}" if pos else None
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+class PipelineSpec(_Node):
+    """A pipeline: named, described, a list of steps."""
+
+    model_config = ConfigDict(title="Headwater pipeline")
+
+    name: str = _derived_name_field("Pipeline name; defaults to the file name without `.yaml`.")
+    description: str | None = None
+    """Free text shown in listings and the UI."""
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+    _source_map: SourceMap | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _default_name(self, info: ValidationInfo) -> Self:
+        if not self.name:
+            default = (info.context or {}).get("default_name")
+            if not default:
+                raise _custom(
+                    "missing_name", "the pipeline has no `name` and no file name to use", "name"
+                )
+            self.name = default
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._attach(None)
+
+    def _attach(self, source_map: SourceMap | None) -> None:
+        """Remember where the pipeline came from; give every step and check its location."""
+        self._source_map = source_map
+        self._location = self.location_of(())
+        for i, step in enumerate(self.steps):
+            step._location = self.location_of(("steps", i))
+            if isinstance(step, CheckStep):
+                for j, check in enumerate(step.checks):
+                    check._location = self.location_of(("steps", i, "checks", j))
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, text_or_path: str | Path, *, source: str | None = None) -> PipelineSpec:
+        """Load from YAML text, or from a file when given a ``Path`` or a ``*.yaml`` path."""
+        from headwater.pipelines.loader import load_pipeline, parse_pipeline
+
+        if isinstance(text_or_path, Path) or (
+            "\n" not in text_or_path and text_or_path.strip().endswith((".yaml", ".yml"))
+        ):
+            return load_pipeline(text_or_path)
+        return parse_pipeline(text_or_path, source=source or "<string>")
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None) -> PipelineSpec:
+        """Validate plain data (as parsed from YAML or JSON); errors name field paths."""
+        from headwater.pipelines.loader import spec_from_data
+
+        return spec_from_data(data, source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :meth:`from_dict` turns back into an equal spec."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        data["steps"] = [{"name": s.pop("name"), **s} for s in data["steps"]]
+        return {"name": data.pop("name"), **data}
+
+    def to_yaml(self) -> str:
+        """YAML text for :meth:`to_dict`, multi-line strings (SQL) as ``|`` blocks."""
+        import yaml
+
+        class _Dumper(yaml.SafeDumper):
+            pass
+
+        def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            style = "|" if "\n" in value else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        _Dumper.add_representer(str, text)
+        return yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+    # -- navigation ----------------------------------------------------------------------
+
+    @property
+    def source(self) -> str | None:
+        """The file (or ``<string>``) this spec was loaded from."""
+        return self._source_map.source if self._source_map else None
+
+    @property
+    def source_map(self) -> SourceMap | None:
+        return self._source_map
+
+    @property
+    def step_names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def index_of(self, name: str) -> int:
+        """Position of the step called ``name`` in ``steps``."""
+        for i, step in enumerate(self.steps):
+            if step.name == name:
+                return i
+        close = did_you_mean(name, self.step_names)
+        raise PipelineError(
+            f"pipeline `{self.name}` has no step `{name}`." + (f" {close}" if close else ""),
+            pipeline=self.name,
+            step=name,
+            hint="Steps: " + ", ".join(self.step_names),
+        )
+
+    def step(self, name: str) -> ExtractStep | TransformStep | CheckStep | LoadStep:
+        return self.steps[self.index_of(name)]
+
+    def location_of(self, path: SpecPath, *, key: bool = False, offset: int | None = None) -> str:
+        """``file:line:col`` of the node at ``path`` (or its nearest ancestor in the file).
+
+        ``path`` is a tuple of keys and list indexes, e.g. ``("steps", 2, "connection")``;
+        a step may be named instead of indexed (``("steps", "clean_orders", "sql")``).
+        ``key=True`` points at the mapping key rather than its value; ``offset`` is a
+        character offset inside a string value (e.g. a ref() in the SQL). Without a
+        source file the field path is returned, e.g. ``steps[2].connection``.
+        """
+        if len(path) > 1 and path[0] == "steps" and isinstance(path[1], str):
+            path = ("steps", self.index_of(path[1]), *path[2:])
+        if self._source_map is not None:
+            value = self._value_at(path) if offset is not None else None
+            found = self._source_map.location(path, key=key, offset=offset, value=value)
+            if found is not None:
+                return found
+        return format_path(path)
+
+    def _value_at(self, path: SpecPath) -> Any:
+        node: Any = self.model_dump(by_alias=True)
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return node
