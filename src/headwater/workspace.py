@@ -192,6 +192,7 @@ class Workspace:
             spec,
             dataset_exists=self.lake.exists,
             connection_names=self.connections.names(),
+            known_datasets=self.lake.list(),
         )
 
     def validate(self, path: str | Path) -> Any:
