@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from headwater.connectors import Capabilities, get_connector
+from headwater.connectors import Capabilities, ListRejectSink, get_connector
 from headwater.connectors.files.factory import FilesConfig, FilesFactory
 from headwater.errors import (
     ConfigError,
@@ -482,3 +482,103 @@ def test_check(tmp_path: Path) -> None:
     source(tmp_path).check()
     with pytest.raises(ConnectorError, match="does not exist"):
         source(tmp_path / "missing").check()
+
+
+# -- the JSON Lines block path -------------------------------------------------------------
+
+
+def test_jsonl_many_blocks_with_scattered_bad_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.connectors.files import jsonl_blocks
+
+    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", 4096)
+    lines: list[object] = [{"id": i, "tag": f"t{i % 5}"} for i in range(20_000)]
+    bad_at = {7: "nope", 5_000: '{"id": "x", "tag": "t"}', 19_998: "[]"}
+    for index, text in bad_at.items():
+        lines[index] = text
+    write(tmp_path / "a.jsonl", jsonl(lines[:10_000]).replace("\n", "\r\n"))
+    write(tmp_path / "b.jsonl", jsonl(lines[10_000:]))
+    data, sink = read(source(tmp_path), "*.jsonl", options={"batch_rows": 1000})
+    ids = data["id"].to_pylist()
+    assert ids == [i for i in range(20_000) if i not in bad_at]
+    assert [(r.source_file.rsplit("/", 1)[1], r.source_line) for r in sink.items] == [
+        ("a.jsonl", 8),
+        ("a.jsonl", 5001),
+        ("b.jsonl", 9999),
+    ]
+    assert sink.items[0].raw_record == "nope"  # no trailing carriage return
+
+
+@pytest.mark.parametrize("predicate", [None, "id % 3 = 0"])
+def test_jsonl_block_path_skips_what_the_fast_path_yielded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, predicate: str | None
+) -> None:
+    import duckdb
+
+    from headwater.connectors.files import jsonl_blocks
+    from headwater.connectors.files.reading import RejectGate
+    from headwater.connectors.files.storage import Storage
+
+    monkeypatch.setattr(jsonl_blocks, "BLOCK_BYTES", 1000)
+    lines: list[object] = [{"id": i} for i in range(500)]
+    lines[300] = "{bad"
+    lines.insert(50, "   ")
+    write(tmp_path / "s.jsonl", jsonl(lines))
+    storage = Storage(FilesConfig(path=str(tmp_path)))
+    expected = [i for i in range(500) if i != 300 and (predicate is None or i % 3 == 0)]
+    skip = 120
+    gate = RejectGate(ListRejectSink(), "s.jsonl")
+    batches = jsonl_blocks.read_blocks(
+        duckdb.connect(),
+        storage,
+        storage.resolve("s.jsonl"),
+        compression="auto",
+        batch_rows=64,
+        struct={"id": "BIGINT"},
+        columns=None,
+        predicate=predicate,
+        remaining=None,
+        skip=skip,
+        gate=gate,
+    )
+    assert table(batches)["id"].to_pylist() == expected[skip:]
+    assert gate.count == 1
+
+
+def test_jsonl_gzip_and_compression_override(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"a": 1}\n{"a": 2}\n'))
+    (tmp_path / "b.data").write_bytes(gzip.compress(b'{"a": 3}\n'))
+    data, _ = read(source(tmp_path), "a.jsonl.gz")
+    assert data.to_pydict() == {"a": [1, 2]}
+    data, _ = read(source(tmp_path), "b.data", options={"format": "jsonl", "compression": "gzip"})
+    assert data.to_pydict() == {"a": [3]}
+
+
+def test_glob_files_with_another_header_are_refused(tmp_path: Path) -> None:
+    write(tmp_path / "in" / "a.csv", "id,name\n1,a\n")
+    write(tmp_path / "in" / "b.csv", "name,id\nb,2\n")
+    write(tmp_path / "in" / "c.csv", "")
+    with pytest.raises(SourceFormatError, match=r"b\.csv has the header") as err:
+        list(source(tmp_path).read("in/*.csv"))
+    assert "union_by_name" in (err.value.hint or "")
+
+
+def test_union_by_name_matches_columns_and_keeps_rejects(tmp_path: Path) -> None:
+    write(tmp_path / "in" / "a.csv", "id,name\n1,a\n")
+    write(tmp_path / "in" / "b.csv", "name,id,extra\nb,2,x\nc,oops,y\n")
+    data, sink = read(
+        source(tmp_path), "in/*.csv", options={"union_by_name": True, "schema": {"id": "BIGINT"}}
+    )
+    assert sorted(data.to_pylist(), key=lambda r: r["id"]) == [
+        {"id": 1, "name": "a", "extra": None},
+        {"id": 2, "name": "b", "extra": "x"},
+    ]
+    assert [(r.source_file, r.source_line) for r in sink.items] == [
+        (str(tmp_path / "in" / "b.csv"), 3)
+    ]
+
+
+def test_empty_csv_file_reads_as_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "e.csv", "")
+    assert list(source(tmp_path).read("e.csv")) == []

@@ -81,18 +81,18 @@ class RejectGate:
         )
 
 
-def read_head(storage: Storage, file: FileRef, compression: str) -> bytes:
-    """The first 64 KiB of ``file``, decompressed."""
+def read_head(storage: Storage, file: FileRef, compression: str, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes (64 KiB) of ``file``, decompressed."""
     import pyarrow as pa
 
     codec = file.compression if compression == "auto" else compression
     with storage.errors(f"reading {file.rel!r}"), storage.open_input(file.path) as raw:
         if not codec or codec == "none":
-            data: bytes = raw.read(HEAD_BYTES)
+            data: bytes = raw.read(size)
             return data
         try:
             stream = pa.CompressedInputStream(pa.PythonFile(raw, mode="r"), codec)
-            return bytes(stream.read(HEAD_BYTES))
+            return bytes(stream.read(size))
         except (OSError, ValueError, pa.ArrowException):
             raise SourceFormatError(
                 f"{file.rel} is not valid {codec} data.",
@@ -102,9 +102,11 @@ def read_head(storage: Storage, file: FileRef, compression: str) -> bytes:
             ) from None
 
 
-def text_head(storage: Storage, file: FileRef, compression: str, encoding: str) -> str:
-    """Decoded head of a text file; SourceFormatError if it is binary, not text."""
-    raw = read_head(storage, file, compression)
+def text_head(
+    storage: Storage, file: FileRef, compression: str, encoding: str, size: int = HEAD_BYTES
+) -> str:
+    """Decoded head of a text file, whole lines only; SourceFormatError if it is binary."""
+    raw = read_head(storage, file, compression, size)
     if encoding == "utf-16":
         text = raw[: len(raw) - len(raw) % 2].decode("utf-16", errors="replace")
         binary = "\x00" in text
@@ -119,7 +121,7 @@ def text_head(storage: Storage, file: FileRef, compression: str, encoding: str) 
             hint="If it is compressed, name it .gz/.zst or set options.compression; if it is "
             "Parquet, set format='parquet'; if it is UTF-16 text, set options.encoding.",
         )
-    if len(raw) >= HEAD_BYTES and "\n" in text:  # drop the line cut in half
+    if len(raw) >= size and "\n" in text:  # drop the line cut in half
         text = text[: text.rindex("\n")]
     return text
 
