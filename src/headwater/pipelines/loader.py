@@ -3,63 +3,50 @@
 The file is composed with PyYAML into a node tree (each node keeps its marks),
 converted to plain data while recording where every key and value sits, then
 validated by the pydantic models. Validation errors are translated from the
-pydantic ``loc`` path back to positions in the file, and the checks the models
-cannot make on their own (unique step names, SQL that parses, ...) are added. All
-the problems of a file are reported at once in one :class:`PipelineSyntaxError`
-whose ``details["errors"]`` lists ``{location, message, hint}``.
+pydantic ``loc`` path back to positions in the file (:mod:`._errors`), and the
+checks the models cannot make on their own (unique step names, SQL that parses,
+...) are added. All the problems of a file are reported at once in one
+:class:`PipelineSyntaxError` whose ``details["errors"]`` lists
+``{location, message, hint}``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
 
 from headwater.errors import PipelineError, PipelineSyntaxError, choices_hint, did_you_mean
-from headwater.pipelines.spec import (
-    CHECK_TYPES,
-    DATASET_NAME_PATTERN,
-    IDENTIFIER_PATTERN,
-    STEP_TYPES,
-    Check,
-    CheckStep,
+from headwater.pipelines._errors import (
+    CHECK_ADAPTER,
+    EXAMPLE,
+    STEP_ADAPTER,
+    Problem,
+    describe,
+    raise_problems,
+    raw_name,
+    translate,
+    without_echoes,
+    yaml_problem,
+)
+from headwater.pipelines._positions import (
     NodeInfo,
-    PipelineSpec,
     Position,
     SourceMap,
     SpecPath,
-    Step,
     TextLayout,
     format_path,
 )
+from headwater.pipelines.spec import IDENTIFIER_PATTERN, PipelineSpec
 from headwater.transform.refs import check_sql
 
 __all__ = ["load_pipeline", "parse_pipeline", "spec_from_data"]
 
-_EXAMPLE = "name: orders\nsteps:\n  - type: extract\n    connection: landing\n    ..."
-_STEP_ADAPTER: TypeAdapter[Any] = TypeAdapter(Step)
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-
-
-@dataclass
-class _Problem:
-    """One thing wrong with a pipeline, before it is given a file position."""
-
-    path: SpecPath
-    message: str
-    hint: str | None = None
-    key: bool = False  # point at the mapping key rather than the value
-    offset: int | None = None  # a character offset inside a string value
-    position: Position | None = None  # known directly (YAML syntax errors)
-    value: str | None = None  # the string ``offset`` points into
-    step: str | None = None  # the step concerned, for the error's ``step`` field
-    about: tuple[str, str] | None = None  # ("missing" | "suggests", field) to drop echoes
 
 
 # --------------------------------------------------------------------------- entry points
@@ -98,23 +85,27 @@ def parse_pipeline(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        _raise([_yaml_problem(exc, pos)], None, source, default_name)
+        raise_problems([yaml_problem(exc, pos)], None, source, default_name)
     except yaml.YAMLError as exc:  # reader errors: bad characters, no marks
         index = getattr(exc, "position", 0) or 0
         line = text.count("\n", 0, index) + 1
         pos = Position(line, index - (text.rfind("\n", 0, index) + 1) + 1)
-        _raise([_yaml_problem(exc, pos)], None, source, default_name)
+        raise_problems([yaml_problem(exc, pos)], None, source, default_name)
     except RecursionError:
-        _raise([_Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source)
+        raise_problems(
+            [Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source
+        )
     if root is None:
-        problem = _Problem((), "the pipeline file is empty", "Start with:\n" + _EXAMPLE)
+        problem = Problem((), "the pipeline file is empty", "Start with:\n" + EXAMPLE)
         problem.position = Position(1, 1)
-        _raise([problem], None, source, default_name)
+        raise_problems([problem], None, source, default_name)
     builder = _Builder(text)
     try:
         data = builder.convert(root, ())
     except RecursionError:
-        _raise([_Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source)
+        raise_problems(
+            [Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source
+        )
     source_map = SourceMap(source, builder.nodes)
     return _build(data, source_map, source, default_name, builder.problems)
 
@@ -134,21 +125,13 @@ def _name_from_stem(stem: str) -> str:
     return name if re.match(IDENTIFIER_PATTERN, name) else f"pipeline_{name}"
 
 
-def _yaml_problem(exc: yaml.YAMLError, pos: Position) -> _Problem:
-    what = getattr(exc, "problem", None) or str(exc).split("\n")[0]
-    context = getattr(exc, "context", None)
-    message = f"invalid YAML: {what}" + (f" ({context})" if context else "")
-    hint = "Indent YAML with spaces, not tabs." if "\\t" in repr(what) else None
-    return _Problem((), message, hint, position=pos)
-
-
 class _Builder:
     """Convert a composed node tree to plain data, recording a :class:`NodeInfo` per path."""
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
         self.nodes: dict[SpecPath, NodeInfo] = {}
-        self.problems: list[_Problem] = []
+        self.problems: list[Problem] = []
         self.constructor = yaml.SafeLoader("")
         self.active: set[int] = set()
 
@@ -156,11 +139,11 @@ class _Builder:
         start = Position(node.start_mark.line + 1, node.start_mark.column + 1)
         self.nodes[path] = NodeInfo(start, key, self._layout(node))
         if id(node) in self.active:
-            self.problems.append(_Problem(path, "recursive YAML alias", position=start))
+            self.problems.append(Problem(path, "recursive YAML alias", position=start))
             return None
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             self.problems.append(
-                _Problem(path, f"unsupported YAML tag `{node.tag}`", position=start)
+                Problem(path, f"unsupported YAML tag `{node.tag}`", position=start)
             )
             return None
         self.active.add(id(node))
@@ -178,7 +161,7 @@ class _Builder:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or str(exc)
-            self.problems.append(_Problem(path, f"invalid YAML value: {what}", position=start))
+            self.problems.append(Problem(path, f"invalid YAML value: {what}", position=start))
             return None
 
     def _mapping(self, node: yaml.MappingNode, path: SpecPath) -> dict[Any, Any]:
@@ -187,7 +170,7 @@ class _Builder:
             self.constructor.flatten_mapping(node)  # `<<: *anchor` pairs go first
         except yaml.YAMLError as exc:
             pos = Position(node.start_mark.line + 1, node.start_mark.column + 1)
-            self.problems.append(_Problem(path, f"invalid YAML merge: {exc}", position=pos))
+            self.problems.append(Problem(path, f"invalid YAML merge: {exc}", position=pos))
         merged, explicit = node.value[: len(node.value) - own], node.value[len(node.value) - own :]
         out: dict[Any, Any] = {}
         first_line: dict[Any, int] = {}
@@ -195,14 +178,14 @@ class _Builder:
             kpos = Position(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if not isinstance(key_node, yaml.ScalarNode):
                 self.problems.append(
-                    _Problem(path, "mapping keys must be plain text", position=kpos)
+                    Problem(path, "mapping keys must be plain text", position=kpos)
                 )
                 continue
             key = self._scalar(key_node, path, kpos)
             if key in first_line:
                 message = f"duplicate key `{key}` (first set at line {first_line[key]})"
                 hint = "Each key may appear once in a mapping; remove or rename one."
-                self.problems.append(_Problem((*path, key), message, hint, position=kpos))
+                self.problems.append(Problem((*path, key), message, hint, position=kpos))
                 continue
             first_line[key] = kpos.line
             out[key] = self.convert(value_node, (*path, key), kpos)
@@ -234,24 +217,24 @@ def _build(
     source_map: SourceMap | None,
     source: str | None,
     default_name: str | None,
-    problems: list[_Problem],
+    problems: list[Problem],
 ) -> PipelineSpec:
     if not isinstance(data, dict):
         problems.append(
-            _Problem(
+            Problem(
                 (),
-                "a pipeline must be a mapping with `name` and `steps`, got " + _describe(data),
-                "Start with:\n" + _EXAMPLE,
+                "a pipeline must be a mapping with `name` and `steps`, got " + describe(data),
+                "Start with:\n" + EXAMPLE,
             )
         )
-        _raise(problems, source_map, source, default_name)
+        raise_problems(problems, source_map, source, default_name)
     spec: PipelineSpec | None = None
     try:
         spec = PipelineSpec.model_validate(data, context={"default_name": default_name})
     except ValidationError as exc:
         known = {p.path for p in problems}  # YAML problems already reported at these paths
-        translated = [_translate(err, data) for err in exc.errors()]
-        problems.extend(p for p in _without_echoes(translated) if p.path not in known)
+        translated = [translate(err, data) for err in exc.errors()]
+        problems.extend(p for p in without_echoes(translated) if p.path not in known)
 
     def where(path: SpecPath) -> str:
         pos = source_map.position(path) if source_map is not None else None
@@ -259,21 +242,9 @@ def _build(
 
     problems.extend(_semantic_problems(data, where))
     if problems or spec is None:
-        _raise(problems, source_map, source, _pipeline_name(data, default_name))
+        raise_problems(problems, source_map, source, _pipeline_name(data, default_name))
     spec._attach(source_map)
     return spec
-
-
-def _without_echoes(problems: list[_Problem]) -> list[_Problem]:
-    """Drop "missing `sql`" when the same mapping has `sqll` and we suggested `sql`."""
-    suggested = {
-        (p.path[:-1], p.about[1]) for p in problems if p.about and p.about[0] == "suggests"
-    }
-    return [
-        p
-        for p in problems
-        if not (p.about and p.about[0] == "missing" and (p.path, p.about[1]) in suggested)
-    ]
 
 
 def _pipeline_name(data: Any, default: str | None) -> str | None:
@@ -281,278 +252,26 @@ def _pipeline_name(data: Any, default: str | None) -> str | None:
     return name if isinstance(name, str) and name else default
 
 
-def _raise(
-    problems: list[_Problem],
-    source_map: SourceMap | None,
-    source: str | None,
-    pipeline: str | None = None,
-) -> NoReturn:
-    """Locate every problem, sort them by position and raise one PipelineSyntaxError."""
-    located: list[tuple[tuple[int, int, int], str, _Problem]] = []
-    for n, p in enumerate(problems):
-        pos = p.position
-        if pos is None and source_map is not None:
-            pos = source_map.position(p.path, key=p.key, offset=p.offset, value=p.value)
-        if pos is not None:
-            where = f"{source_map.source if source_map else source}:{pos.line}:{pos.column}"
-            located.append(((pos.line, pos.column, n), where, p))
-        else:
-            where = f"{source}:{format_path(p.path)}" if source else format_path(p.path)
-            located.append(((0, 0, n), where, p))
-    located.sort(key=lambda item: item[0])
-    entries: list[dict[str, Any]] = []
-    for _, where, p in located:
-        entry = {"location": where, "message": p.message, "hint": p.hint}
-        if entry not in entries:
-            entries.append(entry)
-    first, first_problem = entries[0], located[0][2]
-    if len(entries) == 1:
-        message, hint = first["message"], first["hint"]
-    else:
-        lines = [f"{len(entries)} errors" + (f" in pipeline `{pipeline}`:" if pipeline else ":")]
-        for e in entries:
-            lines.append(f"  {e['location']}: {e['message']}")
-            lines.extend(f"      hint: {h}" for h in [e["hint"]] if h)
-        message, hint = "\n".join(lines), None
-    raise PipelineSyntaxError(
-        message,
-        location=first["location"],
-        hint=hint,
-        pipeline=pipeline,
-        step=first_problem.step,
-        field=format_path(first_problem.path) if first_problem.path else None,
-        errors=[{k: v for k, v in e.items() if v is not None} for e in entries],
-    )
-
-
-# --------------------------------------------------------------------------- pydantic -> problems
-
-_UNIONS: dict[str, tuple[str, dict[str, Any]]] = {
-    "steps": ("step", dict(STEP_TYPES)),
-    "checks": ("check", dict(CHECK_TYPES)),
-}
-
-
-def _walk_loc(loc: tuple[str | int, ...]) -> tuple[SpecPath, Any, int | None, int | None]:
-    """Turn a pydantic ``loc`` into a document path (dropping union tags).
-
-    Returns the path, the model owning the last field (or None), and the indexes of
-    the step and check concerned.
-    """
-    path: list[str | int] = []
-    owner: Any = PipelineSpec
-    last_owner: Any = None
-    pending: tuple[str, dict[str, Any]] | None = None
-    step = check = None
-    items = list(loc)
-    i = 0
-    while i < len(items):
-        part = items[i]
-        i += 1
-        last_owner = owner
-        path.append(part)
-        if pending is not None and isinstance(part, int):
-            kind, types = pending
-            pending = None
-            step, check = (part, None) if kind == "step" else (step, part)
-            tag = items[i] if i < len(items) else None
-            owner = types.get(tag) if isinstance(tag, str) else None
-            i += owner is not None
-            continue
-        is_union = (owner is PipelineSpec and part == "steps") or (
-            owner is CheckStep and part == "checks"
-        )
-        pending = _UNIONS[str(part)] if is_union else None
-        owner = None
-    return tuple(path), last_owner, step, check
-
-
-def _get(data: Any, path: SpecPath) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, str):
-        text = value if len(value) <= 40 else value[:37] + "..."
-        return f"text `{text}`"
-    if isinstance(value, int | float):
-        return f"number `{value}`"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__} `{value}`"
-
-
-def _field_label(path: SpecPath) -> str:
-    """The tail of ``path`` from its last key: ``keys[1]``, ``sql``, ``options``."""
-    for i in range(len(path) - 1, -1, -1):
-        if isinstance(path[i], str):
-            return format_path(path[i:])
-    return format_path(path)
-
-
-def _fields(model: Any) -> list[str]:
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _label(data: Any, step: int | None, check: int | None) -> tuple[str, str | None]:
-    """A message prefix such as ``step `clean`: check `unique_id`: `` and the step name."""
-    if step is None:
-        return "", None
-    name = _raw_name(_get(data, ("steps", step)), _STEP_ADAPTER)
-    prefix = f"step `{name}`: " if name else f"steps[{step}]: "
-    if check is not None:
-        cname = _raw_name(_get(data, ("steps", step, "checks", check)), _CHECK_ADAPTER)
-        prefix += f"check `{cname}`: " if cname else f"checks[{check}]: "
-    return prefix, name
-
-
-def _raw_name(raw: Any, adapter: TypeAdapter[Any]) -> str | None:
-    """The explicit name of a raw step/check, else its default name if it validates."""
-    if not isinstance(raw, dict):
-        return None
-    name = raw.get("name")
-    if isinstance(name, str) and name:
-        return name
-    try:
-        return str(adapter.validate_python(raw).name)
-    except ValidationError:
-        return None
-
-
-def _translate(err: ErrorDetails, data: Any) -> _Problem:
-    path, owner, step, check = _walk_loc(tuple(err["loc"]))
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    field = _field_label(path)
-    hint: str | None = None
-    key = False
-    about: tuple[str, str] | None = None
-    union = _UNIONS.get(str(path[-2])) if len(path) >= 2 and isinstance(path[-1], int) else None
-    if union and kind in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
-        noun, types = union
-        tag = _get(data, (*path, "type"))
-        if kind == "union_tag_invalid":
-            close = did_you_mean(str(tag), types)
-            message = f"unknown {noun} type `{tag}`." + (f" {close}" if close else "")
-            hint, path = f"Valid {noun} types: {', '.join(types)}.", (*path, "type")
-        elif kind == "union_tag_not_found":
-            message = f"the {noun} has no `type`"
-            hint = f"Add `type:` with one of: {', '.join(types)}."
-        else:
-            message = f"each {noun} must be a mapping of `type:` and fields, got {_describe(value)}"
-    elif kind == "extra_forbidden":
-        key = True
-        choices = _fields(owner) if owner is not None else []
-        close = did_you_mean(field, choices)
-        message = f"unknown field `{field}`." + (f" {close}" if close else "")
-        if close:
-            about = ("suggests", close.split("`")[1])
-        elif choices:
-            hint = _other_type_hint(field, owner) or f"Valid fields: {', '.join(choices)}."
-    elif kind == "missing":
-        message, path = f"missing required field `{field}`", path[:-1]
-        about = ("missing", field)
-        hint = _missing_hint(field, owner)
-    elif kind == "string_pattern_mismatch":
-        message, hint = _pattern_message(field, value, ctx.get("pattern"))
-    elif kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        close = did_you_mean(str(value), choices)
-        message = f"invalid value `{value}` for `{field}`." + (f" {close}" if close else "")
-        hint = f"Valid values: {', '.join(choices)}."
-    elif "field" in ctx:  # our own cross-field rules (spec validators)
-        message, path = err["msg"], (*path, ctx["field"])
-    elif kind in ("too_short", "string_too_short"):
-        message = f"`{field}` must not be empty"
-    elif path and path[-1] == "[key]":
-        path, key = path[:-1], True
-        message = f"keys of `{_field_label(path[:-1])}` must be text, got {_describe(path[-1])}"
-    elif kind == "invalid_key":
-        message, key = f"keys must be text, got {_describe(path[-1])}", True
-    else:
-        text = err["msg"]
-        if text.startswith("Input should"):
-            text = f"`{field}` should{text[len('Input should') :]}, got {_describe(value)}"
-        message = text
-    prefix, name = _label(data, step, check)
-    return _Problem(path, prefix + message, hint, key=key, step=name, about=about)
-
-
-def _missing_hint(field: str, owner: Any) -> str | None:
-    if field == "steps":
-        return "A pipeline lists its work under `steps:`, e.g.\n" + _EXAMPLE
-    for name, info in owner.model_fields.items() if owner is not None else ():
-        if field in (name, info.alias) and info.description:
-            return f"`{field}`: {info.description}"
-    return None
-
-
-def _other_type_hint(field: str, owner: Any) -> str | None:
-    for registry in (STEP_TYPES, CHECK_TYPES):
-        if owner in registry.values():
-            for name, model in registry.items():
-                if model is not owner and field in _fields(model):
-                    own = owner.model_fields["type"].annotation.__args__[0]
-                    return f"`{field}` belongs to `{name}`; `{own}` takes: " + ", ".join(
-                        _fields(owner)
-                    )
-    return None
-
-
-def _pattern_message(field: str, value: Any, pattern: Any) -> tuple[str, str | None]:
-    if pattern == DATASET_NAME_PATTERN:
-        fixed = re.sub(r"[^a-z0-9_.]", "_", str(value).strip().lower())
-        hint = (
-            f"Did you mean `{fixed}`?"
-            if re.match(DATASET_NAME_PATTERN, fixed)
-            else "Datasets are named `zone.name`, e.g. `raw.orders`."
-        )
-        return (
-            f"invalid dataset name `{value}` for `{field}`: expected `zone.name` "
-            "(lower-case letters, digits and `_`)",
-            hint,
-        )
-    if pattern == IDENTIFIER_PATTERN:
-        return (
-            f"invalid name `{value}` for `{field}`: use letters, digits, `_` and `-`, "
-            "starting with a letter or `_`",
-            None,
-        )
-    return f"`{field}` does not match the pattern `{pattern}`, got {_describe(value)}", None
-
-
 # --------------------------------------------------------------------------- cross-node checks
 
-_CHECK_ADAPTER: TypeAdapter[Any] = TypeAdapter(Check)
 
-
-def _semantic_problems(data: dict[Any, Any], where: Any) -> list[_Problem]:
+def _semantic_problems(data: dict[Any, Any], where: Any) -> list[Problem]:
     """Rules spanning nodes: unique names, depends_on targets, SQL and regexes that parse."""
     steps = data.get("steps")
     if not isinstance(steps, list):
         return []
-    out: list[_Problem] = []
+    out: list[Problem] = []
     first: dict[str, int] = {}
     names: list[str | None] = []
     for i, raw in enumerate(steps):
-        name = _raw_name(raw, _STEP_ADAPTER)
+        name = raw_name(raw, STEP_ADAPTER)
         names.append(name)
         if not isinstance(raw, dict):
             continue
         if name is not None and name in first:
             explicit = isinstance(raw.get("name"), str)
             out.append(
-                _Problem(
+                Problem(
                     ("steps", i, "name") if explicit else ("steps", i),
                     f"duplicate step name `{name}` (also used by the step at "
                     f"{where(('steps', first[name]))})",
@@ -577,11 +296,11 @@ def _semantic_problems(data: dict[Any, Any], where: Any) -> list[_Problem]:
             path = ("steps", i, "depends_on", j)
             prefix = f"step `{names[i]}`: " if names[i] else f"steps[{i}]: "
             if dep == names[i]:
-                out.append(_Problem(path, prefix + "a step cannot depend on itself"))
+                out.append(Problem(path, prefix + "a step cannot depend on itself"))
             else:
                 close = did_you_mean(dep, first)
                 out.append(
-                    _Problem(
+                    Problem(
                         path,
                         f"{prefix}`depends_on` names an unknown step `{dep}`."
                         + (f" {close}" if close else ""),
@@ -594,18 +313,18 @@ def _semantic_problems(data: dict[Any, Any], where: Any) -> list[_Problem]:
 
 def _check_problems(
     checks: list[Any], i: int, prefix: str, step: str | None, where: Any
-) -> list[_Problem]:
-    out: list[_Problem] = []
+) -> list[Problem]:
+    out: list[Problem] = []
     seen: dict[str, int] = {}
     for j, raw in enumerate(checks):
-        name = _raw_name(raw, _CHECK_ADAPTER)
+        name = raw_name(raw, CHECK_ADAPTER)
         if not isinstance(raw, dict):
             continue
         path: SpecPath = ("steps", i, "checks", j)
         if name is not None and name in seen:
             explicit = isinstance(raw.get("name"), str)
             out.append(
-                _Problem(
+                Problem(
                     (*path, "name") if explicit else path,
                     f"{prefix}duplicate check name `{name}` (also used by the check at "
                     f"{where((*path[:-1], seen[name]))})",
@@ -621,7 +340,7 @@ def _check_problems(
         if raw.get("type") == "regex" and isinstance(raw.get("pattern"), str):
             problem = _regex_problem(raw["pattern"])
             if problem:
-                out.append(_Problem((*path, "pattern"), label + problem, step=step))
+                out.append(Problem((*path, "pattern"), label + problem, step=step))
     return out
 
 
@@ -639,12 +358,10 @@ def _regex_problem(pattern: str) -> str | None:
     return None
 
 
-def _sql_problems(sql: str, path: SpecPath, prefix: str, step: str | None) -> list[_Problem]:
+def _sql_problems(sql: str, path: SpecPath, prefix: str, step: str | None) -> list[Problem]:
     issue = check_sql(sql, expression=path[-1] == "expression")
     if issue is None:
         return []
     return [
-        _Problem(
-            path, prefix + issue.message, issue.hint, offset=issue.offset, value=sql, step=step
-        )
+        Problem(path, prefix + issue.message, issue.hint, offset=issue.offset, value=sql, step=step)
     ]

@@ -7,27 +7,42 @@ rejected. :func:`headwater.pipelines.loader.load_pipeline` turns YAML into a
 :class:`PipelineSpec` with file:line:col errors; the spec keeps those positions
 (:meth:`PipelineSpec.location_of`) so that later phases point at the field they
 complain about.
+
+The node base class and field types live in :mod:`._nodes`, positions and the
+source map in :mod:`._positions`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationInfo,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
 from headwater.errors import PipelineError, did_you_mean
+from headwater.pipelines._nodes import (
+    IDENTIFIER_PATTERN,
+    Bound,
+    ColumnName,
+    ConnectionName,
+    DatasetName,
+    Identifier,
+    Node,
+    Scalar,
+    Severity,
+    WriteMode,
+    custom_error,
+    derived_name_field,
+    slug,
+)
+from headwater.pipelines._positions import (
+    NodeInfo,
+    Position,
+    SourceMap,
+    SpecPath,
+    TextLayout,
+    format_path,
+)
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -59,82 +74,12 @@ __all__ = [
     "format_path",
 ]
 
-#: Pipeline, step and check names: a letter or ``_``, then letters, digits, ``_`` or ``-``.
-IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
-
-WriteMode: TypeAlias = Literal["append", "overwrite", "merge"]
-Severity: TypeAlias = Literal["error", "warn"]
-SpecPath: TypeAlias = tuple[str | int, ...]
-
-DatasetName = Annotated[
-    str,
-    Field(pattern=DATASET_NAME_PATTERN, description="A managed dataset, `zone.name` (lower-case)."),
-]
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-ColumnName = Annotated[str, Field(min_length=1, description="A column name.")]
-ConnectionName = Annotated[
-    str, Field(min_length=1, description="A connection declared in the workspace.")
-]
-Scalar = str | bool | int | float | date | datetime
-Bound = int | float | date | datetime | str
-
-
-def _hide_default(schema: dict[str, Any]) -> None:
-    """The default of a derived name is computed, not the empty string; do not publish it."""
-    schema.pop("default", None)
-
-
-def _derived_name_field(description: str) -> Any:
-    return Field(
-        default="",
-        pattern=IDENTIFIER_PATTERN,
-        description=description,
-        json_schema_extra=_hide_default,
-    )
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
-
-
-def _custom(kind: str, message: str, field: str) -> PydanticCustomError:
-    """A validation error that the loader locates at ``field`` of the failing node."""
-    return PydanticCustomError(kind, message, {"field": field})
-
-
-class _Node(BaseModel):
-    """Base of every node: strict keys, aliases in and out, a source location."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        use_attribute_docstrings=True,
-    )
-
-    _location: str | None = PrivateAttr(default=None)
-
-    @property
-    def location(self) -> str | None:
-        """``file:line:col`` of this node when loaded from YAML, else its field path."""
-        return self._location
-
-    def __eq__(self, other: object) -> bool:
-        # two nodes are equal when they define the same thing, wherever they were read from
-        if not isinstance(other, _Node):
-            return NotImplemented
-        return type(self) is type(other) and self.model_dump() == other.model_dump()
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 # --------------------------------------------------------------------------- checks
 
 
-class _CheckBase(_Node):
+class _CheckBase(Node):
     type: str
-    name: str = _derived_name_field("Check name; defaults to `<type>_<column>`.")
+    name: str = derived_name_field("Check name; defaults to `<type>_<column>`.")
     severity: Severity = "error"
     """`error` fails the step and quarantines failing rows; `warn` only reports."""
     description: str | None = None
@@ -148,7 +93,7 @@ class _CheckBase(_Node):
     @model_validator(mode="after")
     def _default_name(self) -> Self:
         if not self.name:
-            self.name = "_".join([self.type, *(_slug(c) for c in self.columns_checked())])
+            self.name = "_".join([self.type, *(slug(c) for c in self.columns_checked())])
         return self
 
 
@@ -167,7 +112,7 @@ class _ColumnsCheck(_CheckBase):
     def _one_of_column_columns(self) -> Self:
         if (self.column is None) == (self.columns is None):
             both = self.column is not None
-            raise _custom(
+            raise custom_error(
                 "column_or_columns",
                 f"`{self.type}` needs exactly one of `column` or `columns`"
                 + (", not both" if both else ""),
@@ -209,13 +154,17 @@ class RangeCheck(_CheckBase):
     @model_validator(mode="after")
     def _bounds(self) -> Self:
         if self.min is None and self.max is None:
-            raise _custom("range_bounds", "`range` needs `min`, `max` or both", "type")
+            raise custom_error("range_bounds", "`range` needs `min`, `max` or both", "type")
         try:
             inverted = self.min is not None and self.max is not None and self.min > self.max  # type: ignore[operator]
         except TypeError:
-            raise _custom("range_bounds", "`min` and `max` are of different types", "max") from None
+            raise custom_error(
+                "range_bounds", "`min` and `max` are of different types", "max"
+            ) from None
         if inverted:
-            raise _custom("range_bounds", f"`min` {self.min!r} is above `max` {self.max!r}", "max")
+            raise custom_error(
+                "range_bounds", f"`min` {self.min!r} is above `max` {self.max!r}", "max"
+            )
         return self
 
 
@@ -237,9 +186,11 @@ class RowCountCheck(_CheckBase):
     @model_validator(mode="after")
     def _bounds(self) -> Self:
         if self.min is None and self.max is None:
-            raise _custom("row_count_bounds", "`row_count` needs `min`, `max` or both", "type")
+            raise custom_error("row_count_bounds", "`row_count` needs `min`, `max` or both", "type")
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise _custom("row_count_bounds", f"`min` {self.min} is above `max` {self.max}", "max")
+            raise custom_error(
+                "row_count_bounds", f"`min` {self.min} is above `max` {self.max}", "max"
+            )
         return self
 
 
@@ -274,9 +225,9 @@ CHECK_TYPES: dict[str, type[_CheckBase]] = {
 # --------------------------------------------------------------------------- steps
 
 
-class _StepBase(_Node):
+class _StepBase(Node):
     type: str
-    name: str = _derived_name_field(
+    name: str = derived_name_field(
         "Unique step name; defaults to `<type>_<zone>_<name>` of the dataset it handles."
     )
     description: str | None = None
@@ -304,7 +255,7 @@ class _StepBase(_Node):
         if not self.name:
             self.name = self.default_name()
         if getattr(self, "mode", None) == "merge" and not getattr(self, "keys", None):
-            raise _custom(
+            raise custom_error(
                 "merge_without_keys",
                 "mode `merge` needs `keys`: the columns that identify a row",
                 "mode",
@@ -324,7 +275,7 @@ class _WritesDataset(_StepBase):
         return (self.to,)
 
     def default_name(self) -> str:
-        return f"{self.type}_{_slug(self.to)}"
+        return f"{self.type}_{slug(self.to)}"
 
 
 class ExtractStep(_WritesDataset):
@@ -365,7 +316,7 @@ class CheckStep(_StepBase):
         return (self.dataset,)
 
     def default_name(self) -> str:
-        return f"check_{_slug(self.dataset)}"
+        return f"check_{slug(self.dataset)}"
 
 
 class LoadStep(_StepBase):
@@ -387,7 +338,7 @@ class LoadStep(_StepBase):
         return (self.from_,)
 
     def default_name(self) -> str:
-        return f"load_{_slug(self.from_)}_to_{_slug(self.connection)}"
+        return f"load_{slug(self.from_)}_to_{slug(self.connection)}"
 
 
 Step = Annotated[ExtractStep | TransformStep | CheckStep | LoadStep, Field(discriminator="type")]
@@ -399,104 +350,15 @@ STEP_TYPES: dict[str, type[_StepBase]] = {
     "load": LoadStep,
 }
 
-# --------------------------------------------------------------------------- positions
-
-
-@dataclass(frozen=True)
-class Position:
-    """A 1-based line and column in a source file."""
-
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
-class TextLayout:
-    """How character offsets inside a string value map to file positions.
-
-    ``block`` is a literal block scalar (``|``): value line *i* is file line
-    ``first_line + i`` starting at ``column``. ``inline`` is a one-line scalar whose
-    first character sits at ``first_line:column``.
-    """
-
-    kind: Literal["block", "inline"]
-    first_line: int
-    column: int
-
-    def position(self, value: str, offset: int) -> Position | None:
-        offset = max(0, min(offset, len(value)))
-        line_start = value.rfind("\n", 0, offset) + 1
-        if self.kind == "block":
-            return Position(
-                self.first_line + value.count("\n", 0, offset), self.column + offset - line_start
-            )
-        if line_start:
-            return None
-        return Position(self.first_line, self.column + offset)
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """Where one YAML node sits: its mapping key (if any), its value, its text layout."""
-
-    value: Position
-    key: Position | None = None
-    text: TextLayout | None = None
-
-
-def format_path(path: SpecPath) -> str:
-    """``("steps", 2, "sql")`` -> ``steps[2].sql``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
-class SourceMap:
-    """Positions of the nodes of one pipeline file, keyed by their path in the document."""
-
-    def __init__(self, source: str, nodes: dict[SpecPath, NodeInfo]) -> None:
-        self.source = source
-        self.nodes = nodes
-
-    def info(self, path: SpecPath) -> tuple[SpecPath, NodeInfo] | None:
-        """The node at ``path`` or its nearest ancestor present in the file."""
-        for end in range(len(path), -1, -1):
-            found = self.nodes.get(path[:end])
-            if found is not None:
-                return path[:end], found
-        return None
-
-    def position(
-        self, path: SpecPath, *, key: bool = False, offset: int | None = None, value: Any = None
-    ) -> Position | None:
-        found = self.info(path)
-        if found is None:
-            return None
-        at, info = found
-        exact = at == path
-        if exact and offset is not None and info.text is not None and isinstance(value, str):
-            inner = info.text.position(value, offset)
-            if inner is not None:
-                return inner
-        if exact and key and info.key is not None:
-            return info.key
-        return info.value
-
-    def location(self, path: SpecPath, **kwargs: Any) -> str | None:
-        pos = self.position(path, **kwargs)
-        return f"{self.source}:{pos.line}:{pos.column}" if pos else None
-
-
 # --------------------------------------------------------------------------- pipeline
 
 
-class PipelineSpec(_Node):
+class PipelineSpec(Node):
     """A pipeline: named, described, a list of steps."""
 
     model_config = ConfigDict(title="Headwater pipeline")
 
-    name: str = _derived_name_field("Pipeline name; defaults to the file name without `.yaml`.")
+    name: str = derived_name_field("Pipeline name; defaults to the file name without `.yaml`.")
     description: str | None = None
     """Free text shown in listings and the UI."""
     steps: Annotated[list[Step], Field(min_length=1)]
@@ -508,7 +370,7 @@ class PipelineSpec(_Node):
         if not self.name:
             default = (info.context or {}).get("default_name")
             if not default:
-                raise _custom(
+                raise custom_error(
                     "missing_name", "the pipeline has no `name` and no file name to use", "name"
                 )
             self.name = default

@@ -1,0 +1,102 @@
+"""Building blocks of the spec models: the node base class and the field types.
+
+Every node of the language derives from :class:`Node` (strict keys, aliases, a
+source location, equality by content); fields use the annotated types below so
+that names, datasets and columns are validated, and described, the same way
+everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic_core import PydanticCustomError
+
+from headwater.transform.refs import DATASET_NAME_PATTERN
+
+__all__ = [
+    "IDENTIFIER_PATTERN",
+    "Bound",
+    "ColumnName",
+    "ConnectionName",
+    "DatasetName",
+    "Identifier",
+    "Node",
+    "Scalar",
+    "Severity",
+    "WriteMode",
+    "custom_error",
+    "derived_name_field",
+    "slug",
+]
+
+#: Pipeline, step and check names: a letter or ``_``, then letters, digits, ``_`` or ``-``.
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+
+WriteMode: TypeAlias = Literal["append", "overwrite", "merge"]
+Severity: TypeAlias = Literal["error", "warn"]
+
+DatasetName = Annotated[
+    str,
+    Field(pattern=DATASET_NAME_PATTERN, description="A managed dataset, `zone.name` (lower-case)."),
+]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+ColumnName = Annotated[str, Field(min_length=1, description="A column name.")]
+ConnectionName = Annotated[
+    str, Field(min_length=1, description="A connection declared in the workspace.")
+]
+Scalar = str | bool | int | float | date | datetime
+Bound = int | float | date | datetime | str
+
+
+def _hide_default(schema: dict[str, Any]) -> None:
+    """The default of a derived name is computed, not the empty string; do not publish it."""
+    schema.pop("default", None)
+
+
+def derived_name_field(description: str) -> Any:
+    return Field(
+        default="",
+        pattern=IDENTIFIER_PATTERN,
+        description=description,
+        json_schema_extra=_hide_default,
+    )
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_")
+
+
+def custom_error(kind: str, message: str, field: str) -> PydanticCustomError:
+    """A validation error that the loader locates at ``field`` of the failing node."""
+    return PydanticCustomError(kind, message, {"field": field})
+
+
+class Node(BaseModel):
+    """Base of every node: strict keys, aliases in and out, a source location."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        use_attribute_docstrings=True,
+    )
+
+    _location: str | None = PrivateAttr(default=None)
+
+    @property
+    def location(self) -> str | None:
+        """``file:line:col`` of this node when loaded from YAML, else its field path."""
+        return self._location
+
+    def __eq__(self, other: object) -> bool:
+        # two nodes are equal when they define the same thing, wherever they were read from
+        if not isinstance(other, Node):
+            return NotImplemented
+        return type(self) is type(other) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
