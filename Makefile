@@ -28,13 +28,13 @@ test: install
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples docs/examples
+	$(VENV)/bin/ruff format --check src tests bench examples docs/examples
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff format src tests bench examples
-	$(VENV)/bin/ruff check --fix src tests bench examples
+	$(VENV)/bin/ruff format src tests bench examples docs/examples
+	$(VENV)/bin/ruff check --fix src tests bench examples docs/examples
 
 bench: install
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[bench]'

@@ -54,9 +54,12 @@ runner:
 # Connections: secrets are ${{ENV_VAR}} references here, or stored encrypted with
 # `headwater connections add NAME --type TYPE --secret FIELD=VALUE`.
 connections:
-  local:
+  landing:              # files to read: CSV, JSON Lines, Parquet
     type: files
     path: data
+  exports:              # files to write
+    type: files
+    path: exports
 """
 
 
@@ -122,7 +125,7 @@ class Workspace:
         config = root / CONFIG_FILE
         if not config.exists():
             config.write_text(_TEMPLATE.format(name=name or root.name or "headwater"))
-        for sub in ("pipelines", "data", "lake", "archive", "backups", STATE_DIR):
+        for sub in ("pipelines", "data", "exports", "lake", "archive", "backups", STATE_DIR):
             (root / sub).mkdir(exist_ok=True)
         ws = cls(root, load_settings(root))
         ws.secrets.encrypt("")  # creates .headwater/key (0600) now, not at first use
@@ -168,9 +171,10 @@ class Workspace:
 
     # -- pipelines -----------------------------------------------------------------------
     def pipeline_path(self, path: str | Path) -> Path:
-        """Resolve a pipeline file: as given, else under the workspace's pipelines/."""
+        """Resolve a pipeline file: absolute, else relative to the workspace root, then to
+        its pipelines/ folder, then to the current directory (``.yaml`` may be left out)."""
         p = Path(path)
-        candidates = [p, self.root / p, self.root / "pipelines" / p]
+        candidates = [p] if p.is_absolute() else [self.root / p, self.root / "pipelines" / p, p]
         candidates += [c.with_suffix(".yaml") for c in candidates if not c.suffix]
         for candidate in candidates:
             if candidate.is_file():

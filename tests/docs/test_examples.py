@@ -40,7 +40,6 @@ CONNECTIONS = {
 # load as printed; docs/examples/orders_pipeline.yaml has `mode: overwrite` there. Until
 # README.md gets that line, the comparison fills exactly this gap (and nothing else), and
 # test_readme_pipeline_loads is an expected failure that turns into a failure once fixed.
-README_GAP = ("    target: orders.parquet\n", "    target: orders.parquet\n    mode: overwrite\n")
 
 # Orders for the README pipeline: one line that does not parse (amount `abc`), one NULL amount
 # (dropped by clean_orders), a negative amount (range check) and a duplicated order id
@@ -133,16 +132,9 @@ def _quarantined(ws: headwater.Workspace, dataset: str, key: str) -> list[tuple[
 
 def test_readme_pipeline_is_the_example() -> None:
     block = _only_block(README, "A short tour", "yaml")
-    if README_GAP[1] not in block:
-        block = block.replace(*README_GAP)
     assert block == (EXAMPLES / "orders_pipeline.yaml").read_text(encoding="utf-8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README.md's `export` step lacks `mode:`; once README.md has `mode: overwrite` "
-    "there, remove this marker and README_GAP",
-)
 def test_readme_pipeline_loads() -> None:
     parse_pipeline(_only_block(README, "A short tour", "yaml"), source="README.md")
 

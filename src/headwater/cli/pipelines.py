@@ -14,6 +14,11 @@ from headwater.cli.display import LiveRunDisplay, summary_table
 from headwater.workspace import Workspace
 
 
+def _shell_path(file: Path) -> Path:
+    """A path typed in a shell means the current directory first, like any command."""
+    return file.resolve() if file.is_file() else file
+
+
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("validate")(validate)
@@ -41,7 +46,7 @@ def validate(
 ) -> None:
     """Check a pipeline (YAML, fields, SQL, refs, connections, cycles) without running it."""
     with open_workspace() as ws:
-        plan = ws.validate(file)
+        plan = ws.validate(_shell_path(file))
         table = Table(title=f"pipeline {plan.spec.name}: valid", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("step")
@@ -75,7 +80,7 @@ def run(
     """Run a pipeline with a live per-step display; exit code 1 when any step fails."""
     with open_workspace() as ws:
         if output_json:
-            result = ws.run(file, select=select)
+            result = ws.run(_shell_path(file), select=select)
             console.print_json(
                 json.dumps(
                     {
@@ -94,7 +99,7 @@ def run(
             )
         else:
             with LiveRunDisplay(console) as display:
-                result = ws.run(file, select=select, on_event=display.handle)
+                result = ws.run(_shell_path(file), select=select, on_event=display.handle)
             console.print(summary_table(result))
         if not result.ok:
             raise typer.Exit(1)

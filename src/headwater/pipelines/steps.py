@@ -135,8 +135,14 @@ def _quarantine_rejects(ctx: RunContext, step: str, dataset: str, rejects: ListR
 
 
 def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
+    """Run the SQL and write its result.
+
+    rows_in counts the rows the query produced (what the write received), so the
+    step balances; the row counts of the datasets it read are in details.input_rows.
+    """
     refs = find_refs(step.sql)
     progress = _Progress(ctx, step.name)
+    input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
     with ctx.session() as session:
         session.attach_many(refs)
         sql = render_refs(step.sql, lambda name: ".".join(f'"{p}"' for p in name.split(".")))
@@ -153,7 +159,11 @@ def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
         bytes=commit.bytes or progress.bytes,
         inputs=tuple(refs),
         outputs=(step.to,),
-        details={"version": commit.version, "schema_change": commit.schema_change},
+        details={
+            "version": commit.version,
+            "schema_change": commit.schema_change,
+            "input_rows": input_rows,
+        },
     )
 
 
