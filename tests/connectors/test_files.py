@@ -582,3 +582,11 @@ def test_union_by_name_matches_columns_and_keeps_rejects(tmp_path: Path) -> None
 def test_empty_csv_file_reads_as_nothing(tmp_path: Path) -> None:
     write(tmp_path / "e.csv", "")
     assert list(source(tmp_path).read("e.csv")) == []
+
+
+def test_backslash_escapes_are_still_sniffed(tmp_path: Path) -> None:
+    rows = "".join(f'{i},"say \\"hi\\" {i}"\n' for i in range(20))
+    write(tmp_path / "b.csv", "id,text\n" + rows)
+    data, sink = read(source(tmp_path), "b.csv")
+    assert data["text"][0].as_py() == 'say "hi" 0'
+    assert sink.items == []

@@ -17,6 +17,8 @@ casts to, else VARCHAR.
 from __future__ import annotations
 
 import csv
+import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,14 @@ def pin_dialect(
     every column in order (which renames them).
     """
     sniffed = _sniff(con, file, args)
+    if sniffed and args.get("escape") is None and sniffed["escape"] not in ("", sniffed["quote"]):
+        # an unusual escape character (the sniffer can mistake data for one): the RFC 4180
+        # escape (the quote, doubled) wins if it parses the sample with fewer errors
+        rfc = _sniff(con, file, {**args, "escape": sniffed["quote"]})
+        if rfc and _sample_rejects(con, file, {**args, **rfc}) < _sample_rejects(
+            con, file, {**args, **sniffed}
+        ):
+            sniffed = rfc
     if sniffed is None or _suspicious(sniffed["columns"], args, head, opts.skip_rows):
         return _fallback_args(con, file, opts, dict(args), head, by_name)
     if opts.columns_schema:
@@ -126,6 +136,34 @@ def _sniff(
         "dateformat": date_format,
         "timestampformat": timestamp_format,
     }
+
+
+def _sample_rejects(con: duckdb.DuckDBPyConnection, file: FileRef, args: Mapping[str, Any]) -> int:
+    """How many lines of the sample ``args`` cannot parse (structure only, not casts)."""
+    import duckdb
+
+    tag = uuid.uuid4().hex[:12]
+    probe = {
+        **args,
+        "auto_detect": False,
+        "sample_size": None,
+        "store_rejects": True,
+        "rejects_table": f"hw_probe_{tag}",
+        "rejects_scan": f"hw_probe_scans_{tag}",
+    }
+    rows = args.get("sample_size") or _DEFAULT_SAMPLE
+    try:
+        con.sql(
+            f"SELECT count(*) FROM (SELECT * FROM read_csv({lit(file.uri)}{named_args(probe)}) "
+            f"LIMIT {rows if rows > 0 else _DEFAULT_SAMPLE})"
+        ).fetchall()
+        found = con.sql(f"SELECT count(*) FROM hw_probe_{tag}").fetchall()
+        return int(found[0][0])
+    except duckdb.Error:
+        return sys.maxsize
+    finally:
+        for table in (f"hw_probe_{tag}", f"hw_probe_scans_{tag}"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _suspicious(columns: Sequence[str], args: Mapping[str, Any], head: str, skip: int) -> bool:
