@@ -74,25 +74,42 @@ def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
-    """A local moto S3 server; yields fsspec/deltalake-style connection settings."""
-    from moto.server import ThreadedMotoServer
+    """A local moto S3 server in its own process; yields fsspec/deltalake-style settings.
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    A separate process, not moto's threaded server: deltalake's ``DeltaTable.history()``
+    waits on S3 while holding the GIL, which deadlocks against an in-process server.
+    """
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = "import sys; from moto.server import main; sys.exit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail("the moto S3 server process did not start")
+            time.sleep(0.1)
         yield {
-            "endpoint_url": endpoint,
+            "endpoint_url": f"http://127.0.0.1:{port}",
             "key": "testing",
             "secret": "testing",
             "region": "us-east-1",
         }
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(timeout=10)
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -75,11 +75,11 @@ def test_dataset_on_the_shared_s3_fixture(
 
 
 def test_history_and_as_of_on_s3(
-    s3_process_server: dict[str, str], s3_process_bucket: str, store: MetadataStore
+    s3_server: dict[str, str], s3_bucket: str, store: MetadataStore
 ) -> None:
     """History and time travel by timestamp read the Delta log's commit infos."""
     lake = Lake(
-        f"s3://{s3_process_bucket}/lake", store, storage_options=s3_options(s3_process_server)
+        f"s3://{s3_bucket}/lake", store, storage_options=s3_options(s3_server)
     )
     fill(lake)
     check_reads(lake)
