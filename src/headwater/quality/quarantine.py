@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from headwater.connectors.base import Reject
+from headwater.lake.names import quarantine_name
 
-__all__ = ["QUARANTINE_SCHEMA", "QUARANTINE_SUFFIX", "quarantine_name", "rejects_to_table"]
-
-QUARANTINE_SUFFIX = "__quarantine"
+__all__ = ["QUARANTINE_SCHEMA", "quarantine_name", "rejects_to_table"]
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -33,11 +32,6 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-
-
-def quarantine_name(dataset: str) -> str:
-    """``raw.orders`` -> ``raw.orders__quarantine``."""
-    return dataset if dataset.endswith(QUARANTINE_SUFFIX) else dataset + QUARANTINE_SUFFIX
 
 
 def rejects_to_table(
