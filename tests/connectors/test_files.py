@@ -590,3 +590,15 @@ def test_backslash_escapes_are_still_sniffed(tmp_path: Path) -> None:
     data, sink = read(source(tmp_path), "b.csv")
     assert data["text"][0].as_py() == 'say "hi" 0'
     assert sink.items == []
+
+
+def test_connection_format_applies_where_the_extension_says_nothing(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "known.parquet")
+    write(tmp_path / "logs" / "x.txt", "a\n2\n")
+    write(tmp_path / "logs" / "y.csv", "a\n3\n")
+    src = source(tmp_path, format="csv")
+    assert table(src.read("known.parquet")).to_pydict() == {"a": [1]}
+    assert sorted(table(src.read("logs/")).column("a").to_pylist()) == [2, 3]
+    names = {s.name for s in src.discover()}
+    assert names == {"known.parquet", "logs/x.txt", "logs/y.csv"}
+    assert table(source(tmp_path).read("logs", options={"format": "csv"})).num_rows == 2

@@ -100,7 +100,7 @@ def _relation(
 ) -> duckdb.DuckDBPyRelation | None:
     """Bind ``make(source)`` with every file's dialect and columns pinned.
 
-    None when the stream is a single empty file (no rows, no columns). With
+    None when the stream's only files are empty (no rows, no columns). With
     ``union_by_name`` each file is pinned on its own and the scans are combined with
     ``UNION ALL BY NAME``; otherwise the first file's dialect applies to all, and
     every file must start with the same header.
@@ -122,6 +122,8 @@ def _relation(
             if text:
                 pinned = pin_dialect(con, file, opts, args, text, by_name=True)
                 scans.append(f"SELECT * FROM {_source([file], pinned)}")
+        if not scans:  # every file is empty
+            return None
         source = "(" + " UNION ALL BY NAME ".join(scans) + ")"
     else:
         pinned = pin_dialect(con, files[0], opts, args, head)

@@ -51,12 +51,12 @@ class FilesSource:
 
     def discover(self) -> list[Stream]:
         """One stream per data file under the base, with its inferred Arrow schema."""
-        refs = self.storage.list_all()
+        refs = self.storage.list_all(self.config.format)
         con = connect(self.storage)
         streams = []
         try:
             for ref in refs:
-                fmt = ref.format or "csv"
+                fmt = ref.format or self.config.format or "csv"
                 try:
                     schema = _schema(con, self.storage, [ref], fmt, ReadOptions())
                     streams.append(Stream(ref.rel, schema, description=f"{fmt} file"))
@@ -87,7 +87,7 @@ class FilesSource:
         opts = parse_options(ReadOptions, options, "read")
         if limit is not None and limit < 0:
             raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
-        files = self.storage.resolve(stream)
+        files = self.storage.resolve(stream, fmt=opts.format, default_fmt=self.config.format)
         fmt = self._format(stream, files, opts)
         _check_applicable(fmt, opts)
         reader: _Reader = {"csv": read_csv, "jsonl": read_jsonl, "parquet": _read_parquet}[fmt]
@@ -121,11 +121,10 @@ class FilesSource:
         gate.finish()
 
     def _format(self, stream: str, files: list[FileRef], opts: ReadOptions) -> str:
+        """``options.format``, else each file's extension, else the connection's ``format``."""
         if opts.format:
             return opts.format
-        if self.config.format:
-            return self.config.format
-        unknown = next((f for f in files if f.format is None), None)
+        unknown = next((f for f in files if not (f.format or self.config.format)), None)
         if unknown is not None:
             raise ConfigError(
                 f"Cannot tell the format of {unknown.rel} from its extension.",
@@ -134,7 +133,7 @@ class FilesSource:
                 hint="Set options.format (or the connection's `format`) to one of csv, jsonl, "
                 "parquet.",
             )
-        formats = sorted({f.format for f in files if f.format})
+        formats = sorted({f.format or self.config.format or "" for f in files})
         if len(formats) > 1:
             raise ConfigError(
                 f"Stream {stream!r} mixes formats: {', '.join(formats)}.",

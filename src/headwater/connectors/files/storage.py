@@ -78,6 +78,12 @@ class FileRef:
     compression: str | None
 
 
+def _counts(ref: FileRef, fmt: str | None, default_fmt: str | None) -> bool:
+    if fmt:
+        return ref.format in (fmt, None)
+    return ref.format is not None or default_fmt is not None
+
+
 def _is_hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
@@ -192,8 +198,14 @@ class Storage:
         return FileRef(self.relative(path), path, self.uri(path), fmt, compression)
 
     # -- listing -----------------------------------------------------------------------
-    def resolve(self, stream: str) -> list[FileRef]:
-        """The files of ``stream``: one file, a glob, or a directory (data files in it)."""
+    def resolve(
+        self, stream: str, *, fmt: str | None = None, default_fmt: str | None = None
+    ) -> list[FileRef]:
+        """The files of ``stream``: one file, a glob, or a directory (data files in it).
+
+        In a directory, a file counts when its extension names ``fmt`` (or, with no
+        ``fmt``, any known format), or names none and a format was given or defaults.
+        """
         rel = self.clean_relative(stream)
         full = self.full_path(rel)
         with self._errors(f"listing {stream!r}"):
@@ -208,7 +220,7 @@ class Storage:
                     raise self._not_found(stream, rel, f"No files match {stream!r}")
                 return [self.ref(p) for p in sorted(paths)]
             if self.fs.isdir(full):
-                refs = [r for r in self._walk(full) if r.format]
+                refs = [r for r in self._walk(full) if _counts(r, fmt, default_fmt)]
                 if not refs:
                     raise SourceNotFoundError(
                         f"Directory {stream!r} under {self.display} holds no csv, jsonl or "
@@ -223,7 +235,7 @@ class Storage:
                 return [self.ref(full)]
         raise self._not_found(stream, rel, f"No file or directory {stream!r}")
 
-    def list_all(self) -> list[FileRef]:
+    def list_all(self, default_fmt: str | None = None) -> list[FileRef]:
         """Every data file under the base, recursively, hidden names skipped."""
         with self._errors("listing the base directory"):
             if not self.fs.isdir(self.root):
@@ -233,7 +245,7 @@ class Storage:
                     location=self.display,
                     hint="Create it or fix the connection's `path`.",
                 )
-            return [r for r in self._walk(self.root) if r.format]
+            return [r for r in self._walk(self.root) if _counts(r, None, default_fmt)]
 
     def _walk(self, top: str) -> list[FileRef]:
         refs = []
