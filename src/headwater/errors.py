@@ -17,6 +17,7 @@ pickling so that executors can ship them between processes.
     │   ├── CycleError               steps depend on each other in a loop
     │   └── RefError                 ref() to a dataset nothing produces and the lake lacks
     ├── ConnectorError
+    │   ├── ConnectorUnavailableError  endpoint unreachable or timed out (Transient: retried)
     │   ├── UnknownConnectorError    no connector registered under that name
     │   ├── ConnectionNotFoundError  no connection declared under that name
     │   ├── SourceNotFoundError      a file, table or stream that does not exist
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigError",
     "ConnectionNotFoundError",
     "ConnectorError",
+    "ConnectorUnavailableError",
     "CycleError",
     "DatasetError",
     "DatasetNotFoundError",
@@ -177,6 +179,10 @@ class RefError(PipelineError):
 
 class ConnectorError(HeadwaterError):
     """A connector failed."""
+
+
+class ConnectorUnavailableError(ConnectorError, Transient):
+    """The endpoint is unreachable or timed out; a retry may succeed."""
 
 
 class UnknownConnectorError(ConnectorError, Terminal):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from headwater.errors import ConnectorError, SourceNotFoundError
+from headwater.errors import ConnectorError, SourceNotFoundError, Transient
 from tests.connectors.files_support import destination, read, reader_of, s3_settings, source
 
 DATA = pa.table({"id": [1, 2, 3], "name": ["a", "b", None], "amount": [1.5, 2.0, 3.25]})
@@ -161,6 +161,7 @@ def test_s3_wrong_endpoint_fails_fast_with_a_short_error(s3_server: dict[str, st
     text = str(err.value)
     assert "very-secret-value" not in text and len(text) < 600
     assert "endpoint_url" in (err.value.hint or "")
+    assert isinstance(err.value, Transient)  # an unreachable endpoint is worth a retry
 
 
 def test_s3_silent_endpoint_times_out(s3_server: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from headwater.connectors.files.factory import FORMAT_ALIASES, FORMATS, FilesCon
 from headwater.errors import (
     ConfigError,
     ConnectorError,
+    ConnectorUnavailableError,
     SourceNotFoundError,
     choices_hint,
     did_you_mean,
@@ -344,13 +345,29 @@ class _ErrorContext:
                 location=self.storage.display,
             ) from None
         if isinstance(exc, Exception):
-            raise ConnectorError(
+            # network trouble (refused, timed out, reset) may pass: mark it retryable
+            cls = ConnectorUnavailableError if _is_network(exc) else ConnectorError
+            raise cls(
                 f"Failed {self.action} under {self.storage.display}: "
                 f"{type(exc).__name__}: {_first_line(exc)}",
                 connector=CONNECTOR,
                 location=self.storage.display,
                 hint=_hint_for(self.storage),
             ) from None
+
+
+def _is_network(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        name = type(current).__name__
+        if name in ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _first_line(exc: BaseException) -> str:
