@@ -21,7 +21,7 @@ demo: install
 	@cp -r examples/quickstart/headwater.yaml examples/quickstart/pipelines examples/quickstart/data $(DEMO_DIR)/
 	@cd $(DEMO_DIR) && ../$(HW) init . >/dev/null
 	cd $(DEMO_DIR) && ../$(HW) run pipelines/quickstart.yaml
-	cd $(DEMO_DIR) && ../$(HW) query "select dataset, rule, count(*) as rows from raw.orders__quarantine group by all union all select dataset, rule, count(*) from raw.customers__quarantine group by all union all select dataset, rule, count(*) from staging.orders__quarantine group by all order by rows desc"
+	cd $(DEMO_DIR) && ../$(HW) quarantine
 	cd $(DEMO_DIR) && ../$(HW) query "select country, count(*) as orders, round(sum(amount), 2) as revenue from mart.orders group by country order by revenue desc limit 5"
 
 test: install

@@ -291,6 +291,25 @@ class Workspace:
     def read(self, name: str, **kwargs: Any) -> pa.Table:
         return self.lake.read(name, **kwargs)
 
+    def quarantine(self, dataset: str | None = None) -> pa.Table:
+        """Quarantined rows by dataset and rule; or, given a dataset, its quarantined rows."""
+        from headwater.lake.names import quarantine_name
+
+        names = [n for n in self.lake.list() if n.endswith("__quarantine")]
+        if dataset is not None:
+            name = quarantine_name(dataset)
+            if name not in names:
+                return pa.table({})
+            return self.lake.read(name)
+        if not names:
+            return pa.table({"dataset": pa.array([], pa.string())})
+        parts = " UNION ALL ".join(
+            f"SELECT dataset, rule, count(*) AS rows, max(quarantined_at) AS last_at "
+            f"FROM {name} GROUP BY ALL"
+            for name in names
+        )
+        return self.query(f"SELECT * FROM ({parts}) ORDER BY dataset, rows DESC")
+
     # -- query -----------------------------------------------------------------------------
     def query(
         self,

@@ -289,3 +289,16 @@ def test_pipeline_constant_is_valid() -> None:
     from headwater.pipelines.spec import PipelineSpec
 
     assert len(PipelineSpec.from_yaml(PIPELINE).steps) == 5
+
+
+def test_quarantine_command(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "quarantine")
+    assert code == 0 and "nothing quarantined" in out
+    assert run_cli(capsys, "run", "shop")[0] == 0
+    code, out, _ = run_cli(capsys, "quarantine")
+    assert code == 0
+    lines = [line for line in out.splitlines() if "raw.orders" in line or "staging.orders" in line]
+    assert any("parse" in line and " 2 " in line for line in lines), out
+    assert any("range_amount" in line and " 1 " in line for line in lines), out
+    code, out, _ = run_cli(capsys, "quarantine", "raw.orders")
+    assert code == 0 and "abc" in out and "6,10,4.00" in out

@@ -15,7 +15,7 @@ import click
 import typer
 
 from headwater import __version__
-from headwater.cli import connections, datasets, pipelines, query, runs
+from headwater.cli import connections, datasets, pipelines, quarantine, query, runs
 from headwater.cli._state import err_console, state
 from headwater.errors import HeadwaterError
 
@@ -56,6 +56,7 @@ def root(
 
 pipelines.register(app)
 query.register(app)
+quarantine.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")
