@@ -23,8 +23,13 @@ def register(app: typer.Typer) -> None:
 
 def render_table(table: pa.Table, *, limit: int = 100) -> Table:
     out = Table(show_lines=False)
-    for name in table.column_names:
-        out.add_column(name, overflow="fold")
+    for field in table.schema:
+        numeric = (
+            pa.types.is_integer(field.type)
+            or pa.types.is_floating(field.type)
+            or (pa.types.is_decimal(field.type))
+        )
+        out.add_column(field.name, overflow="fold", justify="right" if numeric else "left")
     for row in table.slice(0, limit).to_pylist():
         out.add_row(*["" if v is None else str(v) for v in row.values()])
     if table.num_rows > limit:
