@@ -7,6 +7,7 @@ own beyond wiring the layers together.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,6 +110,7 @@ class Workspace:
             config_file=root / CONFIG_FILE,
         )
         self._lake: Lake | None = None
+        self.store.reap_abandoned_runs(socket.gethostname(), _pid_alive)
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -343,6 +345,16 @@ class Workspace:
 
     def test_connection(self, name: str) -> None:
         self.connections.test(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
 
 
 def _split_as_of(as_of: int | datetime | str | None) -> tuple[int | None, datetime | str | None]:

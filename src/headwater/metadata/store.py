@@ -8,7 +8,7 @@ between the runner's threads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -245,6 +245,29 @@ class MetadataStore:
             )
             s.add(row)
             return row
+
+    def reap_abandoned_runs(self, host: str, is_alive: Callable[[int], bool]) -> list[str]:
+        """Mark ``running`` runs of ``host`` whose process is gone as failed; return their ids.
+
+        A run records its host and pid when it starts; a process killed mid-run (kill -9,
+        OOM, power loss) cannot finish its record, so the next open of the workspace does.
+        """
+        reaped: list[str] = []
+        with self.session() as s:
+            for run in s.scalars(select(RunRow).where(RunRow.status == "running")):
+                params = run.params or {}
+                pid = params.get("pid")
+                if params.get("host") != host or not isinstance(pid, int) or is_alive(pid):
+                    continue
+                message = f"process {pid} on {host} ended without finishing the run"
+                run.status, run.error, run.ended_at = "failed", message, utcnow()
+                for step in run.steps:
+                    if step.status in ("running", "pending"):
+                        step.status = "failed" if step.status == "running" else "skipped"
+                        step.error = message
+                        step.ended_at = utcnow()
+                reaped.append(run.id)
+        return reaped
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         with self.session() as s:

@@ -10,6 +10,8 @@ step's ``retries``; everything else fails at once.
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import time
 import traceback
 import uuid
@@ -77,7 +79,11 @@ class Runner:
         started = time.monotonic()
         order: list[str] = list(self.plan.order)
         ctx.store.start_run(
-            ctx.run_id, ctx.pipeline, pipeline_file=self.pipeline_file, trigger=self.trigger
+            ctx.run_id,
+            ctx.pipeline,
+            pipeline_file=self.pipeline_file,
+            trigger=self.trigger,
+            params={"pid": os.getpid(), "host": socket.gethostname()},
         )
         step_rows = {
             name: ctx.store.add_step_run(ctx.run_id, name, self._steps[name].type) for name in order
