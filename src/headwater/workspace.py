@@ -142,6 +142,13 @@ class Workspace:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def temp_directory(self) -> str:
+        """Where DuckDB spills to disk (.headwater/tmp)."""
+        path = self.root / STATE_DIR / "tmp"
+        path.mkdir(exist_ok=True)
+        return str(path)
+
     # -- layers --------------------------------------------------------------------------
     @property
     def lake(self) -> Lake:
@@ -169,6 +176,7 @@ class Workspace:
             memory_limit=self.settings.engine.memory_limit,
             version=version,
             as_of=as_of,
+            temp_directory=self.temp_directory,
         )
 
     # -- pipelines -----------------------------------------------------------------------
@@ -234,6 +242,7 @@ class Workspace:
             connections=self.connections,
             engine=self.settings.engine,
             emit=lambda event: None,
+            temp_directory=self.temp_directory,
         )
         runner = Runner(
             ctx,

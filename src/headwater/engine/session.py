@@ -34,12 +34,21 @@ _lock = threading.Lock()
 
 
 def connect(
-    *, threads: int | None = None, memory_limit: str | None = None
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection that never fetches extensions."""
+    """An in-memory DuckDB connection that never fetches extensions.
+
+    ``temp_directory`` is where DuckDB spills when a join, sort or check outgrows
+    ``memory_limit``.
+    """
     import duckdb
 
     config: dict[str, Any] = dict(_DUCKDB_CONFIG)
+    if temp_directory:
+        config["temp_directory"] = temp_directory
     if threads:
         config["threads"] = threads
     if memory_limit:
@@ -81,13 +90,16 @@ class EngineSession:
         memory_limit: str | None = None,
         version: int | None = None,
         as_of: datetime | str | None = None,
+        temp_directory: str | None = None,
     ) -> None:
         self._resolver = resolver
         self._version = version
         self._as_of = as_of
         self._attached: set[str] = set()
         self._schemas: set[str] = set()
-        self.con = connect(threads=threads, memory_limit=memory_limit)
+        self.con = connect(
+            threads=threads, memory_limit=memory_limit, temp_directory=temp_directory
+        )
 
     def __enter__(self) -> EngineSession:
         return self

@@ -46,12 +46,14 @@ class RunContext:
     connections: Connections
     engine: EngineSettings
     emit: Callable[[Event], None]
+    temp_directory: str | None = None
 
     def session(self) -> EngineSession:
         return EngineSession(
             lambda name, version, as_of: self.lake.dataset(name, version=version, as_of=as_of),
             threads=self.engine.threads,
             memory_limit=self.engine.memory_limit,
+            temp_directory=self.temp_directory,
         )
 
 
