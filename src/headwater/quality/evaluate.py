@@ -1,8 +1,9 @@
 """Evaluate compiled checks over a relation in one DuckDB pass.
 
-The relation is materialized once with one boolean flag column per row check
-(``__hw_fail_<i>``); counts, the quarantine rows and the passing rows are then
-cheap queries over that table. Rows failing any ``error`` check are split off;
+One aggregate pass computes a boolean flag per row check (``__hw_fail_<i>``)
+and sums them, reading only the columns the checks use. Only when an ``error``
+check blocks rows is the relation materialized with its flags, so that the
+quarantine rows and the passing rows are two cheap queries over one snapshot.
 ``warn`` checks only count.
 """
 
@@ -39,12 +40,24 @@ class CheckOutcome:
     """Results plus readers for the rows to keep and the rows to quarantine."""
 
     session: EngineSession
+    relation: str
+    flag_sql: str
     results: list[CheckResult]
     rows_checked: int
     rows_quarantined: int
     data_columns: list[str] = field(default_factory=list)
     blocking_flags: list[str] = field(default_factory=list)
     _labels: list[tuple[str, str]] = field(default_factory=list)
+    _materialized: bool = False
+
+    def _table(self) -> str:
+        if not self._materialized:
+            self.session.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_TMP} AS "
+                f"SELECT *{self.flag_sql} FROM {self.relation}"
+            )
+            self._materialized = True
+        return _TMP
 
     @property
     def table_failures(self) -> list[CheckResult]:
@@ -59,7 +72,7 @@ class CheckOutcome:
         cols = ", ".join(quote_ident(c) for c in self.data_columns)
         where = " OR ".join(self.blocking_flags) or "FALSE"
         return self.session.reader(
-            f"SELECT {cols} FROM {_TMP} WHERE NOT ({where})", batch_rows=batch_rows
+            f"SELECT {cols} FROM {self._table()} WHERE NOT ({where})", batch_rows=batch_rows
         )
 
     def quarantine_rows(
@@ -82,7 +95,7 @@ class CheckOutcome:
               CAST(NULL AS VARCHAR) AS "column",
               CAST(to_json(struct_pack({cols})) AS VARCHAR) AS raw_record,
               now()::TIMESTAMPTZ AS quarantined_at
-            FROM {_TMP} WHERE {where}
+            FROM {self._table()} WHERE {where}
         """
         reader = self.session.reader(sql, batch_rows=batch_rows)
         return pa.RecordBatchReader.from_batches(
@@ -101,13 +114,13 @@ def evaluate_checks(
         for c, flag in zip(row_checks, flags, strict=True)
     )
     data_columns = [row[0] for row in session.execute(f"DESCRIBE SELECT * FROM {relation}")]
-    session.execute(f"CREATE OR REPLACE TEMP TABLE {_TMP} AS SELECT *{flag_sql} FROM {relation}")
 
     blocking = [f for c, f in zip(row_checks, flags, strict=True) if c.blocking]
     sums = "".join(f", sum(CAST({f} AS BIGINT))" for f in flags)
     any_blocking = " OR ".join(blocking) if blocking else "FALSE"
     counts = session.execute(
-        f"SELECT count(*), sum(CAST(({any_blocking}) AS BIGINT)){sums} FROM {_TMP}"
+        f"SELECT count(*), sum(CAST(({any_blocking}) AS BIGINT)){sums} "
+        f"FROM (SELECT TRUE AS __hw_row{flag_sql} FROM {relation})"
     )[0]
     total = int(counts[0])
     quarantined = int(counts[1] or 0)
@@ -130,7 +143,7 @@ def evaluate_checks(
     for check in checks:
         if check.table_sql is None:
             continue
-        failed_flag, observed = session.execute(check.table_sql.format(relation=_TMP))[0]
+        failed_flag, observed = session.execute(check.table_sql.format(relation=relation))[0]
         results.append(
             CheckResult(
                 check.name,
@@ -144,4 +157,6 @@ def evaluate_checks(
             )
         )
     labels = [(f, c.name) for c, f in zip(row_checks, flags, strict=True) if c.blocking]
-    return CheckOutcome(session, results, total, quarantined, data_columns, blocking, labels)
+    return CheckOutcome(
+        session, relation, flag_sql, results, total, quarantined, data_columns, blocking, labels
+    )
