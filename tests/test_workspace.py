@@ -170,3 +170,44 @@ def test_parallel_steps_overlap(tmp_path: Path) -> None:
     started_before = {name for kind, name in events[:first_end] if kind == "start"}
     assert {"extract_orders", "extract_customers"} <= started_before
     assert os.cpu_count()
+
+
+def test_on_schema_change_replace(tmp_path: Path) -> None:
+    """A transform whose output changes type fails by default and succeeds with replace."""
+    pipeline = """\
+name: reshape
+steps:
+  - name: t
+    type: transform
+    sql: select {expr} as amount
+    to: staging.reshaped
+    mode: overwrite
+{extra}"""
+    with make_workspace(tmp_path) as ws:
+        path = ws.root / "pipelines" / "reshape.yaml"
+        path.write_text(pipeline.format(expr="1.5::DOUBLE", extra=""))
+        assert ws.run("reshape").ok
+        path.write_text(pipeline.format(expr="'x'", extra=""))
+        failed = ws.run("reshape")
+        assert not failed.ok and "amount" in (failed.steps[0].error or "")
+        assert "on_schema_change: replace" in (failed.steps[0].error or "")
+        assert ws.read("staging.reshaped").column("amount").to_pylist() == [1.5]
+        path.write_text(pipeline.format(expr="'x'", extra="    on_schema_change: replace\n"))
+        assert ws.run("reshape").ok
+        assert ws.read("staging.reshaped").column("amount").to_pylist() == ["x"]
+        changes = [v.change for v in ws.store.schema_versions("staging.reshaped")]
+        assert changes == ["created", "replaced"]
+        assert ws.query("select amount from staging.reshaped", as_of=0).to_pylist() == [
+            {"amount": 1.5}
+        ]
+
+
+def test_replace_needs_overwrite(tmp_path: Path) -> None:
+    from headwater.errors import PipelineSyntaxError
+    from headwater.pipelines.spec import PipelineSpec
+
+    with pytest.raises(PipelineSyntaxError, match="needs `mode: overwrite`"):
+        PipelineSpec.from_yaml(
+            "name: x\nsteps:\n  - {type: transform, sql: select 1, to: a.b, mode: append,"
+            " on_schema_change: replace}\n"
+        )

@@ -239,8 +239,9 @@ def _error(
 
 
 _REPLACE_HINT = (
-    "Cast the column to the existing type before writing, or overwrite with "
-    "allow_schema_replace=True to replace the dataset's schema."
+    "Cast the column to the existing type before writing, or overwrite with a new schema "
+    "(pipeline step: `mode: overwrite` + `on_schema_change: replace`; Python: "
+    "allow_schema_replace=True)."
 )
 
 

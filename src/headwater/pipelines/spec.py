@@ -270,6 +270,21 @@ class _WritesDataset(_StepBase):
     """`overwrite` replaces the dataset, `append` adds rows, `merge` upserts on `keys`."""
     keys: list[ColumnName] = Field(default_factory=list)
     """Columns identifying a row; required for `mode: merge`."""
+    on_schema_change: Literal["evolve", "replace"] = "evolve"
+    """`evolve`: add new nullable columns, refuse lossy changes. `replace` (with
+    `mode: overwrite` only): the new schema replaces the old one, recorded as a new
+    schema version; older versions stay readable by time travel."""
+
+    @model_validator(mode="after")
+    def _replace_needs_overwrite(self) -> Self:
+        if self.on_schema_change == "replace" and self.mode != "overwrite":
+            raise custom_error(
+                "replace_needs_overwrite",
+                "`on_schema_change: replace` needs `mode: overwrite`: appended or merged "
+                "rows must match the dataset's schema",
+                "on_schema_change",
+            )
+        return self
 
     def outputs(self) -> tuple[str, ...]:
         return (self.to,)

@@ -99,6 +99,10 @@ def _keys(step: Any) -> list[str] | None:
     return list(keys) if keys else None
 
 
+def _replace(step: Any) -> bool:
+    return bool(_attr(step, "on_schema_change") == "replace")
+
+
 def _options(step: Any) -> dict[str, Any]:
     options = _attr(step, "options")
     return dict(options) if options else {}
@@ -111,7 +115,12 @@ def run_extract(ctx: RunContext, step: Any) -> StepOutcome:
     state = ctx.store.get_checkpoint(ctx.pipeline, step.name)
     batches = source.read(step.stream, options=_options(step), state=state, rejects=rejects)
     commit = ctx.lake.write(
-        step.to, progress.wrap(batches), mode=_mode(step), keys=_keys(step), run_id=ctx.run_id
+        step.to,
+        progress.wrap(batches),
+        mode=_mode(step),
+        keys=_keys(step),
+        run_id=ctx.run_id,
+        allow_schema_replace=_replace(step),
     )
     quarantined = _quarantine_rejects(ctx, step.name, step.to, rejects)
     return StepOutcome(
@@ -150,7 +159,12 @@ def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
         sql = render_refs(step.sql, lambda name: ".".join(f'"{p}"' for p in name.split(".")))
         reader = session.reader(sql, batch_rows=ctx.engine.batch_rows)
         commit = ctx.lake.write(
-            step.to, progress.reader(reader), mode=_mode(step), keys=_keys(step), run_id=ctx.run_id
+            step.to,
+            progress.reader(reader),
+            mode=_mode(step),
+            keys=_keys(step),
+            run_id=ctx.run_id,
+            allow_schema_replace=_replace(step),
         )
     return StepOutcome(
         step.name,
