@@ -602,3 +602,27 @@ def test_connection_format_applies_where_the_extension_says_nothing(tmp_path: Pa
     names = {s.name for s in src.discover()}
     assert names == {"known.parquet", "logs/x.txt", "logs/y.csv"}
     assert table(source(tmp_path).read("logs", options={"format": "csv"})).num_rows == 2
+
+
+def test_empty_file_first_in_a_glob_does_not_pin_the_dialect(tmp_path: Path) -> None:
+    write(tmp_path / "orders" / "a_empty.csv", "")
+    write(tmp_path / "orders" / "b.csv", "id,name\n1,x\n2,y\n")
+    write(tmp_path / "orders" / "c_empty.csv", "")
+    data, sink = read(source(tmp_path), "orders/*.csv")
+    assert data.to_pydict() == {"id": [1, 2], "name": ["x", "y"]}
+    assert sink.items == []
+
+
+def test_empty_compressed_file_first_in_a_glob_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "a.csv.gz").write_bytes(gzip.compress(b""))
+    write(tmp_path / "g" / "b.csv", "id,name\n1,x\n")
+    data, sink = read(source(tmp_path), "g/*")
+    assert data.to_pydict() == {"id": [1], "name": ["x"]}
+    assert sink.items == []
+
+
+def test_glob_of_only_empty_files_reads_as_nothing(tmp_path: Path) -> None:
+    write(tmp_path / "e" / "a.csv", "")
+    write(tmp_path / "e" / "b.csv", "")
+    assert list(source(tmp_path).read("e/*.csv")) == []

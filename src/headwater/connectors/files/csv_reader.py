@@ -18,7 +18,7 @@ from headwater.connectors.base import Reject
 from headwater.connectors.files.csv_dialect import check_headers, pin_dialect
 from headwater.connectors.files.duck import first_line, lit, named_args
 from headwater.connectors.files.options import ReadOptions
-from headwater.connectors.files.reading import RejectGate, bind, scan, text_head
+from headwater.connectors.files.reading import RejectGate, bind, read_head, scan, text_head
 from headwater.connectors.files.storage import CONNECTOR, FileRef, Storage, split_extension
 from headwater.errors import SourceFormatError
 
@@ -100,15 +100,16 @@ def _relation(
 ) -> duckdb.DuckDBPyRelation | None:
     """Bind ``make(source)`` with every file's dialect and columns pinned.
 
-    None when the stream's only files are empty (no rows, no columns). With
+    None when the stream's files are all empty (no rows, no columns); empty files
+    are left out of the scan, so the dialect comes from the first file with text. With
     ``union_by_name`` each file is pinned on its own and the scans are combined with
     ``UNION ALL BY NAME``; otherwise the first file's dialect applies to all, and
     every file must start with the same header.
     """
     import duckdb
 
-    head = text_head(storage, files[0], opts.compression, opts.encoding)
-    if not head and len(files) == 1:
+    files, head = _skip_empty(storage, files, opts)
+    if not files:
         return None
     args = _user_args(files, opts)
     if opts.union_by_name and len(files) > 1:
@@ -139,6 +140,25 @@ def _relation(
             location=files[0].uri,
             hint="Check options.delimiter, quote, escape, header and encoding.",
         ) from None
+
+
+def _skip_empty(
+    storage: Storage, files: Sequence[FileRef], opts: ReadOptions
+) -> tuple[list[FileRef], str]:
+    """The files that hold any text (after decompression), and the head of the first.
+
+    An empty file has no header and no rows; pinning the dialect from it would make
+    every line of the other files a reject.
+    """
+    rest = list(files)
+    while rest:
+        head = text_head(storage, rest[0], opts.compression, opts.encoding)
+        if head:
+            kept = [rest[0]]
+            kept += [f for f in rest[1:] if read_head(storage, f, opts.compression, 1)]
+            return kept, head
+        rest.pop(0)
+    return [], ""
 
 
 def _user_args(files: Sequence[FileRef], opts: ReadOptions) -> dict[str, Any]:
