@@ -626,3 +626,25 @@ def test_glob_of_only_empty_files_reads_as_nothing(tmp_path: Path) -> None:
     write(tmp_path / "e" / "a.csv", "")
     write(tmp_path / "e" / "b.csv", "")
     assert list(source(tmp_path).read("e/*.csv")) == []
+
+
+@pytest.mark.parametrize("bom_file", ["a.csv", "b.csv"])
+def test_utf8_bom_on_one_file_of_a_glob_is_not_a_header_mismatch(
+    tmp_path: Path, bom_file: str
+) -> None:
+    for name, rows in (("a.csv", "1,x\n"), ("b.csv", "2,y\n")):
+        bom = "\ufeff" if name == bom_file else ""
+        write(tmp_path / "g" / name, f"{bom}id,name\n{rows}")
+    data, sink = read(source(tmp_path), "g/*.csv")
+    assert data.to_pydict() == {"id": [1, 2], "name": ["x", "y"]}
+    assert sink.items == []
+
+
+def test_utf8_bom_is_not_part_of_the_first_name_when_the_schema_is_inferred(
+    tmp_path: Path,
+) -> None:
+    rows = "".join(f"{i},a\n" for i in range(5))
+    write(tmp_path / "f.csv", "\ufeffid,name\n1,a,extra,more\n" + rows)  # sniffer gives up
+    data, sink = read(source(tmp_path), "f.csv")
+    assert data.column_names == ["id", "name"] and data.num_rows == 5
+    assert [r.source_line for r in sink.items] == [2]

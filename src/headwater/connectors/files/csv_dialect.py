@@ -82,6 +82,7 @@ def check_headers(
     """
 
     def header(text: str) -> list[str]:
+        text = text.removeprefix("\ufeff")  # a UTF-8 byte order mark is not part of a name
         first = next((line for line in text.splitlines()[opts.skip_rows :] if line.strip()), "")
         return [
             f.strip() for f in _split(first, pinned["delim"], pinned["quote"], pinned["escape"])
@@ -206,6 +207,7 @@ def _fallback_args(
     head: str,
     by_name: bool,
 ) -> dict[str, Any]:
+    head = head.removeprefix("\ufeff")
     lines = [line for line in head.splitlines()[opts.skip_rows :] if line.strip()]
     if not lines:
         raise SourceFormatError(
