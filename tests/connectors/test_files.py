@@ -16,6 +16,7 @@ from pydantic import SecretStr, ValidationError
 
 from headwater.connectors import Capabilities, ListRejectSink, get_connector
 from headwater.connectors.files.factory import FilesConfig, FilesFactory
+from headwater.connectors.files.storage import redact
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -648,3 +649,22 @@ def test_utf8_bom_is_not_part_of_the_first_name_when_the_schema_is_inferred(
     data, sink = read(source(tmp_path), "f.csv")
     assert data.column_names == ["id", "name"] and data.num_rows == 5
     assert [r.source_line for r in sink.items] == [2]
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://admin:pw@10.0.0.1:9000/b", "http://admin:****@10.0.0.1:9000/b"),
+        ('url: "https://u:p%40ss@host/x" failed', 'url: "https://u:****@host/x" failed'),
+        ("s3://user@host/k and http://a:b@c", "s3://user@host/k and http://a:****@c"),
+        ("no url here: a@b", "no url here: a@b"),
+    ],
+)
+def test_redact_masks_url_passwords(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_redact_removes_given_secrets() -> None:
+    assert redact("key AKIA1234 secret s3cr3t!", ("s3cr3t!", "AKIA1234", None)) == (
+        "key **** secret ****"
+    )

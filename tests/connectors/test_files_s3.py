@@ -164,6 +164,27 @@ def test_s3_wrong_endpoint_fails_fast_with_a_short_error(s3_server: dict[str, st
     assert isinstance(err.value, Transient)  # an unreachable endpoint is worth a retry
 
 
+def test_s3_endpoint_credentials_never_reach_the_error(s3_server: dict[str, str]) -> None:
+    password = "pw-in-the-url-7731"
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectorError) as err:
+        source(
+            path="s3://bucket/x",
+            endpoint_url=f"http://admin:{password}@127.0.0.1:{port}",
+            key_id="AKIA-KEY-ID-4410",
+            secret="secret-value-9922",
+            connect_timeout=1,
+            read_timeout=1,
+        ).check()
+    shown = [str(err.value), err.value.hint or "", repr(err.value.attrs())]
+    for text in shown:
+        for value in (password, "AKIA-KEY-ID-4410", "secret-value-9922"):
+            assert value not in text
+    assert f"http://admin:****@127.0.0.1:{port}" in (err.value.hint or "")
+
+
 def test_s3_silent_endpoint_times_out(s3_server: dict[str, str]) -> None:
     """A server that accepts connections and never answers must not hang check()."""
     server = socket.socket()

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from headwater.connectors.files.storage import CONNECTOR, Storage
+from headwater.connectors.files.storage import CONNECTOR, Storage, redact
 from headwater.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -75,9 +75,12 @@ def named_args(args: Mapping[str, Any]) -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an error message, without DuckDB's error class prefix."""
+    """The first line of an error message, without DuckDB's error class prefix.
+
+    A password in a URL (``scheme://user:password@host``) is masked.
+    """
     text = str(exc).strip()
     line = text.splitlines()[0] if text else type(exc).__name__
     for prefix in ("Invalid Input Error: ", "IO Error: ", "Binder Error: ", "Conversion Error: "):
         line = line.removeprefix(prefix)
-    return line[:500]
+    return redact(line)[:500]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import fsspec
     import pyarrow as pa
 
-__all__ = ["FileRef", "Storage", "split_extension"]
+__all__ = ["FileRef", "Storage", "redact", "split_extension"]
 
 CONNECTOR = "files"
 _COMPRESSION_SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -39,6 +40,27 @@ _FORMAT_SUFFIXES = {
     ".pq": "parquet",
 }
 _GLOB_CHARS = frozenset("*?[")
+# the user-info of a URL: scheme://user:password@host
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"]*)@")
+_MASK = "****"
+
+
+def redact(text: str, secrets: tuple[str | None, ...] = ()) -> str:
+    """``text`` with the password of every URL masked and each of ``secrets`` removed.
+
+    ``http://admin:pw@host`` -> ``http://admin:****@host``; a URL whose user-info has
+    no password keeps the user name.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        user, sep, _ = match["userinfo"].partition(":")
+        return f"{match['scheme']}{user}{':' + _MASK if sep else ''}@"
+
+    text = _URL_USERINFO.sub(mask, text)
+    for secret in secrets:
+        if secret and len(secret) >= 4:  # a one-letter "secret" would mask half the text
+            text = text.replace(secret, _MASK)
+    return text
 
 
 def split_extension(name: str) -> tuple[str | None, str | None, str]:
@@ -317,6 +339,12 @@ class Storage:
             return pa.PythonFile(self.fs.open(path, "wb"), mode="w")
         return pa.OSFile(path, "wb")
 
+    def redact(self, text: str) -> str:
+        """``text`` without the connection's credentials (URL passwords, key id, secret)."""
+        cfg = self.config
+        secret = cfg.secret.get_secret_value() if cfg.secret is not None else None
+        return redact(text, (secret, cfg.key_id))
+
     def errors(self, action: str) -> _ErrorContext:
         return self._errors(action)
 
@@ -349,7 +377,7 @@ class _ErrorContext:
             cls = ConnectorUnavailableError if _is_network(exc) else ConnectorError
             raise cls(
                 f"Failed {self.action} under {self.storage.display}: "
-                f"{type(exc).__name__}: {_first_line(exc)}",
+                f"{type(exc).__name__}: {self.storage.redact(_first_line(exc))}",
                 connector=CONNECTOR,
                 location=self.storage.display,
                 hint=_hint_for(self.storage),
@@ -378,8 +406,8 @@ def _first_line(exc: BaseException) -> str:
 def _hint_for(storage: Storage) -> str | None:
     if not storage.is_s3:
         return None
-    cfg = storage.config
-    return (
-        f"Check endpoint_url ({cfg.endpoint_url or 'AWS default'}), region, credentials and "
+    endpoint = storage.config.endpoint_url
+    return storage.redact(
+        f"Check endpoint_url ({endpoint or 'AWS default'}), region, credentials and "
         "that the bucket exists."
     )
