@@ -9,6 +9,7 @@ Any string may contain ``${ENV_VAR}`` references (e.g. a URL's password).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from headwater.errors import (
     choices_hint,
 )
 from headwater.metadata.store import MetadataStore
-from headwater.secrets import SecretBox, has_env_ref, resolve_env_refs
+from headwater.secrets import ENV_REF, SecretBox, has_env_ref, resolve_env_refs
 
 __all__ = ["ConnectionInfo", "Connections"]
 
@@ -87,6 +88,7 @@ class Connections:
         self._box = box
         self._base_dir = base_dir
         self._config_file = config_file
+        self._secret_values: set[str] = set()
 
     # -- lookup --------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -206,8 +208,12 @@ class Connections:
                 if token is None:
                     raise ConfigError(f"the stored secret for {where} is missing", field=key)
                 out[key] = self._box.decrypt(token, where=where)
+                self._remember(out[key])
             elif isinstance(value, str) and has_env_ref(value):
                 out[key] = resolve_env_refs(value, where=where) if check_env else "x"
+                if check_env:
+                    for match in ENV_REF.finditer(value):
+                        self._remember(os.environ.get(match.group(1), ""))
             else:
                 out[key] = value
         return out
@@ -232,6 +238,29 @@ class Connections:
                 hint=f"Valid fields for `{factory.name}`: "
                 + ", ".join(sorted(k for k in model.model_fields if k != "base_dir")),
             ) from None
+
+    def _remember(self, value: str) -> None:
+        if len(value) >= 4:  # shorter values would scrub ordinary words
+            self._secret_values.add(value)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret value this workspace resolved replaced by ``****``."""
+        for value in sorted(self._secret_values, key=len, reverse=True):
+            text = text.replace(value, "****")
+        return text
+
+    def scrub_error(self, exc: HeadwaterError) -> HeadwaterError:
+        """Remove resolved secret values from an error's text fields, in place."""
+        exc.message = self.scrub(exc.message)
+        if exc.hint:
+            exc.hint = self.scrub(exc.hint)
+        if exc.location:
+            exc.location = self.scrub(exc.location)
+        exc.details = {
+            k: self.scrub(v) if isinstance(v, str) else v for k, v in exc.details.items()
+        }
+        exc.args = (exc.message,)
+        return exc
 
     def resolve(self, name: str) -> tuple[ConnectorFactory, ConnectorConfig]:
         """The factory and the validated config with every secret resolved."""
@@ -269,7 +298,10 @@ class Connections:
     def test(self, name: str) -> None:
         """Run the connector's check; raises a HeadwaterError when it fails."""
         factory, config = self.resolve(name)
-        if factory.capabilities.source:
-            factory.source(config).check()
-        else:
-            factory.destination(config).check()
+        try:
+            if factory.capabilities.source:
+                factory.source(config).check()
+            else:
+                factory.destination(config).check()
+        except HeadwaterError as exc:
+            raise self.scrub_error(exc) from None

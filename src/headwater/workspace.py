@@ -334,6 +334,7 @@ class Workspace:
         version, at = _split_as_of(as_of)
         known = set(self.lake.list())
         with self.session(version=version, as_of=at) as session:
+            session.check_single_statement(sql)
             names = [n for n in referenced_tables(sql) if n in known]
             session.attach_many(names)
             return session.table(sql)

@@ -115,3 +115,32 @@ def test_unreachable_postgres_is_a_clear_error() -> None:
     with pytest.raises(MetadataError, match="Cannot reach metadata store") as info:
         MetadataStore("postgresql://nobody:secretpw@127.0.0.1:1/nowhere")
     assert "secretpw" not in str(info.value)
+
+
+def test_concurrent_writers_of_one_dataset(store: MetadataStore) -> None:
+    """Two writers creating and evolving the same dataset: no crash, no duplicate version."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def create_then_evolve(i: int) -> None:
+        try:
+            barrier.wait()
+            store.upsert_dataset("raw.t", zone="raw", location="/lake/raw/t")
+            store.add_schema_version("raw.t", [{"name": "a"}], change="created")
+            barrier.wait()
+            store.add_schema_version("raw.t", [{"name": "a"}, {"name": f"c{i}"}], change="evolved")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create_then_evolve, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions = store.schema_versions("raw.t")
+    assert [v.version for v in versions] == list(range(1, len(versions) + 1))
+    assert sum(1 for v in versions if v.fields == [{"name": "a"}]) == 1  # one "created"
+    assert len(versions) == 5  # created once, then each distinct evolution

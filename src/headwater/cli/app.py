@@ -13,6 +13,7 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from headwater import __version__
 from headwater.cli import connections, datasets, pipelines, quarantine, query, runs
@@ -64,17 +65,19 @@ app.add_typer(connections.app, name="connections")
 
 def _print_error(exc: HeadwaterError) -> None:
     err_console.print(
-        f"[bold red]error:[/] {exc.location + ': ' if exc.location else ''}{exc.message}"
+        f"[bold red]error:[/] {escape(exc.location + ': ' if exc.location else '')}"
+        f"{escape(exc.message)}"
     )
     errors = exc.details.get("errors")
     if isinstance(errors, list) and len(errors) > 1:
         for item in errors[1:]:
             if isinstance(item, dict):
                 err_console.print(
-                    f"[bold red]error:[/] {item.get('location', '')}: {item.get('message', '')}"
+                    f"[bold red]error:[/] {escape(str(item.get('location', '')))}: "
+                    f"{escape(str(item.get('message', '')))}"
                 )
     if exc.hint:
-        err_console.print(f"  [cyan]hint:[/] {exc.hint}")
+        err_console.print(f"  [cyan]hint:[/] {escape(exc.hint)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         else:
             err_console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
                 "  rerun with --debug for the traceback, and please report it."
             )
         return 70

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
@@ -51,7 +52,7 @@ def add(
         info = ws.add_connection(
             name, type_, config, secrets=_pairs(secret, "--secret"), description=description
         )
-        console.print(f"[green]connection `{info.name}` saved[/] ({info.type})")
+        console.print(f"[green]connection `{escape(info.name)}` saved[/] ({escape(info.type)})")
 
 
 @app.command("list")
@@ -62,7 +63,7 @@ def list_() -> None:
         for col in ("name", "type", "from", "description"):
             table.add_column(col)
         for info in ws.connections.list():
-            table.add_row(info.name, info.type, info.origin, info.description or "")
+            table.add_row(info.name, info.type, info.origin, escape(info.description or ""))
         console.print(table if table.rows else "no connections")
         console.print(f"[dim]connector types: {', '.join(available_connectors())}[/]")
 
@@ -72,9 +73,9 @@ def show(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
     """One connection's settings; secrets show as ****, <encrypted> or their ${ENV} reference."""
     with open_workspace() as ws:
         info = ws.connections.info(name)
-        console.print(f"[bold]{info.name}[/] ({info.type}) from {info.origin}")
+        console.print(f"[bold]{escape(info.name)}[/] ({escape(info.type)}) from {info.origin}")
         for key, value in sorted(info.config.items()):
-            console.print(f"  {key}: {value}")
+            console.print(f"  {escape(key)}: {escape(str(value))}")
 
 
 @app.command("test")
@@ -82,7 +83,7 @@ def test(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
     """Run the connector's check (reachability, credentials, paths)."""
     with open_workspace() as ws:
         ws.test_connection(name)
-        console.print(f"[green]connection `{name}` ok[/]")
+        console.print(f"[green]connection `{escape(name)}` ok[/]")
 
 
 @app.command("remove")
@@ -90,4 +91,4 @@ def remove(name: Annotated[str, typer.Argument(help="Connection name.")]) -> Non
     """Remove a connection stored in metadata."""
     with open_workspace() as ws:
         ws.connections.remove(name)
-        console.print(f"connection `{name}` removed")
+        console.print(f"connection `{escape(name)}` removed")

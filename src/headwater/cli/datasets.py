@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
@@ -43,9 +44,9 @@ def show(name: Annotated[str, typer.Argument(help="Dataset name, zone.name.")]) 
     with open_workspace() as ws:
         info = ws.dataset_info(name)
         console.print(f"[bold]{info.name}[/]  version {info.version}, {info.rows:,} rows")
-        console.print(f"  location: {info.location}")
+        console.print(f"  location: {escape(info.location)}")
         if info.owner:
-            console.print(f"  owner: {info.owner}")
+            console.print(f"  owner: {escape(info.owner)}")
         schema = Table(title="schema", title_justify="left")
         schema.add_column("column")
         schema.add_column("type")

@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 import pyarrow as pa
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from headwater.cli._state import console, open_workspace
-from headwater.errors import ConfigError
+from headwater.errors import ConfigError, QueryError
 
 Format = Literal["table", "csv", "json", "parquet"]
 
@@ -31,12 +32,37 @@ def render_table(table: pa.Table, *, limit: int = 100) -> Table:
         )
         out.add_column(field.name, overflow="fold", justify="right" if numeric else "left")
     for row in table.slice(0, limit).to_pylist():
-        out.add_row(*["" if v is None else str(v) for v in row.values()])
+        out.add_row(*[Text("" if v is None else str(v)) for v in row.values()])
     if table.num_rows > limit:
         out.caption = f"{limit} of {table.num_rows:,} rows shown"
     else:
         out.caption = f"{table.num_rows:,} rows"
     return out
+
+
+def _encode(result: pa.Table, fmt: str, output: Path | None) -> bytes | None:
+    """The result as bytes in ``fmt``; Parquet is written to ``output`` directly (None)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        assert output is not None
+        try:
+            pq.write_table(result, output)
+        except OSError as exc:
+            if isinstance(exc, pa.ArrowException):
+                raise
+            raise ConfigError(f"cannot write {output}: {exc}", field="--output") from None
+        return None
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(result, buf)
+        return buf.getvalue()
+    import json
+
+    rows = result.to_pylist()
+    return "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows).encode()
 
 
 def query(
@@ -65,25 +91,21 @@ def query(
     if fmt == "table":
         console.print(render_table(result, limit=limit))
         return
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        assert output is not None
-        pq.write_table(result, output)
+    try:
+        data = _encode(result, fmt, output)
+    except pa.ArrowException as exc:
+        raise QueryError(
+            f"cannot write the result as {fmt}: {exc}",
+            hint="Cast nested or unusual columns to VARCHAR in the query, or use --format json.",
+        ) from None
+    if data is None:
         console.print(f"wrote {result.num_rows:,} rows to {output}")
         return
-    if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        buf = io.BytesIO()
-        pacsv.write_csv(result, buf)
-        data = buf.getvalue()
-    else:
-        import json
-
-        data = "\n".join(json.dumps(r, default=str) for r in result.to_pylist()).encode() + b"\n"
     if output:
-        output.write_bytes(data)
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}", field="--output") from None
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -61,11 +62,11 @@ def show(
     with open_workspace() as ws:
         run = ws.get_run(run_id)
         console.print(
-            f"[bold]run {run.id}[/]  pipeline {run.pipeline}  "
+            f"[bold]run {run.id}[/]  pipeline {escape(run.pipeline)}  "
             f"[{_STYLE.get(run.status, '')}]{run.status}[/]  trigger {run.trigger}"
         )
         if run.pipeline_file:
-            console.print(f"  file: {run.pipeline_file}")
+            console.print(f"  file: {escape(run.pipeline_file)}")
         table = Table()
         for col in (
             "step",
@@ -92,10 +93,10 @@ def show(
         console.print(table)
         for s in run.steps:
             if s.error:
-                console.print(f"[red]{s.step}: {s.error}[/]")
+                console.print(f"[red]{escape(s.step)}: {escape(s.error)}[/]")
         for r in ws.store.check_results(run_id=run.id):
             if not r.passed:
                 console.print(
-                    f"[yellow]{r.step}: {r.severity} check `{r.check}` on {r.dataset}: "
-                    f"{r.message}[/]"
+                    f"[yellow]{escape(r.step or '')}: {r.severity} check `{escape(r.check)}` "
+                    f"on {escape(r.dataset)}: {escape(r.message or '')}[/]"
                 )

@@ -133,6 +133,18 @@ class EngineSession:
         """Expose in-memory Arrow data as a view."""
         self.con.register(name, data)
 
+    def check_single_statement(self, sql: str) -> None:
+        """Raise QueryError unless ``sql`` parses (DuckDB's parser) as exactly one statement."""
+        try:
+            statements = self.con.extract_statements(sql)
+        except Exception as exc:
+            raise _query_error(exc, sql) from None
+        if len(statements) != 1:
+            raise QueryError(
+                f"expected one SQL statement, found {len(statements)}",
+                hint="Run statements one at a time; separate queries with UNION ALL or CTEs.",
+            )
+
     def reader(self, sql: str, *, batch_rows: int = 256_000) -> pa.RecordBatchReader:
         """Stream a query's result as Arrow batches."""
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from headwater.errors import MetadataError
@@ -99,9 +99,10 @@ class MetadataStore:
             with _migrate_lock, self.engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
-        except OperationalError as exc:
+        except (OperationalError, DBAPIError) as exc:
             raise MetadataError(
-                f"Cannot reach metadata store {_redact(self.url)}: {exc.orig}",
+                f"Cannot reach metadata store {_redact(self.url)}: "
+                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
                 hint="Is the database running? Check HEADWATER_METADATA_URL.",
             ) from exc
 
@@ -123,6 +124,13 @@ class MetadataStore:
             return list(s.scalars(select(DatasetRow).order_by(DatasetRow.name)))
 
     def upsert_dataset(self, name: str, *, zone: str, location: str, **fields: Any) -> DatasetRow:
+        """Create or update a dataset row; safe against a concurrent creator of the same name."""
+        try:
+            return self._upsert_dataset(name, zone=zone, location=location, **fields)
+        except IntegrityError:  # another writer created it between our read and insert
+            return self._upsert_dataset(name, zone=zone, location=location, **fields)
+
+    def _upsert_dataset(self, name: str, *, zone: str, location: str, **fields: Any) -> DatasetRow:
         with self.session() as s:
             row = s.scalar(select(DatasetRow).where(DatasetRow.name == name))
             if row is None:
@@ -160,11 +168,46 @@ class MetadataStore:
         table_version: int | None = None,
         run_id: str | None = None,
     ) -> SchemaVersionRow:
-        """Record a new schema version for dataset ``name`` (which must exist)."""
+        """Record a new schema version for dataset ``name`` (which must exist).
+
+        Two writers evolving the same dataset at once both compute the next number;
+        the unique (dataset, version) constraint stops the second, which retries.
+        """
+        for attempt in range(5):
+            try:
+                return self._add_schema_version(
+                    name, fields, change=change, table_version=table_version, run_id=run_id
+                )
+            except IntegrityError:
+                if attempt == 4:
+                    raise MetadataError(
+                        f"Could not record a schema version of `{name}`: too many concurrent "
+                        "writers",
+                        dataset=name,
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _add_schema_version(
+        self,
+        name: str,
+        fields: list[dict[str, Any]],
+        *,
+        change: str,
+        table_version: int | None,
+        run_id: str | None,
+    ) -> SchemaVersionRow:
         with self.session() as s:
             ds = s.scalar(select(DatasetRow).where(DatasetRow.name == name))
             if ds is None:
                 raise MetadataError(f"Dataset `{name}` is not registered in metadata.")
+            latest = s.scalar(
+                select(SchemaVersionRow).where(
+                    SchemaVersionRow.dataset_id == ds.id,
+                    SchemaVersionRow.version == ds.schema_version,
+                )
+            )
+            if latest is not None and latest.fields == fields:
+                return latest  # a concurrent writer already recorded this very schema
             version = ds.schema_version + 1
             row = SchemaVersionRow(
                 dataset_id=ds.id,

@@ -48,8 +48,10 @@ class StepOutcome:
 
     @property
     def balanced(self) -> bool:
-        """rows_in == rows_out + rows_quarantined (nothing lost, nothing doubled)."""
-        return self.rows_in == self.rows_out + self.rows_quarantined
+        """rows_in == rows_out + rows_quarantined (+ rows a merge superseded by a later row
+        with the same key): nothing lost, nothing doubled."""
+        superseded = int(self.details.get("rows_superseded", 0) or 0)
+        return self.rows_in == self.rows_out + self.rows_quarantined + superseded
 
 
 @dataclass(frozen=True)

@@ -168,18 +168,20 @@ class Runner:
                 outcome = execute_step(self.ctx, step)
             except Exception as exc:
                 if isinstance(exc, Transient) and attempt <= retries:
-                    time.sleep(delay * attempt)
+                    time.sleep(min(delay * attempt, 3600.0))
                     continue
+                if isinstance(exc, HeadwaterError):
+                    self.ctx.connections.scrub_error(exc)
                 outcome = StepOutcome(
                     name,
                     step.type,
                     "failed",
                     seconds=time.monotonic() - t0,
-                    error=_describe(exc),
+                    error=self.ctx.connections.scrub(_describe(exc)),
                     error_type=type(exc).__name__,
                     details={"error": exc.attrs()}
                     if isinstance(exc, HeadwaterError)
-                    else {"traceback": traceback.format_exc()},
+                    else {"traceback": self.ctx.connections.scrub(traceback.format_exc())},
                 )
             else:
                 outcome = StepOutcome(**{**outcome.__dict__, "seconds": time.monotonic() - t0})

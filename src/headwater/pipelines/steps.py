@@ -127,13 +127,18 @@ def run_extract(ctx: RunContext, step: Any) -> StepOutcome:
         step.name,
         "extract",
         "succeeded",
-        rows_in=commit.rows + quarantined,
+        rows_in=progress.rows + quarantined,
         rows_out=commit.rows,
         rows_quarantined=quarantined,
         bytes=commit.bytes or progress.bytes,
         inputs=(f"{step.connection}:{step.stream}",),
         outputs=(step.to,),
-        details={"version": commit.version, "schema_change": commit.schema_change},
+        details={
+            "version": commit.version,
+            "schema_change": commit.schema_change,
+            # a merge keeps the last row of each key: the others are superseded, not lost
+            "rows_superseded": max(progress.rows - commit.rows, 0),
+        },
     )
 
 
