@@ -123,7 +123,8 @@ def test_levels_and_parallel_readiness(orders: Plan) -> None:
         ["extract_orders", "extract_customers"],
         ["check_raw_orders"],
         ["clean_orders"],
-        ["check_orders", "check_orders_counts"],
+        ["check_orders"],
+        ["check_orders_counts"],
         ["export_orders"],
     ]
     assert orders.ready(set(), set()) == ["extract_orders", "extract_customers"]
@@ -132,8 +133,9 @@ def test_levels_and_parallel_readiness(orders: Plan) -> None:
     done = {"extract_orders", "extract_customers", "check_raw_orders"}
     assert orders.ready(done, set()) == ["clean_orders"]
     done.add("clean_orders")
-    assert orders.ready(done, set()) == ["check_orders", "check_orders_counts"]
-    assert orders.ready(done, {"check_orders"}) == ["check_orders_counts"]
+    assert orders.ready(done, set()) == ["check_orders"]  # checks of one dataset: one at a time
+    assert orders.ready(done, {"check_orders"}) == []
+    assert orders.ready(done | {"check_orders"}, set()) == ["check_orders_counts"]
     assert orders.ready(done | {"check_orders", "check_orders_counts"}, set()) == ["export_orders"]
     assert orders.ready(set(orders.order), set()) == []
 
@@ -342,7 +344,7 @@ def test_subset_selection(orders: Plan) -> None:
     assert up.order == ("extract_orders", "extract_customers", "check_raw_orders", "clean_orders")
     assert orders.subset(["clean_orders"], upstream=True).order[-1] == "check_orders_counts"
     down = orders.subset(["check_orders+"])
-    assert down.order == ("check_orders", "export_orders")
+    assert down.order == ("check_orders", "check_orders_counts", "export_orders")
     assert down.ready(set(), set()) == ["check_orders"]
 
 
@@ -405,3 +407,110 @@ def test_plans_respect_dataflow(data: dict[str, Any], lake_has_everything: bool)
         done.update(ready)
         rounds += 1
     assert rounds == len(planned.levels())
+
+
+def test_checks_of_one_dataset_are_chained_in_file_order(orders: Plan) -> None:
+    # each check overwrites its dataset with the rows it passes: run in parallel, the last
+    # commit would bring back rows the other one quarantined
+    assert orders.upstream("check_orders_counts") == ["clean_orders", "check_orders"]
+    assert orders.upstream("export_orders") == [
+        "clean_orders",
+        "check_orders",
+        "check_orders_counts",
+    ]
+    reasons = {(e.upstream, e.downstream): e.reason for e in orders.edges}
+    assert reasons[("check_orders", "check_orders_counts")] == "check staging.orders"
+    assert orders.ready(
+        {"extract_orders", "extract_customers", "check_raw_orders", "clean_orders"}, set()
+    ) == ["check_orders"]
+
+
+def test_three_checks_and_a_reader_of_an_existing_dataset() -> None:
+    spec = spec_of(
+        """\
+        steps:
+          - {name: c1, type: check, dataset: raw.a, checks: [{type: row_count, min: 1}]}
+          - name: r
+            type: transform
+            sql: select * from {{ ref('raw.a') }}
+            to: staging.a
+          - {name: c2, type: check, dataset: raw.a, checks: [{type: row_count, min: 1}]}
+          - {name: c3, type: check, dataset: raw.a, checks: [{type: row_count, min: 1}]}
+        """
+    )
+    planned = plan(spec, dataset_exists=lambda d: d == "raw.a")
+    assert planned.levels() == [["c1"], ["c2"], ["c3"], ["r"]]
+    assert planned.upstream("r", transitive=True) == ["c1", "c2", "c3"]
+    assert planned.external_inputs == ["raw.a"]
+
+
+def test_quarantine_readers_wait_for_the_extract_and_the_checks() -> None:
+    spec = spec_of(
+        """\
+        steps:
+          - name: triage
+            type: transform
+            sql: select count(*) n from {{ ref('raw.orders__quarantine') }}
+            to: marts.rejects
+          - {name: land, type: extract, connection: c, stream: s, to: raw.orders}
+          - {name: c1, type: check, dataset: raw.orders, checks: [{type: row_count, min: 1}]}
+          - {name: c2, type: check, dataset: raw.orders, checks: [{type: row_count, min: 1}]}
+        """
+    )
+    planned = plan(spec, dataset_exists=nothing)  # the quarantine ref resolves
+    assert planned.order == ("land", "c1", "c2", "triage")
+    assert planned.upstream("triage") == ["land", "c1", "c2"]
+    assert planned.outputs("land") == ("raw.orders", "raw.orders__quarantine")
+    assert planned.outputs("c1") == ("raw.orders", "raw.orders__quarantine")
+    assert planned.writers("raw.orders") == ["land"]
+    assert planned.writers("raw.orders__quarantine") == ["land", "c1", "c2"]
+    assert planned.external_inputs == []
+    reasons = {(e.upstream, e.downstream): e.reason for e in planned.edges}
+    assert reasons[("c2", "triage")] == "raw.orders__quarantine"
+
+
+def test_quarantine_of_a_checked_lake_dataset_resolves() -> None:
+    spec = spec_of(
+        """\
+        steps:
+          - name: triage
+            type: transform
+            sql: select * from {{ ref('raw.orders__quarantine') }}
+            to: marts.rejects
+          - {name: c, type: check, dataset: raw.orders, checks: [{type: row_count, min: 1}]}
+        """
+    )
+    planned = plan(spec, dataset_exists=lambda d: d == "raw.orders")
+    assert planned.order == ("c", "triage")
+    assert planned.external_inputs == ["raw.orders"]
+
+
+def test_reprocessing_the_quarantine_into_its_dataset_is_not_a_cycle() -> None:
+    # the step writes raw.orders, so it runs before raw.orders' checks and reads the
+    # quarantine as they left it in earlier runs
+    spec = spec_of(
+        """\
+        steps:
+          - {name: land, type: extract, connection: c, stream: s, to: raw.orders, mode: append}
+          - name: retry
+            type: transform
+            sql: select * exclude (_error) from {{ ref('raw.orders__quarantine') }}
+            to: raw.orders
+            mode: append
+          - {name: c, type: check, dataset: raw.orders, checks: [{type: row_count, min: 1}]}
+        """
+    )
+    planned = plan(spec, dataset_exists=nothing)
+    assert planned.order == ("land", "retry", "c")
+    assert planned.upstream("c") == ["land", "retry"]
+
+
+def test_a_check_of_a_missing_dataset_is_not_its_writer() -> None:
+    spec = spec_of(
+        """\
+        steps:
+          - {name: c, type: check, dataset: raw.a, checks: [{type: row_count, min: 1}]}
+        """
+    )
+    with pytest.raises(RefError, match="which no step produces"):
+        plan(spec, dataset_exists=nothing)

@@ -2,17 +2,24 @@
 
 Edges come from dataflow:
 
-* ``extract`` and ``transform`` write their ``to`` dataset;
+* ``extract`` and ``transform`` write their ``to`` dataset; ``extract`` also appends
+  the rows its connector rejects to ``<to>__quarantine``, and ``check`` appends the
+  rows failing its checks to ``<dataset>__quarantine``;
 * ``transform`` reads the datasets named by ``ref()`` in its SQL, ``load`` reads
   ``from``, ``check`` reads ``dataset``;
 * every reader of a dataset runs after every step that writes it;
 * a ``check`` runs after every writer of its dataset and *before* every other reader,
-  so that readers only ever see checked data (checks of one dataset run in parallel);
+  so that readers only ever see checked data;
+* the checks of one dataset run one after the other, in file order: each rewrites the
+  dataset with the rows it passed, so two at once would each drop only their own
+  failures and the last to commit would bring back the rows the other quarantined;
 * ``depends_on`` adds explicit edges.
 
 A step that writes a dataset it also reads (an incremental transform) sees the
-dataset as the other writers left it. Two writers of one dataset must be ordered by
-some path between them, else the final content would depend on timing.
+dataset as the other writers left it; likewise a step that writes a dataset and reads
+its quarantine runs before the dataset's checks and sees the quarantine as it was
+before them. Two writers of one dataset must be ordered by some path between them,
+else the final content would depend on timing.
 """
 
 from __future__ import annotations
@@ -136,17 +143,22 @@ class Plan:
         return self.step(name).inputs()
 
     def outputs(self, name: str) -> tuple[str, ...]:
-        """Managed datasets the step writes."""
+        """Managed datasets the step may write: a check rewrites the dataset it checks,
+        extracts and checks append to quarantine datasets."""
         return self.step(name).outputs()
 
     def writers(self, dataset: str) -> list[str]:
-        """Planned steps writing ``dataset``, in order."""
-        return [n for n in self.order if dataset in self._steps[n].outputs()]
+        """Planned steps producing ``dataset``, in order.
+
+        The checks of a dataset, which only rewrite it with the rows they pass, are not
+        counted (they come after its writers); they are writers of its quarantine.
+        """
+        return [n for n in self.order if dataset in produced(self._steps[n])]
 
     @property
     def external_inputs(self) -> list[str]:
         """Datasets read by planned steps that no planned step writes (read from the lake)."""
-        written = {d for n in self.order for d in self._steps[n].outputs()}
+        written = {d for n in self.order for d in produced(self._steps[n])}
         seen: dict[str, None] = {}
         for name in self.order:
             for dataset in self._steps[name].inputs():
@@ -205,7 +217,7 @@ class Plan:
             if downstream or selector.strip().endswith("+"):
                 chosen.update(self.downstream(name, transitive=True))
         if include_checks:
-            written = {d for n in chosen for d in self._steps[n].outputs()}
+            written = {d for n in chosen for d in produced(self._steps[n])}
             for name in self.order:
                 step = self._steps[name]
                 if isinstance(step, CheckStep) and step.dataset in written:
@@ -237,6 +249,13 @@ def _sorted_edges(edges: Iterable[Edge], order: list[str]) -> list[Edge]:
 # --------------------------------------------------------------------------- planning
 
 
+def produced(step: AnyStep) -> tuple[str, ...]:
+    """The datasets ``step`` writes, less the one a check rewrites in place."""
+    if isinstance(step, CheckStep):
+        return tuple(d for d in step.outputs() if d != step.dataset)
+    return step.outputs()
+
+
 def plan(
     spec: PipelineSpec,
     *,
@@ -259,8 +278,12 @@ def plan(
         _check_connections(spec, set(connection_names))
     writers: dict[str, list[str]] = {}
     for step in steps:
-        for dataset in step.outputs():
+        for dataset in produced(step):
             writers.setdefault(dataset, []).append(step.name)
+    checks: dict[str, list[str]] = {}
+    for step in steps:
+        if isinstance(step, CheckStep):
+            checks.setdefault(step.dataset, []).append(step.name)
     _check_inputs(spec, writers, dataset_exists, set(known_datasets))
 
     edges: dict[tuple[str, str], list[str]] = {}
@@ -271,16 +294,23 @@ def plan(
             if reason not in reasons:
                 reasons.append(reason)
 
+    by_name = {step.name: step for step in steps}
     for step in steps:
-        is_check = isinstance(step, CheckStep)
+        own = step.dataset if isinstance(step, CheckStep) else None
+        writes = produced(step)
         for dataset in step.inputs():
-            dataset_writers = writers.get(dataset, [])
-            for writer in dataset_writers:
-                link(writer, step.name, f"check {dataset}" if is_check else dataset)
-            if not is_check and step.name not in dataset_writers:
-                for other in steps:  # checks of this dataset run before its pure readers
-                    if isinstance(other, CheckStep) and other.dataset == dataset:
-                        link(other.name, step.name, f"check {dataset}")
+            for writer in writers.get(dataset, []):
+                other = by_name[writer]
+                if isinstance(other, CheckStep) and other.dataset in writes:
+                    continue  # it runs after this step, a writer of its dataset
+                link(writer, step.name, f"check {dataset}" if dataset == own else dataset)
+            if dataset == own:  # after the previous check of the same dataset
+                previous = checks[dataset][: checks[dataset].index(step.name)]
+                if previous:
+                    link(previous[-1], step.name, f"check {dataset}")
+            elif dataset not in writes:
+                for check in checks.get(dataset, []):  # checks run before pure readers
+                    link(check, step.name, f"check {dataset}")
         for dep in step.depends_on:
             link(dep, step.name, "depends_on")
     flat = [Edge(a, b, ", ".join(r)) for (a, b), r in edges.items()]
@@ -367,7 +397,7 @@ def _check_inputs(
                 continue
             location = spec.location_of(path, offset=offset)
             close = did_you_mean(dataset, candidates)
-            own = dataset in step.outputs()
+            own = dataset in produced(step)
             message = (
                 f"step `{step.name}` reads `{dataset}`, which "
                 + (
@@ -467,10 +497,11 @@ def _check_writers_ordered(spec: PipelineSpec, result: Plan, writers: dict[str, 
                 if b in later or a in result.downstream(b, transitive=True):
                     continue
                 i = spec.index_of(b)
+                field = "dataset" if isinstance(spec.steps[i], CheckStep) else "to"
                 raise PipelineError(
                     f"steps `{a}` and `{b}` both write `{dataset}` and nothing orders them, "
                     "so the result would depend on which runs last",
-                    location=spec.location_of(("steps", i, "to")),
+                    location=spec.location_of(("steps", i, field)),
                     pipeline=spec.name,
                     step=b,
                     dataset=dataset,

@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
-from headwater.errors import PipelineError, did_you_mean
+from headwater.errors import InvalidDatasetNameError, PipelineError, did_you_mean
+from headwater.lake.names import quarantine_name
 from headwater.pipelines._nodes import (
     IDENTIFIER_PATTERN,
     Bound,
@@ -244,7 +245,7 @@ class _StepBase(Node):
         return ()
 
     def outputs(self) -> tuple[str, ...]:
-        """Managed datasets this step writes."""
+        """Managed datasets this step may write, quarantine datasets included."""
         return ()
 
     def default_name(self) -> str:
@@ -293,6 +294,15 @@ class _WritesDataset(_StepBase):
         return f"{self.type}_{slug(self.to)}"
 
 
+def _with_quarantine(dataset: str) -> tuple[str, ...]:
+    """``dataset`` and the quarantine dataset that rows rejected on the way go to."""
+    try:
+        quarantine = quarantine_name(dataset)
+    except InvalidDatasetNameError:  # too long with the suffix: the lake will say so
+        return (dataset,)
+    return tuple(dict.fromkeys((dataset, quarantine)))
+
+
 class ExtractStep(_WritesDataset):
     """Read a stream from a connection into a managed dataset."""
 
@@ -302,6 +312,10 @@ class ExtractStep(_WritesDataset):
     """What to read: a file glob, a table, a topic, an endpoint."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the connector's read (format, delimiter, schema, ...)."""
+
+    def outputs(self) -> tuple[str, ...]:
+        # rows the connector rejects are appended to `<to>__quarantine`
+        return _with_quarantine(self.to)
 
 
 class TransformStep(_WritesDataset):
@@ -329,6 +343,11 @@ class CheckStep(_StepBase):
 
     def inputs(self) -> tuple[str, ...]:
         return (self.dataset,)
+
+    def outputs(self) -> tuple[str, ...]:
+        # failing rows are appended to `<dataset>__quarantine`, the dataset is rewritten
+        # with the passing rows
+        return _with_quarantine(self.dataset)
 
     def default_name(self) -> str:
         return f"check_{slug(self.dataset)}"
