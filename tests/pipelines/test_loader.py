@@ -465,3 +465,59 @@ def test_from_dict_errors_name_field_paths() -> None:
     with pytest.raises(PipelineSyntaxError) as info:
         PipelineSpec.from_dict(["not", "a", "mapping"])
     assert info.value.location == "<root>"
+
+
+def test_retry_delay_is_bounded_and_finite() -> None:
+    # an infinite delay used to pass validation and crash time.sleep at the first retry
+    step = "steps:\n  - {name: e, type: extract, connection: c, stream: s, to: raw.a, %s}\n"
+    for value, got in [
+        ("1e400", "text `1e400`"),
+        (".inf", "number `inf`"),
+        (".nan", "number `nan`"),
+    ]:
+        assert one(step % f"retry_delay: {value}") == (
+            f"{SRC}:2:80",
+            f"step `e`: `retry_delay` should be a finite number, got {got}",
+        )
+    assert one(step % "retry_delay: 3601") == (
+        f"{SRC}:2:80",
+        "step `e`: `retry_delay` should be less than or equal to 3600, got number `3601`",
+    )
+    assert parse_pipeline(step % "retry_delay: 3600", source=SRC).steps[0].retry_delay == 3600
+
+
+@pytest.mark.parametrize(
+    ("bound", "got"),
+    [
+        ("min: .inf", "`min` should be a finite number, got number `inf`"),
+        ("max: -.inf", "`max` should be a finite number, got number `-inf`"),
+        ("min: .NaN", "`min` should be a finite number, got number `nan`"),
+    ],
+)
+def test_range_bounds_must_be_finite(bound: str, got: str) -> None:
+    # DuckDB cannot bind an infinite or NaN bound: refuse it when the file is loaded
+    text = """\
+        steps:
+          - name: c
+            type: check
+            dataset: raw.a
+            checks:
+              - {type: range, column: x, %s}
+        """
+    assert one(text % bound) == (f"{SRC}:6:39", f"step `c`: checks[0]: {got}")
+
+
+def test_accepted_values_must_be_finite() -> None:
+    assert one(
+        """\
+        steps:
+          - name: c
+            type: check
+            dataset: raw.a
+            checks:
+              - {type: accepted_values, column: x, values: [1.5, .nan]}
+        """
+    ) == (
+        f"{SRC}:6:58",
+        "step `c`: checks[0]: `values[1]` should be a finite number, got number `nan`",
+    )

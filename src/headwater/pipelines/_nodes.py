@@ -8,11 +8,12 @@ everywhere.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic_core import PydanticCustomError
 
 from headwater.transform.refs import DATASET_NAME_PATTERN
@@ -23,6 +24,7 @@ __all__ = [
     "ColumnName",
     "ConnectionName",
     "DatasetName",
+    "Delay",
     "Identifier",
     "Node",
     "Scalar",
@@ -48,8 +50,19 @@ ColumnName = Annotated[str, Field(min_length=1, description="A column name.")]
 ConnectionName = Annotated[
     str, Field(min_length=1, description="A connection declared in the workspace.")
 ]
-Scalar = str | bool | int | float | date | datetime
-Bound = int | float | date | datetime | str
+
+
+def _finite(value: Any) -> Any:
+    """Refuse ``.inf`` and ``.nan``: no column value equals them or lies beyond them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
+    return value
+
+
+Scalar = Annotated[str | bool | int | float | date | datetime, AfterValidator(_finite)]
+Bound = Annotated[int | float | date | datetime | str, AfterValidator(_finite)]
+#: Seconds to wait, finite and at most an hour.
+Delay = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
 
 
 def _hide_default(schema: dict[str, Any]) -> None:

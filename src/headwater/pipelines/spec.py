@@ -27,6 +27,7 @@ from headwater.pipelines._nodes import (
     ColumnName,
     ConnectionName,
     DatasetName,
+    Delay,
     Identifier,
     Node,
     Scalar,
@@ -237,8 +238,8 @@ class _StepBase(Node):
     """Extra steps to run first, beyond those implied by the datasets read."""
     retries: Annotated[int, Field(ge=0)] = 0
     """How many times to retry a step that failed with a transient error."""
-    retry_delay: Annotated[float, Field(ge=0)] = 1.0
-    """Seconds to wait before a retry; the n-th retry waits n times as long."""
+    retry_delay: Delay = 1.0
+    """Seconds to wait before a retry (at most 3600); the n-th retry waits n times as long."""
 
     def inputs(self) -> tuple[str, ...]:
         """Managed datasets this step reads."""
