@@ -668,3 +668,52 @@ def test_redact_removes_given_secrets() -> None:
     assert redact("key AKIA1234 secret s3cr3t!", ("s3cr3t!", "AKIA1234", None)) == (
         "key **** secret ****"
     )
+
+
+# -- a read with no rows still yields the schema ------------------------------------------
+def _only_empty_batch(batches: list[pa.RecordBatch]) -> pa.Schema:
+    [batch] = batches
+    assert isinstance(batch, pa.RecordBatch) and batch.num_rows == 0
+    return batch.schema
+
+
+def test_header_only_csv_yields_one_empty_batch_with_the_schema(tmp_path: Path) -> None:
+    write(tmp_path / "h.csv", "id,name\n")
+    batches = list(
+        source(tmp_path).read("h.csv", options={"schema": {"id": "BIGINT", "name": "VARCHAR"}})
+    )
+    assert _only_empty_batch(batches) == pa.schema([("id", pa.int64()), ("name", pa.string())])
+
+
+def test_csv_with_every_row_rejected_yields_the_schema_and_the_rejects(tmp_path: Path) -> None:
+    write(tmp_path / "r.csv", "id,amount\n1,x\n2,y\n")
+    sink = ListRejectSink()
+    batches = list(
+        source(tmp_path).read("r.csv", rejects=sink, options={"schema": {"amount": "DOUBLE"}})
+    )
+    assert _only_empty_batch(batches) == pa.schema([("id", pa.int64()), ("amount", pa.float64())])
+    assert [(r.source_line, r.column) for r in sink.items] == [(2, "amount"), (3, "amount")]
+
+
+def test_jsonl_with_every_line_rejected_yields_the_schema(tmp_path: Path) -> None:
+    write(tmp_path / "j.jsonl", '{"id": "a"}\nnot json\n')
+    sink = ListRejectSink()
+    batches = list(
+        source(tmp_path).read(
+            "j.jsonl", rejects=sink, options={"schema": {"id": "BIGINT", "v": "VARCHAR"}}
+        )
+    )
+    assert _only_empty_batch(batches) == pa.schema([("id", pa.int64()), ("v", pa.string())])
+    assert [r.source_line for r in sink.items] == [1, 2]
+
+
+def test_jsonl_predicate_matching_nothing_yields_the_projected_schema(tmp_path: Path) -> None:
+    write(tmp_path / "j.jsonl", '{"id": 1, "v": "a"}\n')
+    batches = list(source(tmp_path).read("j.jsonl", columns=["v"], predicate="id > 5"))
+    assert _only_empty_batch(batches) == pa.schema([("v", pa.string())])
+
+
+def test_parquet_predicate_matching_nothing_yields_the_schema(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"id": [1, 2], "v": ["a", "b"]}), tmp_path / "p.parquet")
+    batches = list(source(tmp_path).read("p.parquet", predicate="id > 5"))
+    assert _only_empty_batch(batches) == pa.schema([("id", pa.int64()), ("v", pa.string())])

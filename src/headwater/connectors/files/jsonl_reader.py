@@ -26,6 +26,7 @@ from headwater.connectors.files.options import ReadOptions
 from headwater.connectors.files.reading import (
     RejectGate,
     bind,
+    empty_batch,
     is_data_error,
     scan_error,
     text_head,
@@ -55,34 +56,43 @@ def read_jsonl(
     import duckdb
 
     struct = _columns(con, storage, files, opts)
+    source = _source(files, opts, struct)
     yielded = 0
+    schema: pa.Schema | None = None
     try:
-        rel = bind(con, _source(files, opts, struct), columns, predicate, limit)
-        for batch in rel.to_arrow_reader(opts.batch_rows):
+        reader = bind(con, source, columns, predicate, limit).to_arrow_reader(opts.batch_rows)
+        schema = reader.schema
+        for batch in reader:
             if batch.num_rows:
                 yielded += batch.num_rows
                 yield batch
-        return
+        bad_line = False
     except (duckdb.Error, OSError) as exc:
         if not is_data_error(exc):
             raise scan_error(exc, files) from None
-        # a bad line: continue on the line path below
-    remaining = None if limit is None else limit - yielded
-    if remaining == 0:
-        return
-    yield from read_blocks(
-        con,
-        storage,
-        files,
-        compression=opts.compression,
-        batch_rows=opts.batch_rows,
-        struct=struct,
-        columns=columns,
-        predicate=predicate,
-        remaining=remaining,
-        skip=yielded,
-        gate=gate,
-    )
+        bad_line = True  # continue on the line path below
+    if bad_line:
+        remaining = None if limit is None else limit - yielded
+        if remaining != 0:
+            for batch in read_blocks(
+                con,
+                storage,
+                files,
+                compression=opts.compression,
+                batch_rows=opts.batch_rows,
+                struct=struct,
+                columns=columns,
+                predicate=predicate,
+                remaining=remaining,
+                skip=yielded,
+                gate=gate,
+            ):
+                yielded += batch.num_rows
+                yield batch
+    if not yielded:  # no rows: one empty batch, so the consumer still learns the schema
+        if schema is None:
+            schema = bind(con, source, columns, predicate, 0).to_arrow_table().schema
+        yield empty_batch(schema)
 
 
 def jsonl_schema(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RejectGate",
     "bind",
+    "empty_batch",
     "is_data_error",
     "read_head",
     "scan",
@@ -174,16 +175,30 @@ def bind(
 def scan(
     rel: duckdb.DuckDBPyRelation, batch_rows: int, files: Sequence[FileRef]
 ) -> Iterator[pa.RecordBatch]:
-    """Stream ``rel`` as Arrow batches, turning DuckDB failures into our errors."""
+    """Stream ``rel`` as Arrow batches, turning DuckDB failures into our errors.
+
+    A scan without rows yields one empty batch, so the consumer still learns the schema.
+    """
     import duckdb
 
     try:
         reader = rel.to_arrow_reader(batch_rows)
+        rows = 0
         for batch in reader:
             if batch.num_rows:
+                rows += batch.num_rows
                 yield batch
+        if not rows:
+            yield empty_batch(reader.schema)
     except (duckdb.Error, OSError) as exc:
         raise scan_error(exc, files) from None
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    """A batch of no rows with ``schema``: what a read without rows yields."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
 
 
 def is_data_error(exc: BaseException) -> bool:
