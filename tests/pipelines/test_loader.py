@@ -521,3 +521,42 @@ def test_accepted_values_must_be_finite() -> None:
         f"{SRC}:6:58",
         "step `c`: checks[0]: `values[1]` should be a finite number, got number `nan`",
     )
+
+
+def test_expression_checks_refuse_aggregates_and_window_functions() -> None:
+    # the expression is evaluated row by row: an aggregate or a window would count
+    # rows against the whole dataset and quarantine the wrong ones
+    err = fail(
+        """\
+        steps:
+          - name: c
+            type: check
+            dataset: raw.a
+            checks:
+              - {name: enough, type: expression, expression: count(*) > 5}
+              - {name: share, type: expression, expression: 'x * 2 < sum(x) over ()'}
+              - {name: nested, type: expression, expression: 'coalesce(max(x), 0) > 1'}
+              - {name: sub, type: expression, expression: 'x <= (select max(x) from t)'}
+              - {name: plain, type: expression, expression: 'abs(x) < 10 and y is not null'}
+        """
+    )
+    got = [(e["location"], e["message"]) for e in err.details["errors"]]
+    assert got == [
+        (
+            f"{SRC}:6:54",
+            "step `c`: check `enough`: the expression uses the aggregate function `COUNT(*)`, "
+            "but it is evaluated on each row",
+        ),
+        (
+            f"{SRC}:7:62",
+            "step `c`: check `share`: the expression uses the window function "
+            "`SUM(x) OVER ()`, but it is evaluated on each row",
+        ),
+        (
+            f"{SRC}:8:64",
+            "step `c`: check `nested`: the expression uses the aggregate function `MAX(x)`, "
+            "but it is evaluated on each row",
+        ),
+    ]
+    assert err.details["errors"][0]["hint"] is not None
+    assert "row_count" in err.details["errors"][0]["hint"]

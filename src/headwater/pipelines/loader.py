@@ -42,7 +42,7 @@ from headwater.pipelines._positions import (
     format_path,
 )
 from headwater.pipelines.spec import IDENTIFIER_PATTERN, PipelineSpec
-from headwater.transform.refs import check_sql
+from headwater.transform.refs import check_sql, find_ref_spans
 
 __all__ = ["load_pipeline", "parse_pipeline", "spec_from_data"]
 
@@ -336,7 +336,11 @@ def _check_problems(
             seen[name] = j
         label = f"{prefix}check `{name}`: " if name else f"{prefix}checks[{j}]: "
         if raw.get("type") == "expression" and isinstance(raw.get("expression"), str):
-            out.extend(_sql_problems(raw["expression"], (*path, "expression"), label, step))
+            text, at = raw["expression"], (*path, "expression")
+            found = _sql_problems(text, at, label, step) or _aggregate_problems(
+                text, at, label, step
+            )
+            out.extend(found)
         if raw.get("type") == "regex" and isinstance(raw.get("pattern"), str):
             problem = _regex_problem(raw["pattern"])
             if problem:
@@ -355,6 +359,59 @@ def _regex_problem(pattern: str) -> str | None:
         except duckdb.Error as exc:
             reason = str(exc).split("Error: ", 1)[-1]
             return f"invalid regular expression `{pattern}`: {reason}"
+    return None
+
+
+def _aggregate_problems(text: str, path: SpecPath, prefix: str, step: str | None) -> list[Problem]:
+    """An expression check is evaluated on each row: refuse aggregates and windows.
+
+    ``count(*) > 5`` or ``x < sum(x) over ()`` would compare each row with the whole
+    dataset and flag the wrong rows. Aggregates inside a subquery are scalar, so fine.
+    Call only on text that :func:`check_sql` accepts.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    masked = text
+    for span in find_ref_spans(text):  # same length, so offsets stay put
+        masked = masked[: span.start] + "_" * (span.end - span.start) + masked[span.end :]
+    try:
+        tree = sqlglot.parse_one(masked, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return []
+    found = _first_aggregate(tree, exp)
+    if found is None:
+        return []
+    kind = "window" if isinstance(found, exp.Window) else "aggregate"
+    shown = found.sql(dialect="duckdb")
+    name = found.this.sql_name() if isinstance(found, exp.Window) else found.sql_name()
+    match = re.search(rf"\b{re.escape(name)}\s*\(", masked, re.IGNORECASE)
+    return [
+        Problem(
+            path,
+            f"{prefix}the expression uses the {kind} function `{shown}`, but it is "
+            "evaluated on each row",
+            "An expression check flags single rows: use `row_count` for the number of rows "
+            "and `unique` for duplicates, compare with a subquery "
+            "(`x <= (select max(x) from ...)`), or compute the aggregate in a transform "
+            "and check its result.",
+            offset=match.start() if match else None,
+            value=text,
+            step=step,
+        )
+    ]
+
+
+def _first_aggregate(node: Any, exp: Any) -> Any:
+    """The first aggregate or window function outside any subquery, depth first."""
+    if isinstance(node, exp.Window | exp.AggFunc):
+        return node
+    if isinstance(node, exp.Query | exp.Subquery):
+        return None
+    for child in node.iter_expressions():
+        found = _first_aggregate(child, exp)
+        if found is not None:
+            return found
     return None
 
 
