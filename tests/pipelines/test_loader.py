@@ -560,3 +560,27 @@ def test_expression_checks_refuse_aggregates_and_window_functions() -> None:
     ]
     assert err.details["errors"][0]["hint"] is not None
     assert "row_count" in err.details["errors"][0]["hint"]
+
+
+def test_accepted_values_refuse_unquoted_yaml_booleans() -> None:
+    # YAML 1.1 reads yes/no/on/off as booleans, which never equal a text column's values
+    text = """\
+        steps:
+          - name: c
+            type: check
+            dataset: raw.a
+            checks:
+              - {type: accepted_values, column: answer, values: %s}
+        """
+    err = fail(text % "[maybe, yes, No]")
+    assert err.location == f"{SRC}:6:65"
+    assert err.message == (
+        "step `c`: check `accepted_values_answer`: `values` holds unquoted `yes`, `No`, "
+        "which YAML reads as the booleans `true`, `false`"
+    )
+    assert err.hint is not None and "['yes', 'No']" in err.hint
+    assert fail(text % "[on, off]").location == f"{SRC}:6:58"
+    # quoted words are text, and true/false are meant as booleans
+    for ok in ("['yes', 'no']", "[true, false]", '["on", off2]'):
+        check = parse_pipeline(textwrap.dedent(text % ok), source=SRC).steps[0].checks[0]
+        assert check.values in (["yes", "no"], [True, False], ["on", "off2"])

@@ -107,7 +107,7 @@ def parse_pipeline(
             [Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source
         )
     source_map = SourceMap(source, builder.nodes)
-    return _build(data, source_map, source, default_name, builder.problems)
+    return _build(data, source_map, source, default_name, builder.problems, builder.bool_words)
 
 
 def spec_from_data(
@@ -132,6 +132,7 @@ class _Builder:
         self.lines = text.splitlines()
         self.nodes: dict[SpecPath, NodeInfo] = {}
         self.problems: list[Problem] = []
+        self.bool_words: dict[SpecPath, str] = {}  # plain yes/no/on/off read as booleans
         self.constructor = yaml.SafeLoader("")
         self.active: set[int] = set()
 
@@ -158,11 +159,14 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node, path: SpecPath, start: Position) -> Any:
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or str(exc)
             self.problems.append(Problem(path, f"invalid YAML value: {what}", position=start))
             return None
+        if isinstance(value, bool) and str(node.value).lower() not in ("true", "false"):
+            self.bool_words[path] = str(node.value)
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: SpecPath) -> dict[Any, Any]:
         own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
@@ -218,6 +222,7 @@ def _build(
     source: str | None,
     default_name: str | None,
     problems: list[Problem],
+    bool_words: dict[SpecPath, str] | None = None,
 ) -> PipelineSpec:
     if not isinstance(data, dict):
         problems.append(
@@ -240,7 +245,7 @@ def _build(
         pos = source_map.position(path) if source_map is not None else None
         return f"line {pos.line}" if pos is not None else format_path(path)
 
-    problems.extend(_semantic_problems(data, where))
+    problems.extend(_semantic_problems(data, where, bool_words or {}))
     if problems or spec is None:
         raise_problems(problems, source_map, source, _pipeline_name(data, default_name))
     spec._attach(source_map)
@@ -255,8 +260,14 @@ def _pipeline_name(data: Any, default: str | None) -> str | None:
 # --------------------------------------------------------------------------- cross-node checks
 
 
-def _semantic_problems(data: dict[Any, Any], where: Any) -> list[Problem]:
-    """Rules spanning nodes: unique names, depends_on targets, SQL and regexes that parse."""
+def _semantic_problems(
+    data: dict[Any, Any], where: Any, bool_words: dict[SpecPath, str]
+) -> list[Problem]:
+    """Rules spanning nodes: unique names, depends_on targets, SQL and regexes that parse.
+
+    ``bool_words`` maps the paths of plain ``yes``/``no``/``on``/``off`` scalars, which
+    YAML read as booleans, to their text (empty when the data did not come from YAML).
+    """
     steps = data.get("steps")
     if not isinstance(steps, list):
         return []
@@ -287,7 +298,7 @@ def _semantic_problems(data: dict[Any, Any], where: Any) -> list[Problem]:
         if raw.get("type") == "transform" and isinstance(raw.get("sql"), str):
             out.extend(_sql_problems(raw["sql"], ("steps", i, "sql"), prefix, name))
         if raw.get("type") == "check" and isinstance(raw.get("checks"), list):
-            out.extend(_check_problems(raw["checks"], i, prefix, name, where))
+            out.extend(_check_problems(raw["checks"], i, prefix, name, where, bool_words))
     for i, raw in enumerate(steps):
         deps = raw.get("depends_on") if isinstance(raw, dict) else None
         for j, dep in enumerate(deps if isinstance(deps, list) else []):
@@ -312,7 +323,12 @@ def _semantic_problems(data: dict[Any, Any], where: Any) -> list[Problem]:
 
 
 def _check_problems(
-    checks: list[Any], i: int, prefix: str, step: str | None, where: Any
+    checks: list[Any],
+    i: int,
+    prefix: str,
+    step: str | None,
+    where: Any,
+    bool_words: dict[SpecPath, str],
 ) -> list[Problem]:
     out: list[Problem] = []
     seen: dict[str, int] = {}
@@ -341,11 +357,36 @@ def _check_problems(
                 text, at, label, step
             )
             out.extend(found)
+        if raw.get("type") == "accepted_values" and isinstance(raw.get("values"), list):
+            words = _bool_word_problem(raw["values"], (*path, "values"), label, bool_words)
+            if words:
+                out.append(Problem(*words, step=step))
         if raw.get("type") == "regex" and isinstance(raw.get("pattern"), str):
             problem = _regex_problem(raw["pattern"])
             if problem:
                 out.append(Problem((*path, "pattern"), label + problem, step=step))
     return out
+
+
+def _bool_word_problem(
+    values: list[Any], path: SpecPath, label: str, bool_words: dict[SpecPath, str]
+) -> tuple[SpecPath, str, str] | None:
+    """``values: [yes, no]`` is two booleans in YAML 1.1, which never match a text column."""
+    words = [(k, bool_words[(*path, k)]) for k in range(len(values)) if (*path, k) in bool_words]
+    if not words:
+        return None
+    shown = ", ".join(f"`{w}`" for _, w in words)
+    booleans = ", ".join(f"`{str(values[k]).lower()}`" for k, _ in words)
+    quoted = ", ".join(f"'{w}'" for _, w in words)
+    plural = len(words) > 1
+    return (
+        (*path, words[0][0]),
+        f"{label}`values` holds unquoted {shown}, which YAML reads as the "
+        + ("booleans " if plural else "boolean ")
+        + booleans,
+        f"Quote {'them' if plural else 'it'} to accept text, e.g. `values: [{quoted}]`; "
+        "write `true`/`false` when the column holds booleans.",
+    )
 
 
 @functools.lru_cache(maxsize=256)
