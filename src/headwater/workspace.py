@@ -171,7 +171,11 @@ class Workspace:
 
         lake = self.lake
         return EngineSession(
-            lambda name, v, t: lake.dataset(name, version=v, as_of=t),
+            lambda name, v, t: (
+                lake.parquet_scan(name, version=v, as_of=t)
+                or lake.dataset(name, version=v, as_of=t)
+            ),
+            arrow_resolver=lambda name, v, t: lake.dataset(name, version=v, as_of=t),
             threads=self.settings.engine.threads,
             memory_limit=self.settings.engine.memory_limit,
             version=version,

@@ -23,8 +23,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DatasetResolver", "EngineSession", "connect", "referenced_tables"]
 
-# name, version, as_of -> pyarrow dataset; raises DatasetNotFoundError when missing
-DatasetResolver = Callable[[str, int | None, "datetime | str | None"], "pads.Dataset"]
+# name, version, as_of -> pyarrow dataset, or (local Parquet files, schema) that DuckDB may
+# read directly; raises DatasetNotFoundError when missing
+DatasetResolver = Callable[
+    [str, int | None, "datetime | str | None"],
+    "pads.Dataset | tuple[list[str], pa.Schema]",
+]
 
 _DUCKDB_CONFIG = {
     "autoinstall_known_extensions": False,
@@ -91,8 +95,10 @@ class EngineSession:
         version: int | None = None,
         as_of: datetime | str | None = None,
         temp_directory: str | None = None,
+        arrow_resolver: DatasetResolver | None = None,
     ) -> None:
         self._resolver = resolver
+        self._arrow_resolver = arrow_resolver
         self._version = version
         self._as_of = as_of
         self._attached: set[str] = set()
@@ -117,13 +123,34 @@ class EngineSession:
             return
         data = self._resolver(name, self._version, self._as_of)
         zone, _, table = view.partition(".")
-        internal = f"__hw_{zone}_{table}"
-        self.con.register(internal, data)
         if zone not in self._schemas:
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
             self._schemas.add(zone)
-        self.con.execute(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS SELECT * FROM {internal}')
+        source = self._parquet_source(data) if isinstance(data, tuple) else None
+        if source is None:
+            if isinstance(data, tuple):  # files unusable as plain Parquet: scan via Arrow
+                data = (
+                    self._arrow_resolver(name, self._version, self._as_of)
+                    if self._arrow_resolver
+                    else _arrow_dataset(data)
+                )
+            internal = f"__hw_{zone}_{table}"
+            self.con.register(internal, data)
+            source = f"SELECT * FROM {internal}"
+        self.con.execute(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {source}')
         self._attached.add(view)
+
+    def _parquet_source(self, data: tuple[list[str], pa.Schema]) -> str | None:
+        """SELECT over DuckDB's Parquet reader, columns in the dataset's order; None if a
+        column of the schema is missing from the files (then the Arrow scan is used)."""
+        files, schema = data
+        listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+        scan = f"read_parquet([{listed}], union_by_name = true)"
+        present = {row[0] for row in self.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        if not set(schema.names) <= present:
+            return None
+        columns = ", ".join('"' + n.replace('"', '""') + '"' for n in schema.names)
+        return f"SELECT {columns} FROM {scan}"
 
     def attach_many(self, names: Iterable[str]) -> None:
         for name in names:
@@ -177,3 +204,10 @@ def _query_error(exc: Exception, sql: str) -> QueryError:
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
         hint = "Datasets are queried as zone.name; list them with `headwater datasets list`."
     return QueryError(f"{kind} error: {text}", hint=hint, sql=sql if len(sql) < 2000 else None)
+
+
+def _arrow_dataset(data: tuple[list[str], pa.Schema]) -> pads.Dataset:
+    import pyarrow.dataset as pads
+
+    files, schema = data
+    return pads.dataset(files, schema=schema, format="parquet")

@@ -61,6 +61,10 @@ def _arrow_schema(table: DeltaTable) -> pa.Schema:
     return normalize_schema(pa.schema(table.schema().to_arrow()))
 
 
+# Delta reader features under which a data file can be read as plain Parquet
+_PLAIN_READER_FEATURES = frozenset({"timestampNtz"})
+
+
 class Lake:
     """Managed datasets on Delta Lake, registered in a :class:`MetadataStore`.
 
@@ -142,6 +146,28 @@ class Lake:
         """A pyarrow dataset over ``name`` (scan it from DuckDB with pushdown)."""
         table = self._open(name, version=version, as_of=as_of)
         return scan_dataset(table, _arrow_schema(table))
+
+    def parquet_scan(
+        self, name: str, *, version: int | None = None, as_of: datetime | str | None = None
+    ) -> tuple[builtins.list[str], pa.Schema] | None:
+        """The Parquet files and schema of one version, when DuckDB may read them directly.
+
+        Reading a snapshot's files with DuckDB's own Parquet reader is several times faster
+        than scanning the pyarrow dataset, and exact when the table uses no reader feature
+        that changes what a file means (deletion vectors, column mapping) and is not
+        partitioned. Returns None when that does not hold, or when the files are not local
+        (DuckDB cannot reach object storage here); callers then use :meth:`dataset`.
+        """
+        table = self._open(name, version=version, as_of=as_of)
+        if "://" in self.root and not self.root.startswith("file://"):
+            return None
+        features = set(table.protocol().reader_features or [])
+        if features - _PLAIN_READER_FEATURES or table.metadata().partition_columns:
+            return None
+        files = table.file_uris()
+        if not files:
+            return None
+        return [f.removeprefix("file://") for f in files], _arrow_schema(table)
 
     def schema(self, name: str, *, version: int | None = None) -> pa.Schema:
         """The Arrow schema of ``name`` (at ``version``, by default the latest)."""

@@ -50,7 +50,11 @@ class RunContext:
 
     def session(self) -> EngineSession:
         return EngineSession(
-            lambda name, version, as_of: self.lake.dataset(name, version=version, as_of=as_of),
+            lambda name, version, as_of: (
+                self.lake.parquet_scan(name, version=version, as_of=as_of)
+                or self.lake.dataset(name, version=version, as_of=as_of)
+            ),
+            arrow_resolver=lambda name, v, t: self.lake.dataset(name, version=v, as_of=t),
             threads=self.engine.threads,
             memory_limit=self.engine.memory_limit,
             temp_directory=self.temp_directory,
