@@ -78,9 +78,7 @@ def test_history_and_as_of_on_s3(
     s3_server: dict[str, str], s3_bucket: str, store: MetadataStore
 ) -> None:
     """History and time travel by timestamp read the Delta log's commit infos."""
-    lake = Lake(
-        f"s3://{s3_bucket}/lake", store, storage_options=s3_options(s3_server)
-    )
+    lake = Lake(f"s3://{s3_bucket}/lake", store, storage_options=s3_options(s3_server))
     fill(lake)
     check_reads(lake)
     history = lake.history("raw.orders")
