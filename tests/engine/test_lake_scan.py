@@ -62,3 +62,33 @@ def test_empty_dataset_falls_back_to_the_arrow_scan(tmp_path: Path) -> None:
     with workspace_for_test(tmp_path / "ws") as ws:
         ws.lake.write("raw.t", pa.table({"id": pa.array([], pa.int64())}), mode="overwrite")
         assert ws.query("select count(*) as n from raw.t").to_pylist() == [{"n": 0}]
+
+
+def test_workspace_paths_with_spaces_and_glob_characters(tmp_path: Path) -> None:
+    """File URIs are percent-encoded and DuckDB globs `[`: both must still read right."""
+    for folder in ("with space", "br[ack]et"):
+        with workspace_for_test(tmp_path / folder / "ws") as ws:
+            ws.lake.write("raw.t", pa.table({"id": [1, 2]}), mode="overwrite")
+            assert ws.query("select sum(id) as s from raw.t").to_pylist() == [{"s": 3}]
+
+
+def test_two_checks_of_one_dataset_both_hold(tmp_path: Path) -> None:
+    """Checks of one dataset run one after the other: each one's quarantine sticks."""
+    pipeline = """\
+name: p
+steps:
+  - {name: ex, type: extract, connection: landing, stream: orders.csv, to: raw.orders}
+  - {name: chk_a, type: check, dataset: raw.orders, checks: [{type: not_null, column: order_id}]}
+  - {name: chk_b, type: check, dataset: raw.orders, checks: [{type: range, column: amount, min: 0}]}
+"""
+    connections = {"landing": {"type": "files", "path": "data"}}
+    with workspace_for_test(tmp_path / "a b", connections=connections) as ws:
+        (ws.root / "data" / "orders.csv").write_text("order_id,amount\n1,10\n2,-3\n,5\n4,8\n")
+        (ws.root / "pipelines" / "p.yaml").write_text(pipeline)
+        result = ws.run("p")
+        assert result.ok, result.error
+        kept = sorted(r["order_id"] for r in ws.read("raw.orders").to_pylist())
+        assert kept == [1, 4]
+        assert ws.read("raw.orders__quarantine").num_rows == 2
+        counts = [(s.name, s.rows_in, s.rows_out, s.rows_quarantined) for s in result.steps]
+        assert counts == [("ex", 4, 4, 0), ("chk_a", 4, 3, 1), ("chk_b", 3, 2, 1)]

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
@@ -164,10 +165,14 @@ class Lake:
         features = set(table.protocol().reader_features or [])
         if features - _PLAIN_READER_FEATURES or table.metadata().partition_columns:
             return None
-        files = table.file_uris()
-        if not files:
+        uris = table.file_uris()
+        if not uris:
             return None
-        return [f.removeprefix("file://") for f in files], _arrow_schema(table)
+        # file URIs are percent-encoded; DuckDB takes paths, and reads `*?[]{}` as globs
+        paths = [unquote(u.removeprefix("file://")) for u in uris]
+        if any(ch in p for p in paths for ch in "*?[]{}"):
+            return None
+        return paths, _arrow_schema(table)
 
     def schema(self, name: str, *, version: int | None = None) -> pa.Schema:
         """The Arrow schema of ``name`` (at ``version``, by default the latest)."""
