@@ -66,7 +66,7 @@ def test_empty_dataset_falls_back_to_the_arrow_scan(tmp_path: Path) -> None:
 
 def test_workspace_paths_with_spaces(tmp_path: Path) -> None:
     """File URIs are percent-encoded; the native scan must decode them."""
-    for folder in ("with space", "percent%20sign"):
+    for folder in ("with space", "ünïcode dir"):
         with workspace_for_test(tmp_path / folder / "ws") as ws:
             ws.lake.write("raw.t", pa.table({"id": [1, 2]}), mode="overwrite")
             assert ws.query("select sum(id) as s from raw.t").to_pylist() == [{"s": 3}]
