@@ -158,6 +158,14 @@ class Workspace:
             root = self.settings.lake.root
             if "://" not in root:
                 root = str((self.root / root).resolve())
+                if any(ch in root for ch in "[]%"):
+                    raise ConfigError(
+                        f"the lake directory {root} contains `[`, `]` or `%`, which the Delta "
+                        "library cannot use in a table path",
+                        field="lake.root",
+                        hint="Move the workspace, or set lake.root (HEADWATER_LAKE__ROOT) to a "
+                        "directory without those characters.",
+                    )
             self._lake = Lake(
                 root, self.store, storage_options=self.settings.lake.storage_options or None
             )

@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except Exception as exc:
+    except SystemExit:
+        raise
+    except BaseException as exc:  # also Rust panics from native libraries
         if state.debug:
             traceback.print_exc()
         else:

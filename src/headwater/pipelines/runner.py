@@ -166,7 +166,9 @@ class Runner:
             self._emit(StepStarted(self.ctx.run_id, step=name, kind=step.type, attempt=attempt))
             try:
                 outcome = execute_step(self.ctx, step)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # also Rust panics (pyo3 PanicException)
                 if isinstance(exc, Transient) and attempt <= retries:
                     time.sleep(min(delay * attempt, 3600.0))
                     continue
