@@ -238,3 +238,18 @@ def test_string_filters_work_after_a_merge(lake: Lake) -> None:
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     found = con.execute("select id from orders_ds where customer = 'new4'").fetchall()
     assert found == [(4,)]
+
+
+def test_delete_rows_by_equality(lake: Lake) -> None:
+    import pyarrow as pa
+
+    lake.write("raw.q", pa.table({"run_id": ["a", "a", "b"], "step": ["s", "t", "s"]}))
+    before = lake.history("raw.q")[0].version
+    assert lake.delete_rows("raw.q", {"run_id": "zzz"}) == 0
+    assert lake.history("raw.q")[0].version == before  # nothing matched: no commit
+    assert lake.delete_rows("raw.q", {"run_id": "a", "step": "s"}, run_id="r9") == 1
+    assert sorted(lake.read("raw.q").to_pylist(), key=str) == [
+        {"run_id": "a", "step": "t"},
+        {"run_id": "b", "step": "s"},
+    ]
+    assert lake.delete_rows("raw.q", {"step": "it's"}) == 0  # quoting is safe

@@ -139,3 +139,45 @@ def test_a_killed_run_is_marked_failed_on_next_open(tmp_path: Path) -> None:
         run = ws.get_run("crashed")
         assert run.status == "failed" and "ended without finishing" in (run.error or "")
         assert [(s.step, s.status) for s in run.steps] == [("e", "failed"), ("t", "skipped")]
+
+
+def test_a_retried_check_does_not_double_its_quarantine(monkeypatch: Any) -> None:
+    """The rewrite after quarantining fails once (transient); the retry leaves each row once."""
+    from headwater.lake.lake import Lake
+    from headwater.testing import memory_tables
+
+    memory_tables("retry")["o"] = pa.table({"id": [1, 2, 3], "amount": [5, -1, -2]})
+    real_write = Lake.write
+    failures = {"left": 1}
+
+    def flaky_write(self: Lake, name: str, data: Any, **kwargs: Any) -> Any:
+        rewrite = name == "raw.o" and kwargs.get("mode") == "overwrite"
+        # only the check's rewrite (the quarantine exists by then), not the extract
+        if rewrite and failures["left"] and self.exists("raw.o__quarantine"):
+            failures["left"] -= 1
+            raise ConnectorUnavailableError("simulated storage hiccup")
+        return real_write(self, name, data, **kwargs)
+
+    monkeypatch.setattr(Lake, "write", flaky_write)
+    pipeline = textwrap.dedent(
+        """\
+        name: r
+        steps:
+          - {name: e, type: extract, connection: m, stream: o, to: raw.o}
+          - name: c
+            type: check
+            dataset: raw.o
+            retries: 1
+            retry_delay: 0.01
+            checks: [{type: range, column: amount, min: 0}]
+        """
+    )
+    with workspace_for_test(connections={"m": {"type": "memory", "store": "retry"}}) as ws:
+        (ws.root / "pipelines" / "r.yaml").write_text(pipeline)
+        result = ws.run("r")
+        assert result.ok, result.error
+        assert failures["left"] == 0  # the failure did happen
+        assert ws.get_run(result.run_id).steps[1].attempt == 2
+        quarantined = ws.read("raw.o__quarantine").column("raw_record").to_pylist()
+        assert sorted(quarantined) == ['{"id":2,"amount":-1}', '{"id":3,"amount":-2}']
+        assert ws.read("raw.o").column("id").to_pylist() == [1]

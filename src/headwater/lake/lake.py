@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.dataset as pads  # type: ignore[import-untyped]
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from headwater.errors import (
@@ -110,6 +110,30 @@ class Lake:
         if table is not None:
             remove_tree(self.location(name), self.storage_options)
         self.store.delete_dataset(name)
+
+    def delete_rows(
+        self, name: str, equals: Mapping[str, str], *, run_id: str | None = None
+    ) -> int:
+        """Delete the rows whose columns equal ``equals`` (all of them), in one commit.
+
+        Returns how many rows were deleted; nothing is committed when none match.
+        """
+        table = self._require(name)
+        condition = None
+        for column, value in equals.items():
+            term = pc.field(column) == value
+            condition = term if condition is None else condition & term
+        matching = 0 if condition is None else int(self.dataset(name).count_rows(filter=condition))
+        if matching == 0:
+            return 0
+        predicate = " AND ".join(
+            f"{quote_column(c)} = '" + v.replace("'", "''") + "'" for c, v in equals.items()
+        )
+        table.delete(
+            predicate,
+            commit_properties=CommitProperties(custom_metadata={"headwater.run_id": run_id or ""}),
+        )
+        return matching
 
     # -- reading -------------------------------------------------------------------------
     def read(
@@ -427,3 +451,8 @@ class Lake:
             dataset=name,
             hint="See Lake.history() for the versions and their times.",
         )
+
+
+def quote_column(name: str) -> str:
+    """A column name quoted for a Delta (DataFusion) SQL predicate."""
+    return '"' + name.replace('"', '""') + '"'

@@ -150,8 +150,16 @@ def _quarantine_rejects(ctx: RunContext, step: str, dataset: str, rejects: ListR
     if not rejects.items:
         return 0
     table = rejects_to_table(rejects.items, run_id=ctx.run_id, step=step, dataset=dataset)
+    _forget_earlier_attempt(ctx, step, dataset)
     ctx.lake.write(quarantine_name(dataset), table, mode="append", run_id=ctx.run_id)
     return int(table.num_rows)
+
+
+def _forget_earlier_attempt(ctx: RunContext, step: str, dataset: str) -> None:
+    """Remove quarantine rows an earlier attempt of this step in this run wrote (retries)."""
+    name = quarantine_name(dataset)
+    if ctx.lake.exists(name):
+        ctx.lake.delete_rows(name, {"run_id": ctx.run_id, "step": step}, run_id=ctx.run_id)
 
 
 def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
@@ -201,8 +209,9 @@ def run_check(ctx: RunContext, step: Any) -> StepOutcome:
         outcome = evaluate_checks(session, f'"{zone}"."{name}"', compiled)
         rows_out = outcome.rows_checked - outcome.rows_quarantined
         if outcome.rows_quarantined:
-            # quarantine first: if the rewrite then fails, rows are doubled in quarantine
-            # (visible, reprocessable), never lost
+            # quarantine first: if the rewrite then fails, the rows are in quarantine and
+            # still in the dataset (never lost); a retry replaces this step's quarantine rows
+            _forget_earlier_attempt(ctx, step.name, dataset)
             ctx.lake.write(
                 quarantine_name(dataset),
                 outcome.quarantine_rows(run_id=ctx.run_id, step=step.name, dataset=dataset),
