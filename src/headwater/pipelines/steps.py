@@ -10,18 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from headwater.config import EngineSettings
 from headwater.connections import Connections
-from headwater.connectors.base import ListRejectSink, WriteMode
+from headwater.connectors.base import ListRejectSink
 from headwater.engine.session import EngineSession
 from headwater.errors import CheckFailedError, PipelineError
 from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
+from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, TransformStep
 from headwater.quality.checks import compile_check
 from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
@@ -85,46 +86,19 @@ class _Progress:
         return pa.RecordBatchReader.from_batches(reader.schema, self.wrap(reader))
 
 
-def _attr(step: Any, *names: str) -> Any:
-    for name in names:
-        value = getattr(step, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _mode(step: Any) -> WriteMode:
-    mode: WriteMode = _attr(step, "mode") or "overwrite"
-    return mode
-
-
-def _keys(step: Any) -> list[str] | None:
-    keys = _attr(step, "keys")
-    return list(keys) if keys else None
-
-
-def _replace(step: Any) -> bool:
-    return bool(_attr(step, "on_schema_change") == "replace")
-
-
-def _options(step: Any) -> dict[str, Any]:
-    options = _attr(step, "options")
-    return dict(options) if options else {}
-
-
-def run_extract(ctx: RunContext, step: Any) -> StepOutcome:
+def run_extract(ctx: RunContext, step: ExtractStep) -> StepOutcome:
     source = ctx.connections.source(step.connection)
     rejects = ListRejectSink()
     progress = _Progress(ctx, step.name)
     state = ctx.store.get_checkpoint(ctx.pipeline, step.name)
-    batches = source.read(step.stream, options=_options(step), state=state, rejects=rejects)
+    batches = source.read(step.stream, options=dict(step.options), state=state, rejects=rejects)
     commit = ctx.lake.write(
         step.to,
         progress.wrap(batches),
-        mode=_mode(step),
-        keys=_keys(step),
+        mode=step.mode,
+        keys=list(step.keys) or None,
         run_id=ctx.run_id,
-        allow_schema_replace=_replace(step),
+        allow_schema_replace=step.on_schema_change == "replace",
     )
     quarantined = _quarantine_rejects(ctx, step.name, step.to, rejects)
     return StepOutcome(
@@ -162,7 +136,7 @@ def _forget_earlier_attempt(ctx: RunContext, step: str, dataset: str) -> None:
         ctx.lake.delete_rows(name, {"run_id": ctx.run_id, "step": step}, run_id=ctx.run_id)
 
 
-def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
+def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     """Run the SQL and write its result.
 
     rows_in counts the rows the query produced (what the write received), so the
@@ -178,10 +152,10 @@ def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
         commit = ctx.lake.write(
             step.to,
             progress.reader(reader),
-            mode=_mode(step),
-            keys=_keys(step),
+            mode=step.mode,
+            keys=list(step.keys) or None,
             run_id=ctx.run_id,
-            allow_schema_replace=_replace(step),
+            allow_schema_replace=step.on_schema_change == "replace",
         )
     return StepOutcome(
         step.name,
@@ -200,7 +174,7 @@ def run_transform(ctx: RunContext, step: Any) -> StepOutcome:
     )
 
 
-def run_check(ctx: RunContext, step: Any) -> StepOutcome:
+def run_check(ctx: RunContext, step: CheckStep) -> StepOutcome:
     dataset = step.dataset
     compiled = [compile_check(c.model_dump(by_alias=False)) for c in step.checks]
     with ctx.session() as session:
@@ -270,8 +244,8 @@ def run_check(ctx: RunContext, step: Any) -> StepOutcome:
     )
 
 
-def run_load(ctx: RunContext, step: Any) -> StepOutcome:
-    dataset = _attr(step, "from_", "source", "dataset")
+def run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
+    dataset = step.from_
     destination = ctx.connections.destination(step.connection)
     progress = _Progress(ctx, step.name)
     with ctx.session() as session:
@@ -283,9 +257,9 @@ def run_load(ctx: RunContext, step: Any) -> StepOutcome:
         result = destination.write(
             step.target,
             progress.reader(reader),
-            mode=_mode(step),
-            keys=_keys(step),
-            options=_options(step),
+            mode=step.mode,
+            keys=list(step.keys) or None,
+            options=dict(step.options),
         )
     return StepOutcome(
         step.name,
@@ -301,17 +275,16 @@ def run_load(ctx: RunContext, step: Any) -> StepOutcome:
     )
 
 
-_EXECUTORS: dict[str, Callable[[RunContext, Any], StepOutcome]] = {
-    "extract": run_extract,
-    "transform": run_transform,
-    "check": run_check,
-    "load": run_load,
-}
-
-
-def execute_step(ctx: RunContext, step: Any) -> StepOutcome:
+def execute_step(
+    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep
+) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
-    executor = _EXECUTORS.get(step.type)
-    if executor is None:
-        raise PipelineError(f"step kind `{step.type}` cannot be executed yet", step=step.name)
-    return executor(ctx, step)
+    if isinstance(step, ExtractStep):
+        return run_extract(ctx, step)
+    if isinstance(step, TransformStep):
+        return run_transform(ctx, step)
+    if isinstance(step, CheckStep):
+        return run_check(ctx, step)
+    if isinstance(step, LoadStep):
+        return run_load(ctx, step)
+    raise PipelineError(f"step kind `{step.type}` cannot be executed yet", step=step.name)
