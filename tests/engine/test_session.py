@@ -63,7 +63,7 @@ def test_query_errors_are_headwater_errors(session: EngineSession) -> None:
         with pytest.raises(QueryError, match="does not exist") as info:
             session.table("select * from raw.missing")
         assert info.value.hint and "headwater datasets list" in info.value.hint
-        with pytest.raises(QueryError, match="binder error"):
+        with pytest.raises(QueryError, match="Binder Error"):
             session.table("select nope from (select 1 as a)")
 
 

@@ -199,11 +199,11 @@ def _query_error(exc: Exception, sql: str) -> QueryError:
     if not isinstance(exc, duckdb.Error):
         raise exc
     text = str(exc).strip()
-    kind = type(exc).__name__.replace("Exception", "").lower() or "query"
     hint = None
     if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
         hint = "Datasets are queried as zone.name; list them with `headwater datasets list`."
-    return QueryError(f"{kind} error: {text}", hint=hint, sql=sql if len(sql) < 2000 else None)
+    # DuckDB's text already names its kind ("Parser Error: ...", "Binder Error: ...")
+    return QueryError(text, hint=hint, sql=sql if len(sql) < 2000 else None)
 
 
 def _arrow_dataset(data: tuple[list[str], pa.Schema]) -> pads.Dataset:
