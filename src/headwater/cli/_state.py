@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from headwater.workspace import Workspace
+if TYPE_CHECKING:
+    from headwater.workspace import Workspace
 
 
 @dataclass
@@ -25,4 +27,6 @@ if not console.is_terminal and "COLUMNS" not in os.environ:
 
 
 def open_workspace() -> Workspace:
+    from headwater.workspace import Workspace
+
     return Workspace.open(state.workspace)

@@ -10,7 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
-from headwater.connectors.registry import available_connectors
 from headwater.errors import ConfigError
 
 app = typer.Typer(help="Manage named connections.", no_args_is_help=True)
@@ -65,6 +64,8 @@ def list_() -> None:
         for info in ws.connections.list():
             table.add_row(info.name, info.type, info.origin, escape(info.description or ""))
         console.print(table if table.rows else "no connections")
+        from headwater.connectors.registry import available_connectors
+
         console.print(f"[dim]connector types: {', '.join(available_connectors())}[/]")
 
 

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
 from headwater.cli.display import LiveRunDisplay, summary_table
-from headwater.workspace import Workspace
 
 
 def _shell_path(file: Path) -> Path:
@@ -34,6 +33,8 @@ def init(
     ] = None,
 ) -> None:
     """Create a workspace: headwater.yaml, pipelines/, data/, lake/, .headwater/ (metadata, key)."""
+    from headwater.workspace import Workspace
+
     with Workspace.init(directory, name=name) as ws:
         console.print(f"[green]workspace ready[/] at {ws.root}")
         console.print(

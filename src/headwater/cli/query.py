@@ -5,15 +5,17 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import pyarrow as pa
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from headwater.cli._state import console, open_workspace
 from headwater.errors import ConfigError, QueryError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Format = Literal["table", "csv", "json", "parquet"]
 
@@ -23,6 +25,8 @@ def register(app: typer.Typer) -> None:
 
 
 def render_table(table: pa.Table, *, limit: int = 100) -> Table:
+    import pyarrow as pa
+
     out = Table(show_lines=False)
     for field in table.schema:
         numeric = (
@@ -41,6 +45,8 @@ def render_table(table: pa.Table, *, limit: int = 100) -> Table:
 
 
 def _encode(result: pa.Table, fmt: str, output: Path | None) -> bytes | None:
+    import pyarrow as pa
+
     """The result as bytes in ``fmt``; Parquet is written to ``output`` directly (None)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
@@ -91,6 +97,8 @@ def query(
     if fmt == "table":
         console.print(render_table(result, limit=limit))
         return
+    import pyarrow as pa
+
     try:
         data = _encode(result, fmt, output)
     except pa.ArrowException as exc:

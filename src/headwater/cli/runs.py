@@ -11,12 +11,13 @@ from rich.text import Text
 
 from headwater.cli._state import console, open_workspace
 from headwater.cli.display import _STYLE, fmt_bytes, fmt_int
-from headwater.metadata.store import MetadataStore
 
 app = typer.Typer(help="Inspect pipeline runs.", no_args_is_help=True)
 
 
 def _duration(start: object, end: object) -> str:
+    from headwater.metadata.store import MetadataStore
+
     s, e = MetadataStore.as_utc(start), MetadataStore.as_utc(end)  # type: ignore[arg-type]
     if s is None or e is None:
         return ""

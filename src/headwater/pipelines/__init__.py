@@ -5,26 +5,57 @@
 >>> dag = plan(spec, dataset_exists=lambda name: False)           # doctest: +SKIP
 """
 
-from headwater.pipelines.loader import load_pipeline, parse_pipeline, spec_from_data
-from headwater.pipelines.planner import Edge, Plan, plan
-from headwater.pipelines.spec import (
-    CHECK_TYPES,
-    STEP_TYPES,
-    AcceptedValuesCheck,
-    Check,
-    CheckStep,
-    ExpressionCheck,
-    ExtractStep,
-    LoadStep,
-    NotNullCheck,
-    PipelineSpec,
-    RangeCheck,
-    RegexCheck,
-    RowCountCheck,
-    Step,
-    TransformStep,
-    UniqueCheck,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from headwater.pipelines.loader import load_pipeline, parse_pipeline, spec_from_data
+    from headwater.pipelines.planner import Edge, Plan, plan
+    from headwater.pipelines.spec import (
+        CHECK_TYPES,
+        STEP_TYPES,
+        AcceptedValuesCheck,
+        Check,
+        CheckStep,
+        ExpressionCheck,
+        ExtractStep,
+        LoadStep,
+        NotNullCheck,
+        PipelineSpec,
+        RangeCheck,
+        RegexCheck,
+        RowCountCheck,
+        Step,
+        TransformStep,
+        UniqueCheck,
+    )
+
+_LAZY = {
+    "load_pipeline": "headwater.pipelines.loader",
+    "parse_pipeline": "headwater.pipelines.loader",
+    "spec_from_data": "headwater.pipelines.loader",
+    "Edge": "headwater.pipelines.planner",
+    "Plan": "headwater.pipelines.planner",
+    "plan": "headwater.pipelines.planner",
+    "CHECK_TYPES": "headwater.pipelines.spec",
+    "STEP_TYPES": "headwater.pipelines.spec",
+    "AcceptedValuesCheck": "headwater.pipelines.spec",
+    "Check": "headwater.pipelines.spec",
+    "CheckStep": "headwater.pipelines.spec",
+    "ExpressionCheck": "headwater.pipelines.spec",
+    "ExtractStep": "headwater.pipelines.spec",
+    "LoadStep": "headwater.pipelines.spec",
+    "NotNullCheck": "headwater.pipelines.spec",
+    "PipelineSpec": "headwater.pipelines.spec",
+    "RangeCheck": "headwater.pipelines.spec",
+    "RegexCheck": "headwater.pipelines.spec",
+    "RowCountCheck": "headwater.pipelines.spec",
+    "Step": "headwater.pipelines.spec",
+    "TransformStep": "headwater.pipelines.spec",
+    "UniqueCheck": "headwater.pipelines.spec",
+}
 
 __all__ = [
     "CHECK_TYPES",
@@ -50,3 +81,13 @@ __all__ = [
     "plan",
     "spec_from_data",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the language's modules on first use (the CLI's start-up stays fast)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
