@@ -1,0 +1,1 @@
+"""The ``sqlite`` connector: a SQLite database file as source and destination."""
