@@ -1,0 +1,1 @@
+"""The ``postgres`` connector: PostgreSQL tables as Arrow streams, read through ADBC."""

@@ -1,0 +1,112 @@
+"""Connections (ADBC) and the translation of driver errors into Headwater errors.
+
+libpq reports a failed login with a message but no SQLSTATE, so the kind of a
+connection failure is decided by reachability, not by message text: when the TCP
+port cannot be reached the error is :class:`ConnectorUnavailableError` (transient,
+retried); when the server answered and refused (wrong password, unknown role or
+database, not allowed by pg_hba) it is :class:`PostgresAuthError` (terminal, not
+retried). Neither message ever holds the password.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
+from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal
+
+if TYPE_CHECKING:
+    from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
+
+__all__ = ["PostgresAuthError", "PostgresQueryError", "connect", "driver_error", "scrub"]
+
+
+class PostgresAuthError(ConnectorError, Terminal):
+    """The server refused the login (password, role, database, pg_hba): not retried."""
+
+
+def scrub(config: PostgresConfig, text: str) -> str:
+    """``text`` with the password and the full URL removed."""
+    for secret in (config.url, config.libpq_url, config.password or ""):
+        if len(secret) >= 1 and secret in text:
+            text = text.replace(secret, "****")
+    return text
+
+
+def _detail(config: PostgresConfig, exc: BaseException) -> str:
+    text = str(exc).strip()
+    for prefix in ("IO: ", "[libpq] ", "Failed to connect: ", "connection failed: "):
+        text = text.removeprefix(prefix)
+    return scrub(config, text.splitlines()[0] if text else type(exc).__name__)
+
+
+def _reachable(config: PostgresConfig) -> bool:
+    host = config.host
+    if host.startswith("/"):  # a unix socket directory: libpq's answer is all we have
+        return True
+    try:
+        with socket.create_connection((host, config.port), timeout=config.connect_timeout):
+            return True
+    except OSError:
+        return False
+
+
+def connect(config: PostgresConfig, *, autocommit: bool = False) -> Connection:
+    """An ADBC connection, or a Headwater error naming host:port/database (never the password)."""
+    import adbc_driver_postgresql.dbapi as dbapi  # type: ignore[import-untyped]
+
+    try:
+        conn = dbapi.connect(config.libpq_url, autocommit=autocommit)
+    except dbapi.Error as exc:
+        raise connect_error(config, exc) from None
+    return conn
+
+
+def connect_error(config: PostgresConfig, exc: BaseException) -> ConnectorError:
+    detail = _detail(config, exc)
+    if not _reachable(config):
+        return ConnectorUnavailableError(
+            f"Cannot reach PostgreSQL at {config.where}: {detail}",
+            connector=CONNECTOR,
+            location=config.where,
+            hint="Check the host and port in the connection `url`, and that the server is up.",
+        )
+    return PostgresAuthError(
+        f"PostgreSQL at {config.where} refused the connection: {detail}",
+        connector=CONNECTOR,
+        location=config.where,
+        hint="Check the user, password and database in the connection `url` "
+        "(put the password in an environment variable: ${PG_PASSWORD}).",
+    )
+
+
+def driver_error(config: PostgresConfig, exc: BaseException, doing: str) -> ConnectorError:
+    """A query-time driver error as a ConnectorError; connection losses are transient."""
+    import adbc_driver_manager  # type: ignore[import-untyped]
+
+    detail = _detail(config, exc)
+    state = getattr(exc, "sqlstate", None) or ""
+    lost = state.startswith(("08", "57P")) or (
+        isinstance(exc, adbc_driver_manager.OperationalError) and not state
+    )
+    cls: type[ConnectorError] = ConnectorUnavailableError if lost else PostgresQueryError
+    return cls(
+        f"PostgreSQL at {config.where} failed while {doing}: {detail}",
+        connector=CONNECTOR,
+        location=config.where,
+        sqlstate=state or None,
+    )
+
+
+class PostgresQueryError(ConnectorError, Terminal):
+    """A statement PostgreSQL rejected (syntax, permissions, constraint)."""
+
+
+def fetch_all(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params or None)
+        return list(cur.fetchall())
+    finally:
+        cur.close()

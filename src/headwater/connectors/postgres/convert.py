@@ -1,0 +1,83 @@
+"""Turn ADBC's Arrow output into the documented Arrow types, batch by batch (vectorized).
+
+ADBC returns ``numeric`` as an opaque extension over its decimal text, json/jsonb
+as ``arrow.json`` and uuid as ``arrow.uuid`` (16 bytes). These become decimal128/256
+(or string for unconstrained numeric), string, and the canonical uuid text (reads
+already cast uuid columns to text in SQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from headwater.connectors.postgres.types import arrow_type
+
+__all__ = ["batch_converter"]
+
+Convert = Callable[[pa.Array], pa.Array]
+
+
+def _uuid_text(array: pa.Array) -> pa.Array:
+    """16-byte uuids as text. Reads cast uuid columns to text in SQL, so this is a fallback."""
+    import uuid
+
+    storage = array.storage if isinstance(array, pa.ExtensionArray) else array
+    return pa.array(
+        [None if b is None else str(uuid.UUID(bytes=b)) for b in storage.to_pylist()],
+        pa.string(),
+    )
+
+
+def _field_converter(field: pa.Field) -> tuple[pa.DataType, Convert | None]:
+    dtype = field.type
+    meta = field.metadata or {}
+    typname = meta.get(b"POSTGRESQL:type", b"").decode()
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        inner_type, inner = _field_converter(dtype.value_field)
+        if inner is None:
+            return dtype, None
+        fn = inner
+
+        def convert_list(array: pa.Array) -> pa.Array:
+            values = fn(array.values)
+            return type(array).from_arrays(array.offsets, values, mask=array.is_null())
+
+        return pa.list_(inner_type), convert_list
+    if not isinstance(dtype, pa.BaseExtensionType):
+        return dtype, None
+    if typname == "uuid" or dtype.extension_name == "arrow.uuid":
+        return pa.string(), _uuid_text
+    if typname == "numeric":
+        typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1") or -1)
+        target = arrow_type("numeric", typmod)
+        if pa.types.is_string(target):
+            return target, lambda a: a.storage
+        return target, lambda a: a.storage.cast(target)
+    storage = dtype.storage_type
+    if pa.types.is_binary(storage):
+        return pa.string(), lambda a: a.storage.cast(pa.string())
+    return storage, lambda a: a.storage
+
+
+def batch_converter(
+    schema: pa.Schema,
+) -> tuple[pa.Schema, Callable[[pa.RecordBatch], pa.RecordBatch]]:
+    """The output schema and a function converting each ADBC batch to it."""
+    plan = [_field_converter(f) for f in schema]
+    out = pa.schema(
+        [pa.field(f.name, t, f.nullable) for f, (t, _) in zip(schema, plan, strict=True)]
+    )
+    if all(fn is None for _, fn in plan):
+        plain = schema.remove_metadata()
+        stripped = pa.schema([pa.field(f.name, f.type, f.nullable) for f in plain])
+        return stripped, lambda b: pa.RecordBatch.from_arrays(b.columns, schema=stripped)
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = [
+            col if fn is None else fn(col) for col, (_, fn) in zip(batch.columns, plan, strict=True)
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=out)
+
+    return out, convert
