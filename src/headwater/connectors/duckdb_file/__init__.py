@@ -1,0 +1,1 @@
+"""The ``duckdb`` connector: a DuckDB database file as source and destination."""
