@@ -77,9 +77,26 @@ def memory_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return Harness(MemoryConfig(store=store), "sample", "out", lambda target: tables[target])
 
 
+def postgres_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    import uuid
+
+    from headwater.connectors.postgres.factory import PostgresConfig
+
+    config = PostgresConfig(url=request.getfixturevalue("postgres_url"))
+    table = f"conformance_{uuid.uuid4().hex[:8]}"
+    dst = get_connector("postgres").destination(config)
+    dst.write(table, pa.RecordBatchReader.from_batches(SAMPLE.schema, SAMPLE.to_batches()))
+
+    def read_back(target: str) -> pa.Table:
+        return pa.Table.from_batches(list(get_connector("postgres").source(config).read(target)))
+
+    return Harness(config, f"public.{table}", f"{table}_out", read_back)
+
+
 HARNESSES: dict[str, Callable[[Path, pytest.FixtureRequest], Harness]] = {
     "files": files_harness,
     "memory": memory_harness,
+    "postgres": postgres_harness,
 }
 
 
