@@ -186,12 +186,16 @@ class SqliteClient:
                 cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(batch_rows)})
                 cur.execute(sql)
                 reader = cur.fetch_record_batch()
+                empty = True
                 while True:
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
                         break
+                    empty = False
                     yield batch if target is None else self._conform(batch, target, stream)
+                if empty:  # an empty result still carries its schema
+                    yield pa.RecordBatch.from_pylist([], schema=target or reader.schema)
             finally:
                 cur.close()
         except HeadwaterError:

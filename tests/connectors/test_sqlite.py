@@ -1,0 +1,308 @@
+"""The ``sqlite`` connector against real database files in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from headwater.connectors.base import Destination, Source
+from headwater.connectors.registry import get_connector, register_connector
+from headwater.connectors.sqlite.factory import SqliteConfig, SqliteFactory
+from headwater.errors import (
+    ConnectorError,
+    SourceFormatError,
+    SourceNotFoundError,
+    UnsupportedOperationError,
+)
+from headwater.testing import assert_table_equal, workspace_for_test
+
+WEIRD = 'we"ird; name'
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> None:
+    register_connector(SqliteFactory)
+
+
+def _config(tmp_path: Path, name: str = "db.sqlite") -> SqliteConfig:
+    return SqliteConfig(path=name, base_dir=str(tmp_path))
+
+
+def _source(tmp_path: Path) -> Source:
+    return get_connector("sqlite").source(_config(tmp_path))
+
+
+def _dest(tmp_path: Path) -> Destination:
+    return get_connector("sqlite").destination(_config(tmp_path))
+
+
+def _reader(table: pa.Table, max_rows: int = 2) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=max_rows))
+
+
+def _read(src: Source, stream: str, **kwargs: object) -> pa.Table:
+    return pa.Table.from_batches(list(src.read(stream, **kwargs)))  # type: ignore[arg-type]
+
+
+SAMPLE = pa.table(
+    {
+        "id": pa.array([1, 2, 3, None], pa.int64()),
+        "text": pa.array(["é😀 ünï", None, "", "日本語"], pa.string()),
+        "amount": pa.array(
+            [Decimal("12345678901234567890.123456789"), None, Decimal("-0.000000001"), Decimal(0)],
+            pa.decimal128(38, 9),
+        ),
+        "at": pa.array(
+            [
+                dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+                None,
+                dt.datetime(1900, 1, 1),
+                dt.datetime(2038, 1, 19),
+            ],
+            pa.timestamp("us"),
+        ),
+        "at_tz": pa.array(
+            [
+                dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
+                None,
+                None,
+                dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            ],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "day": pa.array([dt.date(2020, 2, 29), None, dt.date(1, 1, 1), dt.date(9999, 12, 31)]),
+        "flag": pa.array([True, False, None, True]),
+        "ratio": pa.array([1.5, None, float("inf"), -0.0]),
+        "blob": pa.array([b"\x00\xff", None, b"", b"abc"]),
+    }
+)
+
+
+def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> None:
+    result = _dest(tmp_path).write("t", _reader(SAMPLE), mode="overwrite")
+    assert result.rows == 4 and result.bytes > 0 and result.location and "t" in result.location
+    src = _source(tmp_path)
+    (stream,) = src.discover()
+    assert stream.name == "t"
+    assert stream.schema is not None and stream.schema.types == SAMPLE.schema.types
+    assert_table_equal(_read(src, "t"), SAMPLE)
+    # decimals are stored as exact text, timestamps as ISO text, booleans as 0/1
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    row = con.execute(
+        "SELECT typeof(amount), amount, at, at_tz, flag FROM t WHERE id = 1"
+    ).fetchone()
+    assert row == (
+        "text",
+        "12345678901234567890.123456789",
+        "2024-02-29 23:59:59.999999",
+        "2024-01-01 12:00:00.000000Z",
+        1,
+    )
+
+
+def test_narrow_types_widen_on_read(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "i": pa.array([1, None], pa.int8()),
+            "f": pa.array([0.5, None], pa.float32()),
+            "s": pa.array(["a", None], pa.large_string()),
+        }
+    )
+    _dest(tmp_path).write("n", _reader(table), mode="append")
+    got = _read(_source(tmp_path), "n")
+    assert got.schema.types == [pa.int64(), pa.float64(), pa.string()]
+    assert got.to_pylist() == table.to_pylist()
+
+
+def test_discover_declared_types_and_primary_key(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute(
+        "CREATE TABLE o (a INTEGER, b VARCHAR(10), c NUMERIC(10, 2), d REAL, e BLOB, f, "
+        "g DATETIME, h BOOLEAN, i DATE, PRIMARY KEY (b, a))"
+    )
+    con.execute(
+        "INSERT INTO o VALUES (1, 'x', 1.25, 2, x'00', 7, '2024-01-01T10:00:00', 1, '2024-01-02')"
+    )
+    con.commit()
+    (stream,) = _source(tmp_path).discover()
+    assert stream.primary_key == ("b", "a")
+    assert stream.schema is not None
+    assert stream.schema.types == [
+        pa.int64(),
+        pa.string(),
+        pa.decimal128(10, 2),
+        pa.float64(),
+        pa.binary(),
+        pa.string(),
+        pa.timestamp("us"),
+        pa.bool_(),
+        pa.date32(),
+    ]
+    row = _read(_source(tmp_path), "o").to_pylist()[0]
+    assert row == {
+        "a": 1,
+        "b": "x",
+        "c": Decimal("1.25"),
+        "d": 2.0,
+        "e": b"\x00",
+        "f": "7",
+        "g": dt.datetime(2024, 1, 1, 10),
+        "h": True,
+        "i": dt.date(2024, 1, 2),
+    }
+
+
+def test_value_not_matching_declared_type_fails_naming_column(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE m (n INTEGER)")
+    con.executemany("INSERT INTO m VALUES (?)", [(1,), ("abc",)])
+    con.commit()
+    with pytest.raises(SourceFormatError) as info:
+        _read(_source(tmp_path), "m")
+    assert info.value.column == "n" and "abc" in info.value.message
+    # a custom query with a CAST reads it
+    got = _read(_source(tmp_path), "m", options={"query": "SELECT CAST(n AS TEXT) AS n FROM m"})
+    assert got.column("n").to_pylist() == ["1", "abc"]
+
+
+def test_pushdown_columns_predicate_limit_and_query(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(100)), "grp": [f"g{i % 3}" for i in range(100)]})
+    _dest(tmp_path).write("t", _reader(table, 7), mode="append")
+    src = _source(tmp_path)
+    got = _read(src, "t", columns=["id"], predicate="id >= 90 AND grp = 'g0'", limit=2)
+    assert got.column_names == ["id"] and got.column("id").to_pylist() == [90, 93]
+    got = _read(
+        src,
+        "ignored",
+        options={"query": "SELECT grp, count(*) AS n FROM t GROUP BY grp"},
+        predicate="n > 33",
+    )
+    assert got.to_pylist() == [{"grp": "g0", "n": 34}]
+    batches = list(src.read("t", options={"batch_rows": 10}))
+    assert len(batches) == 10 and all(b.num_rows == 10 for b in batches)
+
+
+def test_weird_identifiers_round_trip(tmp_path: Path) -> None:
+    table = pa.table(
+        {'co"l; drop table x; --': [1, 2], "spaced name": ["a", "b"], "ünï": [1.0, 2.0]}
+    )
+    dest = _dest(tmp_path)
+    dest.write(WEIRD, _reader(table), mode="append")
+    dest.write(WEIRD, _reader(table), mode="overwrite")
+    src = _source(tmp_path)
+    assert [s.name for s in src.discover()] == [WEIRD]
+    assert_table_equal(_read(src, WEIRD), table)
+    got = _read(src, WEIRD, columns=['co"l; drop table x; --'], predicate="\"spaced name\" = 'b'")
+    assert got.to_pylist() == [{'co"l; drop table x; --': 2}]
+
+
+def test_append_creates_then_adds(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    table = pa.table({"id": [1, 2, 3]})
+    assert dest.write("t", _reader(table), mode="append").rows == 3
+    assert dest.write("t", _reader(table), mode="append").rows == 3
+    assert _read(_source(tmp_path), "t").num_rows == 6
+    assert dest.write("t", _reader(table.slice(0, 0)), mode="overwrite").rows == 0
+    assert _read(_source(tmp_path), "t").num_rows == 0
+
+
+def _failing(table: pa.Table, seen: list[int], db: Path) -> pa.RecordBatchReader:
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(max_chunksize=2)[:1]
+        # half-way: another connection still sees the previous table, whole
+        seen.append(sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0])
+        raise RuntimeError("stream broke half-way")
+
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
+def test_failed_overwrite_leaves_old_table_intact(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    old = pa.table({"id": [1, 2, 3]})
+    dest.write("t", _reader(old), mode="overwrite")
+    seen: list[int] = []
+    with pytest.raises(RuntimeError, match="half-way"):
+        dest.write(
+            "t",
+            _failing(pa.table({"id": [7, 8, 9, 10]}), seen, tmp_path / "db.sqlite"),
+            mode="overwrite",
+        )
+    assert seen == [3]
+    assert_table_equal(_read(_source(tmp_path), "t"), old)
+    names = [s.name for s in _source(tmp_path).discover()]
+    assert names == ["t"]  # no staging table left behind
+    seen.clear()
+    with pytest.raises(RuntimeError, match="half-way"):
+        dest.write(
+            "t", _failing(pa.table({"id": [7, 8]}), seen, tmp_path / "db.sqlite"), mode="append"
+        )
+    assert _read(_source(tmp_path), "t").num_rows == 3  # a failed append adds nothing
+
+
+def test_merge_is_unsupported_with_hint(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedOperationError) as info:
+        _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="merge", keys=["id"])
+    assert info.value.hint
+    assert not SqliteFactory.capabilities.merge
+    assert SqliteFactory.capabilities.write_modes == ("append", "overwrite")
+
+
+def test_check_missing_and_not_a_database(tmp_path: Path) -> None:
+    _source(tmp_path).check()  # missing file in a writable directory: a destination creates it
+    with pytest.raises(SourceNotFoundError):
+        _source(tmp_path).discover()
+    with pytest.raises(SourceNotFoundError):
+        get_connector("sqlite").source(
+            SqliteConfig(path=str(tmp_path / "no" / "dir" / "x.db"))
+        ).check()
+    (tmp_path / "notes.txt").write_text("this is not a database, just some text " * 100)
+    bad = get_connector("sqlite").source(_config(tmp_path, "notes.txt"))
+    with pytest.raises(ConnectorError, match="notes.txt"):
+        bad.check()
+    with pytest.raises(ConnectorError, match="notes.txt"):
+        list(bad.read("t"))
+    _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="append")
+    with pytest.raises(SourceNotFoundError) as info:
+        list(_source(tmp_path).read("tt"))
+    assert info.value.hint and "Did you mean `t`?" in info.value.hint
+
+
+def test_relative_path_resolves_against_base_dir(tmp_path: Path) -> None:
+    config = SqliteConfig(path="sub/db.sqlite", base_dir=str(tmp_path))
+    assert config.file == tmp_path / "sub" / "db.sqlite"
+
+
+def test_pipeline_sqlite_to_dataset_to_duckdb(tmp_path: Path) -> None:
+    from headwater.connectors.duckdb_file.factory import DuckdbFactory
+
+    register_connector(DuckdbFactory)
+    connections = {
+        "app": {"type": "sqlite", "path": "data/app.sqlite"},
+        "warehouse": {"type": "duckdb", "path": "exports/wh.duckdb"},
+    }
+    with workspace_for_test(tmp_path / "ws", connections=connections) as ws:
+        cfg = SqliteConfig(path=str(ws.root / "data" / "app.sqlite"))
+        get_connector("sqlite").destination(cfg).write(WEIRD, _reader(SAMPLE, 3), mode="append")
+        (ws.root / "pipelines" / "p.yaml").write_text(
+            "name: p\nsteps:\n"
+            "  - {name: e, type: extract, connection: app, stream: '"
+            + WEIRD.replace("'", "''")
+            + "', to: raw.orders}\n"
+            "  - {name: l, type: load, from: raw.orders, connection: warehouse, target: orders, mode: overwrite}\n"
+        )
+        result = ws.run("p")
+        assert result.ok, result.error
+        assert_table_equal(ws.read("raw.orders"), SAMPLE, sort_by=["id"], check_schema=False)
+        import duckdb
+
+        con = duckdb.connect(str(ws.root / "exports" / "wh.duckdb"), read_only=True)
+        got = con.sql("SELECT * FROM orders ORDER BY id").to_arrow_table()
+        con.close()
+        assert got.num_rows == 4
+        assert got.to_pylist() == SAMPLE.sort_by([("id", "ascending")]).to_pylist()
