@@ -80,8 +80,8 @@ class DuckdbClient:
                     "WHERE database_name = current_database() AND schema_name = ? "
                     "AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
                     [schema, table],
-                ).fetchone()
-                pk = tuple(row[0]) if row else ()
+                ).fetchall()
+                pk = tuple(row[0][0]) if row else ()
                 streams.append(Stream(name, schema=arrow, primary_key=pk))
             return streams
         finally:
@@ -140,7 +140,12 @@ class DuckdbClient:
                     location=str(self.file),
                 ) from None
             try:
-                yield from reader
+                empty = True
+                for batch in reader:
+                    empty = False
+                    yield batch
+                if empty:  # an empty result still carries its schema
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
             except Exception as exc:
                 raise ConnectorError(
                     f"Reading {stream!r} from {str(self.file)!r} failed: {_first_line(exc)}",
@@ -185,13 +190,14 @@ class DuckdbClient:
         try:
             con.register(_SOURCE_VIEW, counter.reader())
             con.execute("BEGIN TRANSACTION")
-            exists = con.execute(
+            found = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND schema_name = 'main' AND table_name = ?",
+                "AND schema_name = 'main' AND lower(table_name) = lower(?)",
                 [target],
-            ).fetchone()
+            ).fetchall()
+            exists = found[0][0] > 0
             if mode == "append":
-                if exists and exists[0]:
+                if exists:
                     con.execute(f"INSERT INTO {qt} BY NAME SELECT * FROM {_SOURCE_VIEW}")
                 else:
                     con.execute(f"CREATE TABLE {qt} AS SELECT * FROM {_SOURCE_VIEW}")
@@ -200,7 +206,7 @@ class DuckdbClient:
                 con.execute(
                     f"CREATE TABLE main.{quote_ident(staging)} AS SELECT * FROM {_SOURCE_VIEW}"
                 )
-                if exists and exists[0]:
+                if exists:
                     con.execute(f"DROP TABLE {qt}")
                 con.execute(
                     f"ALTER TABLE main.{quote_ident(staging)} RENAME TO {quote_ident(target)}"
@@ -249,7 +255,7 @@ class DuckdbClient:
         if self.config.memory_limit:
             config["memory_limit"] = self.config.memory_limit
         try:
-            return duckdb.connect(
+            con = duckdb.connect(
                 str(self.file), read_only=read_only or self.config.read_only, config=config
             )
         except duckdb.Error as exc:
@@ -260,6 +266,9 @@ class DuckdbClient:
                 hint="Check that the connection's `path` names a DuckDB database file, "
                 "and that no other process holds it open for writing.",
             ) from None
+        # TIMESTAMPTZ reads as timestamp[us, tz=UTC] whatever the machine's zone
+        con.execute("SET TimeZone = 'UTC'")
+        return con
 
     @staticmethod
     def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:

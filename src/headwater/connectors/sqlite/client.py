@@ -317,7 +317,8 @@ class SqliteClient:
     @staticmethod
     def _exists(cur: Any, table: str) -> bool:
         cur.execute(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
+            (table,),
         )
         row = cur.fetchone()
         return bool(row and row[0])

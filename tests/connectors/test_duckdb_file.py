@@ -1,0 +1,225 @@
+"""The ``duckdb`` connector against real database files in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from headwater.connectors.base import Destination, Source
+from headwater.connectors.duckdb_file.factory import DuckdbConfig, DuckdbFactory
+from headwater.connectors.registry import get_connector, register_connector
+from headwater.errors import (
+    ConfigError,
+    ConnectorError,
+    QueryError,
+    SourceNotFoundError,
+    UnsupportedOperationError,
+)
+from headwater.testing import assert_table_equal
+
+WEIRD = 'we"ird; name'
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> None:
+    register_connector(DuckdbFactory)
+
+
+def _config(tmp_path: Path, name: str = "db.duckdb", **kw: object) -> DuckdbConfig:
+    return DuckdbConfig(path=name, base_dir=str(tmp_path), **kw)  # type: ignore[arg-type]
+
+
+def _source(tmp_path: Path) -> Source:
+    return get_connector("duckdb").source(_config(tmp_path, read_only=True))
+
+
+def _dest(tmp_path: Path) -> Destination:
+    return get_connector("duckdb").destination(_config(tmp_path))
+
+
+def _reader(table: pa.Table, max_rows: int = 2) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=max_rows))
+
+
+def _read(src: Source, stream: str, **kwargs: object) -> pa.Table:
+    return pa.Table.from_batches(list(src.read(stream, **kwargs)))  # type: ignore[arg-type]
+
+
+SAMPLE = pa.table(
+    {
+        "id": pa.array([1, 2, 3, None], pa.int64()),
+        "small": pa.array([1, None, -128, 127], pa.int8()),
+        "text": pa.array(["é😀 ünï", None, "", "日本語"], pa.string()),
+        "amount": pa.array(
+            [Decimal("12345678901234567890.123456789"), None, Decimal("-0.000000001"), Decimal(0)],
+            pa.decimal128(38, 9),
+        ),
+        "at": pa.array(
+            [
+                dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+                None,
+                dt.datetime(1900, 1, 1),
+                dt.datetime(2038, 1, 19),
+            ],
+            pa.timestamp("us"),
+        ),
+        "at_tz": pa.array(
+            [
+                dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
+                None,
+                None,
+                dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            ],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "day": pa.array([dt.date(2020, 2, 29), None, dt.date(1, 1, 1), dt.date(9999, 12, 31)]),
+        "flag": pa.array([True, False, None, True]),
+        "ratio": pa.array([1.5, None, float("inf"), -0.0]),
+        "blob": pa.array([b"\x00\xff", None, b"", b"abc"]),
+        "tags": pa.array([["a", "b"], None, [], ["ü"]], pa.list_(pa.string())),
+    }
+)
+
+
+def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> None:
+    result = _dest(tmp_path).write("t", _reader(SAMPLE), mode="overwrite")
+    assert result.rows == 4 and result.bytes > 0 and result.location and "t" in result.location
+    src = _source(tmp_path)
+    (stream,) = src.discover()
+    assert stream.name == "t" and stream.schema is not None
+    got = _read(src, "t")
+    # DuckDB reads lists back as large lists; every other type is kept exactly
+    assert got.schema.types[:-1] == SAMPLE.schema.types[:-1]
+    assert got.to_pylist() == SAMPLE.to_pylist()
+
+
+def test_discover_primary_key_and_schemas(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    con.execute("CREATE TABLE o (a INTEGER, b VARCHAR, c DECIMAL(10,2), PRIMARY KEY (b, a))")
+    con.execute("CREATE SCHEMA s; CREATE TABLE s.x (v DOUBLE)")
+    con.close()
+    streams = {s.name: s for s in _source(tmp_path).discover()}
+    assert set(streams) == {"o", "s.x"}
+    assert streams["o"].primary_key == ("b", "a")
+    assert streams["o"].schema is not None
+    assert streams["o"].schema.types == [pa.int32(), pa.string(), pa.decimal128(10, 2)]
+    assert _read(_source(tmp_path), "s.x").num_rows == 0
+
+
+def test_pushdown_columns_predicate_limit_and_query(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(100)), "grp": [f"g{i % 3}" for i in range(100)]})
+    _dest(tmp_path).write("t", _reader(table, 7), mode="append")
+    src = _source(tmp_path)
+    got = _read(src, "t", columns=["id"], predicate="id >= 90 AND grp = 'g0'", limit=2)
+    assert got.column_names == ["id"] and sorted(got.column("id").to_pylist()) == [90, 93]
+    got = _read(
+        src,
+        "x",
+        options={"query": "SELECT grp, count(*) AS n FROM t GROUP BY grp"},
+        predicate="n > 33",
+    )
+    assert got.to_pylist() == [{"grp": "g0", "n": 34}]
+    with pytest.raises(QueryError):
+        _read(src, "t", predicate="no_such_column = 1")
+
+
+def test_weird_identifiers_round_trip(tmp_path: Path) -> None:
+    table = pa.table(
+        {'co"l; drop table x; --': [1, 2], "spaced name": ["a", "b"], "ünï": [1.0, 2.0]}
+    )
+    dest = _dest(tmp_path)
+    dest.write(WEIRD, _reader(table), mode="append")
+    dest.write(WEIRD, _reader(table), mode="overwrite")
+    src = _source(tmp_path)
+    assert [s.name for s in src.discover()] == [WEIRD]
+    assert_table_equal(_read(src, WEIRD), table)
+    got = _read(src, WEIRD, columns=['co"l; drop table x; --'], predicate="\"spaced name\" = 'b'")
+    assert got.to_pylist() == [{'co"l; drop table x; --': 2}]
+
+
+def test_append_creates_then_adds_by_name(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    table = pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]})
+    assert dest.write("t", _reader(table), mode="append").rows == 3
+    assert dest.write("t", _reader(table.select(["v", "id"])), mode="append").rows == 3
+    got = _read(_source(tmp_path), "t")
+    assert got.num_rows == 6 and got.column("id").to_pylist() == [1, 2, 3, 1, 2, 3]
+    assert dest.write("t", _reader(table.slice(0, 0)), mode="overwrite").rows == 0
+    assert _read(_source(tmp_path), "t").num_rows == 0
+
+
+def _failing(table: pa.Table) -> pa.RecordBatchReader:
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(max_chunksize=2)[:1]
+        raise RuntimeError("stream broke half-way")
+
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
+def test_failed_overwrite_leaves_old_table_intact(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    old = pa.table({"id": [1, 2, 3]})
+    dest.write("t", _reader(old), mode="overwrite")
+    with pytest.raises(RuntimeError, match="half-way"):
+        dest.write("t", _failing(pa.table({"id": [7, 8, 9, 10]})), mode="overwrite")
+    assert_table_equal(_read(_source(tmp_path), "t"), old)
+    assert [s.name for s in _source(tmp_path).discover()] == ["t"]  # no staging table left
+    with pytest.raises(RuntimeError, match="half-way"):
+        dest.write("t", _failing(pa.table({"id": [7, 8, 9]})), mode="append")
+    assert _read(_source(tmp_path), "t").num_rows == 3
+
+
+def test_reader_sees_old_table_until_overwrite_commits(tmp_path: Path) -> None:
+    dest = _dest(tmp_path)
+    dest.write("t", _reader(pa.table({"id": [1, 2, 3]})), mode="overwrite")
+    seen: list[int] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch({"id": [7]})
+        # another connection to the same database during the write
+        con = duckdb.connect(
+            str(tmp_path / "db.duckdb"),
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        )
+        row = con.execute("SELECT count(*) FROM t").fetchall()[0]
+        seen.append(row[0] if row else -1)
+        con.close()
+        yield pa.record_batch({"id": [8]})
+
+    schema = pa.schema([("id", pa.int64())])
+    assert (
+        dest.write("t", pa.RecordBatchReader.from_batches(schema, batches()), mode="overwrite").rows
+        == 2
+    )
+    assert seen == [3]
+    assert _read(_source(tmp_path), "t").column("id").to_pylist() == [7, 8]
+
+
+def test_merge_unsupported_and_read_only_destination(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedOperationError) as info:
+        _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="merge", keys=["id"])
+    assert info.value.hint
+    with pytest.raises(ConfigError, match="read_only"):
+        get_connector("duckdb").destination(_config(tmp_path, read_only=True))
+
+
+def test_check_missing_and_not_a_database(tmp_path: Path) -> None:
+    get_connector("duckdb").destination(_config(tmp_path)).check()  # created on first write
+    with pytest.raises(SourceNotFoundError):
+        _source(tmp_path).check()
+    (tmp_path / "notes.duckdb").write_text("this is not a database, just some text " * 100)
+    bad = get_connector("duckdb").source(_config(tmp_path, "notes.duckdb", read_only=True))
+    with pytest.raises(ConnectorError, match="notes.duckdb"):
+        bad.check()
+    with pytest.raises(ConnectorError, match="notes.duckdb"):
+        list(bad.read("t"))
+    _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="append")
+    with pytest.raises(SourceNotFoundError) as info:
+        list(_source(tmp_path).read("tt"))
+    assert info.value.hint and "Did you mean `t`?" in info.value.hint
