@@ -123,6 +123,32 @@ def test_refused_login_is_terminal_and_hides_the_password(postgres_url: str) -> 
     assert host_db.split("/")[0] in err.message and host_db.split("/")[1] in err.message
 
 
+def test_a_refused_login_fails_the_step_once_without_the_password(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headwater.testing import workspace_for_test
+
+    monkeypatch.setenv("HW_PG_TEST_PASSWORD", "pw-from-env-9x")
+    host_db = postgres_url.split("@", 1)[1]
+    url = "postgresql://no_such_role:${HW_PG_TEST_PASSWORD}@" + host_db
+    pipeline = textwrap.dedent(
+        """\
+        name: badpw
+        steps:
+          - {name: e, type: extract, connection: pg, stream: t, to: raw.t, retries: 2,
+             retry_delay: 0.01}
+        """
+    )
+    with workspace_for_test(connections={"pg": {"type": "postgres", "url": url}}) as ws:
+        (ws.root / "pipelines" / "badpw.yaml").write_text(pipeline)
+        result = ws.run("badpw")
+        assert not result.ok
+        step = ws.get_run(result.run_id).steps[0]
+        assert step.attempt == 1  # terminal: not retried
+        assert "pw-from-env-9x" not in (result.error or "") + (step.error or "")
+        assert host_db in (step.error or "")
+
+
 def test_unreachable_host_is_transient(postgres_url: str) -> None:
     cfg = PostgresConfig(url="postgresql://me:s3cr3t-pw@127.0.0.1:1/db", connect_timeout=2)
     started = time.monotonic()

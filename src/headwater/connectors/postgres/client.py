@@ -46,7 +46,8 @@ def _reachable(config: PostgresConfig) -> bool:
     if host.startswith("/"):  # a unix socket directory: libpq's answer is all we have
         return True
     try:
-        with socket.create_connection((host, config.port), timeout=config.connect_timeout):
+        # short: libpq already waited connect_timeout; a slow answer counts as unreachable
+        with socket.create_connection((host, config.port), timeout=min(config.connect_timeout, 1)):
             return True
     except OSError:
         return False
