@@ -94,7 +94,7 @@ def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> N
     (stream,) = src.discover()
     assert stream.name == "t" and stream.schema is not None
     got = _read(src, "t")
-    # DuckDB reads lists back as large lists; every other type is kept exactly
+    # DuckDB names a list's child field after the column; every other type is kept exactly
     assert got.schema.types[:-1] == SAMPLE.schema.types[:-1]
     assert got.to_pylist() == SAMPLE.to_pylist()
 

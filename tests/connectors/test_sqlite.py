@@ -166,6 +166,7 @@ def test_value_not_matching_declared_type_fails_naming_column(tmp_path: Path) ->
     with pytest.raises(SourceFormatError) as info:
         _read(_source(tmp_path), "m")
     assert info.value.column == "n" and "abc" in info.value.message
+    assert info.value.hint and "typeof(\"n\") NOT IN ('integer', 'null')" in info.value.hint
     # a custom query with a CAST reads it
     got = _read(_source(tmp_path), "m", options={"query": "SELECT CAST(n AS TEXT) AS n FROM m"})
     assert got.column("n").to_pylist() == ["1", "abc"]

@@ -223,10 +223,7 @@ class SqliteClient:
                     connector=CONNECTOR,
                     location=str(self.file),
                     column=name,
-                    hint="SQLite does not enforce declared types. Find the rows with "
-                    f"SELECT rowid, {quote_ident(name)} FROM {quote_ident(stream)} WHERE "
-                    f"typeof({quote_ident(name)}) <> '<expected>', fix them, or read with "
-                    "options.query and an explicit CAST.",
+                    hint=_mismatch_hint(stream, name, field.type),
                 ) from None
         return pa.RecordBatch.from_arrays(arrays, schema=target)
 
@@ -398,6 +395,21 @@ class _Counter:
 def _create(table: str, schema: pa.Schema) -> str:
     cols = ", ".join(f"{quote_ident(f.name)} {declared_type(f.type)}" for f in schema)
     return f"CREATE TABLE {quote_ident(table)} ({cols})"
+
+
+def _mismatch_hint(table: str, column: str, target: pa.DataType) -> str:
+    col = quote_ident(column)
+    classes = {pa.int64(): "'integer'", pa.float64(): "'real', 'integer'", pa.binary(): "'blob'"}
+    where = (
+        f"typeof({col}) NOT IN ({classes[target]}, 'null')"
+        if target in classes
+        else f"{col} IS NOT NULL (values that are not {target})"
+    )
+    return (
+        "SQLite does not enforce declared types. Find the rows with "
+        f"SELECT rowid, {col} FROM {quote_ident(table)} WHERE {where}; fix them, or read "
+        "with options.query and an explicit CAST."
+    )
 
 
 def _to_sqlite(predicate: str) -> str:
