@@ -93,8 +93,33 @@ def postgres_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return Harness(config, f"public.{table}", f"{table}_out", read_back)
 
 
+def _database_file_harness(name: str, config: ConnectorConfig) -> Harness:
+    """A harness for a file database (sqlite, duckdb): SAMPLE written as table `sample`."""
+    dst = get_connector(name).destination(config)
+    dst.write("sample", pa.RecordBatchReader.from_batches(SAMPLE.schema, SAMPLE.to_batches()))
+
+    def read_back(target: str) -> pa.Table:
+        return pa.Table.from_batches(list(get_connector(name).source(config).read(target)))
+
+    return Harness(config, "sample", "out", read_back)
+
+
+def sqlite_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    from headwater.connectors.sqlite.factory import SqliteConfig
+
+    return _database_file_harness("sqlite", SqliteConfig(path=str(tmp_path / "c.sqlite")))
+
+
+def duckdb_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    from headwater.connectors.duckdb_file.factory import DuckdbConfig
+
+    return _database_file_harness("duckdb", DuckdbConfig(path=str(tmp_path / "c.duckdb")))
+
+
 HARNESSES: dict[str, Callable[[Path, pytest.FixtureRequest], Harness]] = {
+    "duckdb": duckdb_harness,
     "files": files_harness,
+    "sqlite": sqlite_harness,
     "memory": memory_harness,
     "postgres": postgres_harness,
 }

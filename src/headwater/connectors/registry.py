@@ -19,8 +19,11 @@ ENTRY_POINT_GROUP = "headwater.connectors"
 
 # name -> "module:attribute" of a ConnectorFactory subclass
 _BUILTINS: dict[str, str] = {
+    "duckdb": "headwater.connectors.duckdb_file.factory:DuckdbFactory",
     "files": "headwater.connectors.files.factory:FilesFactory",
     "memory": "headwater.testing:MemoryFactory",
+    "postgres": "headwater.connectors.postgres.factory:PostgresFactory",
+    "sqlite": "headwater.connectors.sqlite.factory:SqliteFactory",
 }
 _REGISTERED: dict[str, type[ConnectorFactory]] = {}
 
