@@ -21,12 +21,14 @@ from headwater.connections import ConnectionInfo, Connections
 from headwater.errors import (
     ConfigError,
     DatasetNotFoundError,
+    HeadwaterError,
     WorkspaceNotFoundError,
 )
 from headwater.metadata.store import MetadataStore, sqlite_url
 from headwater.secrets import SecretBox
 
 if TYPE_CHECKING:
+    from headwater.connectors.base import Stream
     from headwater.engine.session import EngineSession
     from headwater.lake import Lake
     from headwater.metadata.models import RunRow
@@ -367,6 +369,14 @@ class Workspace:
 
     def test_connection(self, name: str) -> None:
         self.connections.test(name)
+
+    def discover(self, name: str) -> list[Stream]:
+        """The streams a connection offers (tables, files, ...) with their Arrow schemas."""
+        source = self.connections.source(name)
+        try:
+            return source.discover()
+        except HeadwaterError as exc:
+            raise self.connections.scrub_error(exc) from None
 
 
 def _pid_alive(pid: int) -> bool:

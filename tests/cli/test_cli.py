@@ -302,3 +302,30 @@ def test_quarantine_command(ws_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     assert any("range_amount" in line and " 1 " in line for line in lines), out
     code, out, _ = run_cli(capsys, "quarantine", "raw.orders")
     assert code == 0 and "abc" in out and "6,10,4.00" in out
+
+
+def test_connections_discover(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "connections", "discover", "landing")
+    assert code == 0
+    assert "orders.csv" in out and "customers.csv" in out and "customer_id" in out
+    code, out, _ = run_cli(capsys, "connections", "discover", "landing", "-s", "customers.csv")
+    assert code == 0 and "orders.csv" not in out and "country" in out
+    code, _, err = run_cli(capsys, "connections", "discover", "landing", "-s", "nope.csv")
+    assert code == 1 and "no stream `nope.csv`" in err
+
+
+def test_discover_shows_database_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    make_workspace(tmp_path).close()
+    db = tmp_path / "data" / "shop.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (id integer primary key, amount real, note text)")
+    (tmp_path / "headwater.yaml").write_text(
+        "connections:\n  shop: {type: sqlite, path: data/shop.sqlite}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "connections", "discover", "shop")
+    assert code == 0 and "orders" in out and "key: id" in out and "amount" in out

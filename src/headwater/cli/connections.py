@@ -87,6 +87,38 @@ def test(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
         console.print(f"[green]connection `{escape(name)}` ok[/]")
 
 
+@app.command("discover")
+def discover(
+    name: Annotated[str, typer.Argument(help="Connection name.")],
+    stream: Annotated[
+        str | None, typer.Option("--stream", "-s", help="Show only this stream's columns.")
+    ] = None,
+) -> None:
+    """List the streams a connection offers (tables, files) with columns, types and keys."""
+    with open_workspace() as ws:
+        streams = ws.discover(name)
+    if stream is not None:
+        streams = [s for s in streams if s.name == stream]
+        if not streams:
+            raise ConfigError(f"connection `{name}` has no stream `{stream}`", field="--stream")
+    if not streams:
+        console.print(f"connection `{escape(name)}` offers no streams")
+        return
+    for s in streams:
+        keys = f"  key: {', '.join(s.primary_key)}" if s.primary_key else ""
+        console.print(f"[bold]{escape(s.name)}[/]{escape(keys)}")
+        if s.schema is None:
+            console.print("  (schema known only when read)")
+            continue
+        table = Table(show_header=True, box=None, padding=(0, 2))
+        table.add_column("column")
+        table.add_column("arrow type")
+        table.add_column("nullable")
+        for field in s.schema:
+            table.add_row(escape(field.name), str(field.type), "yes" if field.nullable else "no")
+        console.print(table)
+
+
 @app.command("remove")
 def remove(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
     """Remove a connection stored in metadata."""
