@@ -25,7 +25,6 @@ from headwater.errors import (
     SourceNotFoundError,
     Terminal,
     Transient,
-    UnsupportedOperationError,
 )
 
 
@@ -532,15 +531,6 @@ def test_a_reader_waiting_on_the_swap_reads_the_new_table(
     writer.join(10)
     reader.join(10)
     assert results == [(20,)]
-
-
-def test_merge_is_not_supported_yet(config: PostgresConfig) -> None:
-    dst = PostgresFactory().destination(config)
-    table = pa.table({"id": [1]})
-    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
-    with pytest.raises(UnsupportedOperationError) as info:
-        dst.write(unique(), reader, mode="merge", keys=["id"])
-    assert "append" in (info.value.hint or "")
 
 
 def test_append_of_an_unknown_column_names_it(config: PostgresConfig) -> None:

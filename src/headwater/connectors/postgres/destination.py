@@ -35,7 +35,6 @@ from headwater.errors import (
     ConfigError,
     HeadwaterError,
     SchemaIncompatibleError,
-    UnsupportedOperationError,
     choices_hint,
 )
 
@@ -80,34 +79,36 @@ class PostgresDestination:
         options: Mapping[str, Any] | None = None,
     ) -> WriteResult:
         """Write every batch to ``target`` (``table`` or ``schema.table``) in one transaction."""
-        if mode == "merge":
-            raise UnsupportedOperationError(
-                "The postgres connector cannot merge (upsert) yet.",
-                connector=CONNECTOR,
-                hint="Use mode: append or mode: overwrite for now, or merge into a managed "
-                "dataset and load it with mode: overwrite.",
-            )
-        if mode not in ("append", "overwrite"):
+        if mode not in ("append", "overwrite", "merge"):
             raise ConfigError(
                 f"Unknown write mode {mode!r}.",
                 connector=CONNECTOR,
-                hint="Valid modes for postgres: append, overwrite.",
+                hint="Valid modes for postgres: append, overwrite, merge.",
             )
-        if options:
+        plan = None
+        if mode == "merge":
+            from headwater.connectors.postgres.merge import merge, merge_plan
+
+            plan = merge_plan(batches.schema, keys, options)
+        if options and plan is None:
             raise ConfigError(
                 f"Unknown write option {sorted(options)[0]!r} for postgres.",
                 connector=CONNECTOR,
-                hint="The postgres connector takes no write options yet.",
+                hint="Only mode: merge takes a write option (soft_delete_column).",
             )
         incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
         for f in batches.schema:
             pg_type(f.type, column=f.name)  # refuse unmappable types before connecting
         conn = connect(self.config)
         counter = _Counter()
+        details: dict[str, Any] = {"mode": mode}
         try:
             schema, table = self._split(conn, target)
             existing = table_info(conn, schema, table)
-            if mode == "append":
+            if plan is not None:
+                dest = existing or _create(conn, schema, table, incoming)
+                details.update(merge(conn, dest, plan, batches, counter))
+            elif mode == "append":
                 dest = existing or _create(conn, schema, table, incoming)
                 _load(conn, dest, batches, counter)
             else:
@@ -124,10 +125,10 @@ class PostgresDestination:
         finally:
             conn.close()
         return WriteResult(
-            rows=counter.rows,
+            rows=details.pop("rows", counter.rows),
             bytes=counter.bytes,
             location=f"postgresql://{self.config.where}/{schema}.{table}",
-            details={"mode": mode},
+            details=details,
         )
 
     def _split(self, conn: Connection, target: str) -> tuple[str, str]:

@@ -125,7 +125,8 @@ class PostgresFactory(ConnectorFactory):
         source=True,
         destination=True,
         pushdown=True,
-        write_modes=("append", "overwrite"),
+        merge=True,
+        write_modes=("append", "overwrite", "merge"),
     )
     description: ClassVar[str] = "PostgreSQL tables and queries (ADBC reads, binary COPY writes)."
 

@@ -1,0 +1,256 @@
+"""``mode: merge`` of the postgres destination: COPY into staging, de-duplicate, one ``MERGE``.
+
+1. The Arrow stream is copied (ADBC binary COPY, as for ``append``) into a temporary
+   staging table with the target's column types, plus an ordinal column numbering
+   the incoming rows in stream order. Null keys are refused while streaming.
+2. Rows sharing a key are de-duplicated in SQL: the last occurrence in the stream wins.
+3. One ``MERGE INTO target USING staging ON <keys equal>`` updates the matched rows'
+   non-key columns and inserts the new rows. With a soft-delete column, incoming rows
+   whose flag is true delete the matched rows and are not inserted when new.
+
+Everything runs in the caller's transaction, so a failure anywhere (including in the
+caller's stream) leaves the target as it was. The target is locked in ``SHARE ROW
+EXCLUSIVE`` mode for the transaction: readers go on, concurrent writers (and merges)
+wait, so two merges cannot both insert the same new key. No unique index is needed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from headwater.connectors.postgres.catalog import Column, TableInfo
+from headwater.connectors.postgres.client import fetch_all
+from headwater.connectors.postgres.factory import CONNECTOR
+from headwater.connectors.postgres.types import qualified, quote_ident
+from headwater.errors import (
+    ConfigError,
+    SchemaIncompatibleError,
+    UnsupportedOperationError,
+    choices_hint,
+)
+
+if TYPE_CHECKING:
+    from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
+
+    from headwater.connectors.postgres.destination import _Counter
+
+__all__ = ["MergePlan", "merge", "merge_plan"]
+
+_OPTIONS = ("soft_delete_column",)
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    keys: tuple[str, ...]
+    soft_delete: str | None = None
+
+
+def merge_plan(
+    schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
+) -> MergePlan:
+    """Check keys and options against the data's schema before connecting."""
+    opts = dict(options or {})
+    soft = opts.pop("soft_delete_column", None)
+    if opts:
+        name = sorted(opts)[0]
+        raise ConfigError(
+            f"Unknown write option {name!r} for a postgres merge.",
+            connector=CONNECTOR,
+            hint=choices_hint(name, _OPTIONS, "options"),
+        )
+    if not keys:
+        raise ConfigError(
+            "mode: merge on postgres needs the key columns that identify a row.",
+            connector=CONNECTOR,
+            hint="Set `keys: [id]` (one or more columns) on the load step.",
+        )
+    names = schema.names
+    for key in keys:
+        if not isinstance(key, str) or key not in names:
+            raise ConfigError(
+                f"Merge key {key!r} is not a column of the data.",
+                connector=CONNECTOR,
+                column=str(key),
+                hint=choices_hint(str(key), names, "columns"),
+            )
+    if len(set(keys)) != len(keys):
+        raise ConfigError(
+            f"Merge keys {keys!r} name a column twice.",
+            connector=CONNECTOR,
+            hint="List each key column once.",
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            "The data has two columns with the same name; a merge cannot tell them apart.",
+            connector=CONNECTOR,
+            hint="Rename or drop the duplicate column in a transform.",
+        )
+    if soft is not None:
+        if not isinstance(soft, str) or soft not in names:
+            raise ConfigError(
+                f"soft_delete_column {soft!r} is not a column of the data.",
+                connector=CONNECTOR,
+                column=str(soft),
+                hint=choices_hint(str(soft), names, "columns"),
+            )
+        if soft in keys:
+            raise ConfigError(
+                f"soft_delete_column {soft!r} is also a merge key.",
+                connector=CONNECTOR,
+                column=soft,
+                hint="The soft-delete column is a boolean flag, not part of the key.",
+            )
+        dtype = schema.field(soft).type
+        if not pa.types.is_boolean(dtype):
+            raise ConfigError(
+                f"soft_delete_column {soft!r} has type {dtype}; it must be boolean.",
+                connector=CONNECTOR,
+                column=soft,
+                hint="Cast it to BOOLEAN in a transform (true = delete the row).",
+            )
+    return MergePlan(tuple(keys), soft)
+
+
+def merge(
+    conn: Connection,
+    target: TableInfo,
+    plan: MergePlan,
+    batches: pa.RecordBatchReader,
+    counter: _Counter,
+) -> dict[str, Any]:
+    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts."""
+    from headwater.connectors.postgres.destination import _execute, _load
+
+    if target.kind not in ("r", "p"):
+        raise UnsupportedOperationError(
+            f"{target.schema}.{target.name} is not a table; PostgreSQL can merge only into tables.",
+            connector=CONNECTOR,
+            hint="Merge into the underlying table.",
+        )
+    by_name = {c.name: c for c in target.columns}
+    incoming = batches.schema.names
+    for name in incoming:
+        if name not in by_name and name != plan.soft_delete:
+            raise SchemaIncompatibleError(
+                f"Table {target.schema}.{target.name} has no column {name!r}.",
+                connector=CONNECTOR,
+                column=name,
+                hint=choices_hint(name, by_name, "columns")
+                + " Add the column to the table, or drop it from the data.",
+            )
+    seq = _fresh_name("hw_seq", incoming)
+    stage_cols = [
+        by_name[n] if n in by_name else Column(n, "bool", "boolean", pa.bool_(), True)
+        for n in incoming
+    ]
+    stage_cols.append(Column(seq, "int8", "bigint", pa.int64(), False))
+    stage = f"hw_merge_{uuid.uuid4().hex[:12]}"
+    defs = ", ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in stage_cols)
+    s_table = qualified("pg_temp", stage)
+    t_table = qualified(target.schema, target.name)
+    _execute(conn, f"LOCK TABLE {t_table} IN SHARE ROW EXCLUSIVE MODE")
+    _execute(conn, f"CREATE TEMPORARY TABLE {quote_ident(stage)} ({defs}) ON COMMIT DROP")
+    info = TableInfo("pg_temp", stage, "r", tuple(stage_cols), ())
+    _load(conn, info, _numbered(batches, plan.keys, seq), counter)
+    _execute(conn, f"ANALYZE {s_table}")
+
+    q = quote_ident
+    keys = ", ".join(q(k) for k in plan.keys)
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in plan.keys)
+    # keep the last occurrence of each key: delete the earlier ones (only keys seen twice)
+    using = " AND ".join(f"s.{q(k)} = d.{q(k)}" for k in plan.keys)
+    duplicates = _count(
+        conn,
+        f"WITH gone AS (DELETE FROM {s_table} s USING (SELECT {keys}, max({q(seq)}) AS {q(seq)} "
+        f"FROM {s_table} GROUP BY {keys} HAVING count(*) > 1) d "
+        f"WHERE {using} AND s.{q(seq)} < d.{q(seq)} RETURNING 1) SELECT count(*) FROM gone",
+    )
+    flag = f"s.{q(plan.soft_delete)} IS TRUE" if plan.soft_delete else None
+    inserted = _count(
+        conn,
+        f"SELECT count(*) FROM {s_table} s WHERE "
+        + (f"NOT ({flag}) AND " if flag else "")
+        + f"NOT EXISTS (SELECT 1 FROM {t_table} t WHERE {on})",
+    )
+    deleted = 0
+    if flag:
+        deleted = _count(
+            conn,
+            f"SELECT count(*) FROM {t_table} t "
+            f"WHERE EXISTS (SELECT 1 FROM {s_table} s WHERE {flag} AND {on})",
+        )
+    written = [n for n in incoming if n in by_name]
+    non_keys = [n for n in written if n not in plan.keys]
+    clauses = []
+    if flag:
+        clauses.append(f"WHEN MATCHED AND {flag} THEN DELETE")
+    if non_keys:
+        sets = ", ".join(f"{q(n)} = s.{q(n)}" for n in non_keys)
+        clauses.append(f"WHEN MATCHED THEN UPDATE SET {sets}")
+    else:
+        clauses.append("WHEN MATCHED THEN DO NOTHING")
+    cols = ", ".join(q(n) for n in written)
+    values = ", ".join(f"s.{q(n)}" for n in written)
+    clauses.append(
+        "WHEN NOT MATCHED " + (f"AND NOT ({flag}) " if flag else "")
+        + f"THEN INSERT ({cols}) VALUES ({values})"
+    )  # fmt: skip
+    cur = conn.cursor()
+    try:
+        cur.execute(f"MERGE INTO {t_table} AS t USING {s_table} AS s ON {on} " + " ".join(clauses))
+        affected = cur.rowcount
+    finally:
+        cur.close()
+    updated = max(0, affected - inserted - deleted) if affected >= 0 else None
+    return {
+        "rows": counter.rows - duplicates,
+        "keys": list(plan.keys),
+        "inserted": inserted,
+        "updated": updated,
+        "deleted": deleted,
+        "duplicates": duplicates,
+    }
+
+
+def _count(conn: Connection, sql: str) -> int:
+    return int(fetch_all(conn, sql)[0][0])
+
+
+def _fresh_name(base: str, taken: list[str]) -> str:
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def _numbered(
+    batches: pa.RecordBatchReader, keys: tuple[str, ...], seq: str
+) -> pa.RecordBatchReader:
+    """``batches`` with an ordinal column ``seq`` (stream order); null keys are refused."""
+    schema = batches.schema.append(pa.field(seq, pa.int64(), nullable=False))
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        start = 0
+        for batch in batches:
+            for key in keys:
+                nulls = batch.column(key).null_count
+                if nulls:
+                    raise SchemaIncompatibleError(
+                        f"Merge key {key!r} is null in {nulls} incoming row(s); a null key "
+                        "can never match a row, so the merge was refused (nothing written).",
+                        connector=CONNECTOR,
+                        column=key,
+                        hint=f"Filter out or fill the rows where {key!r} is null in a transform.",
+                    )
+            n = batch.num_rows
+            numbers = pa.array(range(start, start + n), pa.int64())
+            start += n
+            yield pa.RecordBatch.from_arrays([*batch.columns, numbers], schema=schema)
+
+    return pa.RecordBatchReader.from_batches(schema, gen())

@@ -1,0 +1,274 @@
+"""``mode: merge`` of the postgres destination against a real PostgreSQL (``postgres_url``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from headwater.connectors.base import WriteResult
+from headwater.connectors.postgres.factory import PostgresConfig, PostgresFactory
+from headwater.errors import ConfigError, SchemaIncompatibleError
+
+
+@pytest.fixture
+def config(postgres_url: str) -> PostgresConfig:
+    return PostgresConfig(url=postgres_url)
+
+
+def sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+def unique(prefix: str = "m") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def merge(
+    config: PostgresConfig,
+    target: str,
+    table: pa.Table,
+    keys: list[str] | None,
+    options: dict[str, Any] | None = None,
+) -> WriteResult:
+    dst = PostgresFactory().destination(config)
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=2))
+    return dst.write(target, reader, mode="merge", keys=keys, options=options)
+
+
+def rows(url: str, table: str, order: str = "1") -> list[tuple[Any, ...]]:
+    return sql(url, f'SELECT * FROM "{table}" ORDER BY {order}')
+
+
+def test_capabilities_declare_merge() -> None:
+    caps = PostgresFactory.capabilities
+    assert caps.merge and "merge" in caps.write_modes
+
+
+def test_merge_into_a_missing_table_creates_it(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    data = pa.table({"id": pa.array([1, 2, 3], pa.int32()), "v": ["a", "b", "c"]})
+    result = merge(config, name, data, ["id"])
+    assert result.rows == 3
+    assert result.details["inserted"] == 3 and result.details["updated"] == 0
+    assert rows(postgres_url, name) == [(1, "a"), (2, "b"), (3, "c")]
+    types = sql(
+        postgres_url,
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = %s ORDER BY ordinal_position",
+        (name,),
+    )
+    assert types == [("id", "integer"), ("v", "text")]
+
+
+def test_merge_into_an_empty_table(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text, extra int DEFAULT 7)')
+    result = merge(config, name, pa.table({"id": [2, 1], "v": ["b", "a"]}), ["id"])
+    assert result.rows == 2 and result.details["inserted"] == 2
+    assert rows(postgres_url, name) == [(1, "a", 7), (2, "b", 7)]
+
+
+def test_update_existing_and_insert_new(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text, n numeric(10,2), keep text)')
+    sql(postgres_url, f"INSERT INTO \"{name}\" VALUES (1, 'a', 1.5, 'k1'), (2, 'b', 2.5, 'k2')")
+    data = pa.table(
+        {
+            "id": [2, 3, 4],
+            "v": ["B", None, "d"],
+            "n": pa.array([None, Decimal(3), Decimal(4)], pa.decimal128(8, 1)),
+        }
+    )
+    result = merge(config, name, data, ["id"])
+    assert result.rows == 3
+    assert {k: result.details[k] for k in ("inserted", "updated", "deleted")} == {
+        "inserted": 2,
+        "updated": 1,
+        "deleted": 0,
+    }
+    assert rows(postgres_url, name) == [
+        (1, "a", Decimal("1.50"), "k1"),  # untouched
+        (2, "B", None, "k2"),  # updated; a column the data lacks keeps its value
+        (3, None, Decimal("3.00"), None),
+        (4, "d", Decimal("4.00"), None),
+    ]
+
+
+def test_duplicate_keys_in_one_stream_last_wins(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2], "v": ["old1", "old2"]}), ["id"])
+    # batches of 2 rows: the duplicates of 1 span several batches
+    data = pa.table({"id": [1, 3, 1, 3, 2, 1], "v": ["x", "y", "z", "w", "two", "last"]})
+    result = merge(config, name, data, ["id"])
+    assert result.rows == 3 and result.details["duplicates"] == 3
+    assert result.details["inserted"] == 1 and result.details["updated"] == 2
+    assert rows(postgres_url, name) == [(1, "last"), (2, "two"), (3, "w")]
+
+
+def test_composite_keys(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    first = pa.table({"a": [1, 1, 2], "b": ["x", "y", "x"], "v": [10, 20, 30]})
+    merge(config, name, first, ["a", "b"])
+    second = pa.table({"a": [1, 2, 2], "b": ["y", "x", "y"], "v": [21, 31, 40]})
+    result = merge(config, name, second, ["a", "b"])
+    assert result.details["inserted"] == 1 and result.details["updated"] == 2
+    assert rows(postgres_url, name, "1, 2") == [
+        (1, "x", 10),
+        (1, "y", 21),
+        (2, "x", 31),
+        (2, "y", 40),
+    ]
+
+
+def test_weird_identifiers(config: PostgresConfig, postgres_url: str) -> None:
+    name = 'we"ird; tab le ✓'
+    key, col, flag = 'k"ey; DROP TABLE x', "välue 🎉", 'de"l'
+    data = pa.table({key: [1, 2], col: ["a", "b"], "t": [1, 1], "s": [2, 2]})
+    merge(config, name, data, [key])
+    data2 = pa.table({key: [2, 3, 1], col: ["B", "c", None], "t": [5, 5, 5], "s": [6, 6, 6]})
+    data2 = data2.append_column(flag, pa.array([False, None, True]))
+    result = merge(config, name, data2, [key], {"soft_delete_column": flag})
+    assert result.details == {
+        "mode": "merge",
+        "keys": [key],
+        "inserted": 1,
+        "updated": 1,
+        "deleted": 1,
+        "duplicates": 0,
+    }
+    got = sql(postgres_url, 'SELECT * FROM "we""ird; tab le ✓" ORDER BY 1')
+    assert got == [(2, "B", 5, 6), (3, "c", 5, 6)]
+
+
+def test_soft_delete(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]}), ["id"])
+    data = pa.table(
+        {
+            "id": [1, 2, 4, 5, 3, 3],
+            "v": ["gone", "B", "never", "e", "c-upd", "c-gone"],
+            "is_deleted": [True, False, True, None, False, True],  # 3: last occurrence wins
+        }
+    )
+    result = merge(config, name, data, ["id"], {"soft_delete_column": "is_deleted"})
+    assert result.rows == 5
+    assert {k: result.details[k] for k in ("inserted", "updated", "deleted")} == {
+        "inserted": 1,
+        "updated": 1,
+        "deleted": 2,
+    }
+    # the flag is not a column of the table: it only steers the merge
+    assert rows(postgres_url, name) == [(2, "B"), (5, "e")]
+
+
+def test_soft_delete_column_kept_when_the_table_has_it(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    opts = {"soft_delete_column": "is_deleted"}
+    merge(config, name, pa.table({"id": [1, 2], "is_deleted": [False, False]}), ["id"], opts)
+    merge(config, name, pa.table({"id": [1, 3], "is_deleted": [True, None]}), ["id"], opts)
+    assert rows(postgres_url, name) == [(2, False), (3, None)]
+
+
+def test_null_key_is_refused_and_nothing_written(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    merge(config, name, pa.table({"id": [1], "v": ["a"]}), ["id"])
+    data = pa.table({"id": [1, 2, 3, None], "v": ["x", "b", "c", "d"]})
+    with pytest.raises(SchemaIncompatibleError, match="'id' is null in 1 incoming row"):
+        merge(config, name, data, ["id"])
+    assert rows(postgres_url, name) == [(1, "a")]
+
+
+def test_keys_required_and_must_be_columns(config: PostgresConfig) -> None:
+    data = pa.table({"id": [1], "value": [2]})
+    with pytest.raises(ConfigError) as info:
+        merge(config, unique(), data, None)
+    assert "keys" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="'idd'") as info:
+        merge(config, unique(), data, ["idd"])
+    assert "id, value" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="boolean"):
+        merge(config, unique(), data, ["id"], {"soft_delete_column": "value"})
+    with pytest.raises(ConfigError, match="'nope'"):
+        merge(config, unique(), data, ["id"], {"nope": 1})
+
+
+def test_a_column_the_table_lacks_is_named(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text)')
+    with pytest.raises(SchemaIncompatibleError, match="'extra'"):
+        merge(config, name, pa.table({"id": [1], "extra": [1]}), ["id"])
+
+
+def test_a_failed_stream_leaves_the_table_unchanged(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2], "v": ["a", "b"]}), ["id"])
+    schema = pa.schema([("id", pa.int64()), ("v", pa.string())])
+
+    def broken() -> Iterator[pa.RecordBatch]:
+        yield pa.record_batch({"id": [1, 3], "v": ["changed", "new"]}, schema=schema)
+        yield pa.record_batch({"id": [2], "v": ["changed"]}, schema=schema)
+        raise RuntimeError("source went away")
+
+    dst = PostgresFactory().destination(config)
+    with pytest.raises(RuntimeError, match="source went away"):
+        dst.write(
+            name, pa.RecordBatchReader.from_batches(schema, broken()), mode="merge", keys=["id"]
+        )
+    assert rows(postgres_url, name) == [(1, "a"), (2, "b")]
+    temp = sql(postgres_url, "SELECT count(*) FROM pg_class WHERE relname LIKE 'hw_merge_%'")
+    assert temp == [(0,)]
+
+
+def test_merging_the_same_data_twice_is_idempotent(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text)')
+    sql(postgres_url, f"INSERT INTO \"{name}\" VALUES (1, 'a'), (5, 'e')")
+    data = pa.table({"id": [1, 2, 3, 2], "v": ["A", "b", "c", "B"]})
+    first = merge(config, name, data, ["id"])
+    after_first = rows(postgres_url, name)
+    second = merge(config, name, data, ["id"])
+    assert rows(postgres_url, name) == after_first == [(1, "A"), (2, "B"), (3, "c"), (5, "e")]
+    assert first.details["inserted"] == 2 and second.details["inserted"] == 0
+    assert second.details["updated"] == 3
+
+
+def test_empty_stream_creates_the_table(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    result = merge(config, name, pa.table({"id": pa.array([], pa.int64())}), ["id"])
+    assert result.rows == 0 and rows(postgres_url, name) == []
+
+
+def test_merge_into_a_schema_qualified_target(config: PostgresConfig, postgres_url: str) -> None:
+    schema = unique("s")
+    sql(postgres_url, f'CREATE SCHEMA "{schema}"')
+    merge(config, f"{schema}.t", pa.table({"id": [1], "v": ["a"]}), ["id"])
+    merge(config, f"{schema}.t", pa.table({"id": [1, 2], "v": ["b", "c"]}), ["id"])
+    assert sql(postgres_url, f'SELECT * FROM "{schema}".t ORDER BY 1') == [(1, "b"), (2, "c")]
+
+
+def test_merge_into_jsonb_uuid_enum_columns(config: PostgresConfig, postgres_url: str) -> None:
+    name, mood = unique(), unique("mood")
+    sql(postgres_url, f"CREATE TYPE \"{mood}\" AS ENUM ('ok', 'sad')")
+    sql(postgres_url, f'CREATE TABLE "{name}" (id uuid, doc jsonb, m "{mood}")')
+    u1, u2 = str(uuid.uuid4()), str(uuid.uuid4())
+    merge(config, name, pa.table({"id": [u1], "doc": ['{"a": 1}'], "m": ["ok"]}), ["id"])
+    data = pa.table({"id": [u1, u2], "doc": ['{"a": 2}', "[]"], "m": ["sad", "ok"]})
+    result = merge(config, name, data, ["id"])
+    assert result.details["updated"] == 1 and result.details["inserted"] == 1
+    got = sql(postgres_url, f'SELECT id::text, doc::text, m::text FROM "{name}" ORDER BY doc')
+    assert sorted(got) == sorted([(u1, '{"a": 2}', "sad"), (u2, "[]", "ok")])
