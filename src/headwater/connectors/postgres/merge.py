@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["MergePlan", "merge", "merge_plan"]
 
 _OPTIONS = ("soft_delete_column",)
+_TEMP_BUFFERS = "256MB"
+_WORK_MEM = "256MB"
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,15 @@ def merge(
     defs = ", ".join(f"{quote_ident(c.name)} {c.pg_type}" for c in stage_cols)
     s_table = qualified("pg_temp", stage)
     t_table = qualified(target.schema, target.name)
+    # staging lives in local buffers (default 8MB) and is joined and aggregated: give them
+    # room for this transaction only (temp_buffers is settable before the first temp table)
+    _execute(conn, f"SET LOCAL temp_buffers = '{_TEMP_BUFFERS}'")
+    _execute(conn, f"SET LOCAL work_mem = '{_WORK_MEM}'")
     _execute(conn, f"LOCK TABLE {t_table} IN SHARE ROW EXCLUSIVE MODE")
     _execute(conn, f"CREATE TEMPORARY TABLE {quote_ident(stage)} ({defs}) ON COMMIT DROP")
     info = TableInfo("pg_temp", stage, "r", tuple(stage_cols), ())
-    _load(conn, info, _numbered(batches, plan.keys, seq), counter)
+    seen: list[pa.RecordBatch] = []
+    _load(conn, info, _numbered(batches, plan.keys, seq, seen), counter)
     _execute(conn, f"ANALYZE {s_table}")
 
     q = quote_ident
@@ -164,12 +171,14 @@ def merge(
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in plan.keys)
     # keep the last occurrence of each key: delete the earlier ones (only keys seen twice)
     using = " AND ".join(f"s.{q(k)} = d.{q(k)}" for k in plan.keys)
-    duplicates = _count(
-        conn,
-        f"WITH gone AS (DELETE FROM {s_table} s USING (SELECT {keys}, max({q(seq)}) AS {q(seq)} "
-        f"FROM {s_table} GROUP BY {keys} HAVING count(*) > 1) d "
-        f"WHERE {using} AND s.{q(seq)} < d.{q(seq)} RETURNING 1) SELECT count(*) FROM gone",
-    )
+    duplicates = 0
+    if _may_repeat(seen, plan.keys):
+        duplicates = _count(
+            conn,
+            f"WITH gone AS (DELETE FROM {s_table} s USING (SELECT {keys}, "
+            f"max({q(seq)}) AS {q(seq)} FROM {s_table} GROUP BY {keys} HAVING count(*) > 1) d "
+            f"WHERE {using} AND s.{q(seq)} < d.{q(seq)} RETURNING 1) SELECT count(*) FROM gone",
+        )
     flag = f"s.{q(plan.soft_delete)} IS TRUE" if plan.soft_delete else None
     inserted = _count(
         conn,
@@ -221,6 +230,17 @@ def _count(conn: Connection, sql: str) -> int:
     return int(fetch_all(conn, sql)[0][0])
 
 
+def _may_repeat(seen: list[pa.RecordBatch], keys: tuple[str, ...]) -> bool:
+    """False when the key columns kept from the stream hold no key twice (skip the SQL pass)."""
+    if not seen:
+        return False
+    try:
+        table = pa.Table.from_batches(seen)
+        return bool(table.group_by(list(keys)).aggregate([]).num_rows != table.num_rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return True  # key types Arrow cannot group: let PostgreSQL find the duplicates
+
+
 def _fresh_name(base: str, taken: list[str]) -> str:
     name, n = base, 0
     while name in taken:
@@ -230,9 +250,12 @@ def _fresh_name(base: str, taken: list[str]) -> str:
 
 
 def _numbered(
-    batches: pa.RecordBatchReader, keys: tuple[str, ...], seq: str
+    batches: pa.RecordBatchReader, keys: tuple[str, ...], seq: str, seen: list[pa.RecordBatch]
 ) -> pa.RecordBatchReader:
-    """``batches`` with an ordinal column ``seq`` (stream order); null keys are refused."""
+    """``batches`` with an ordinal column ``seq`` (stream order); null keys are refused.
+
+    The key columns are kept in ``seen`` (only those) to tell whether any key repeats.
+    """
     schema = batches.schema.append(pa.field(seq, pa.int64(), nullable=False))
 
     def gen() -> Iterator[pa.RecordBatch]:
@@ -248,6 +271,7 @@ def _numbered(
                         column=key,
                         hint=f"Filter out or fill the rows where {key!r} is null in a transform.",
                     )
+            seen.append(batch.select(list(keys)))
             n = batch.num_rows
             numbers = pa.array(range(start, start + n), pa.int64())
             start += n
