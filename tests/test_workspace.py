@@ -211,3 +211,13 @@ def test_replace_needs_overwrite(tmp_path: Path) -> None:
             "name: x\nsteps:\n  - {type: transform, sql: select 1, to: a.b, mode: append,"
             " on_schema_change: replace}\n"
         )
+
+
+def test_write_and_read_from_python(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    with Workspace.init(tmp_path) as ws:
+        ws.write("raw.t", pa.table({"id": [1, 2], "v": ["a", "b"]}))
+        ws.write("raw.t", pa.table({"id": [2, 3], "v": ["B", "c"]}), mode="merge", keys=["id"])
+        rows = sorted(ws.read("raw.t").to_pylist(), key=lambda r: r["id"])
+        assert rows == [{"id": 1, "v": "a"}, {"id": 2, "v": "B"}, {"id": 3, "v": "c"}]

@@ -314,7 +314,22 @@ class Workspace:
         return self.lake.history(name)
 
     def read(self, name: str, **kwargs: Any) -> pa.Table:
+        """Read a dataset (``columns=``, ``filter=``, ``version=``, ``as_of=``)."""
         return self.lake.read(name, **kwargs)
+
+    def write(
+        self,
+        name: str,
+        data: Any,
+        *,
+        mode: str = "append",
+        keys: Sequence[str] | None = None,
+    ) -> Any:
+        """Write Arrow data (a Table, RecordBatchReader or batches) to a dataset.
+
+        Same rules as a pipeline step: schema evolution, atomic overwrite, merge on keys.
+        """
+        return self.lake.write(name, data, mode=mode, keys=keys)  # type: ignore[arg-type]
 
     def quarantine(self, dataset: str | None = None) -> pa.Table:
         """Quarantined rows by dataset and rule; or, given a dataset, its quarantined rows."""
