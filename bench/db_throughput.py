@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     ChildOutcome,
     Measurement,
     Stopwatch,
@@ -98,7 +98,8 @@ SELECT
     (ARRAY['US', 'DE', 'GB', 'FR', 'NL', 'ES', 'IT', 'CA', 'AU', 'JP'])[(i * 40503) % 10 + 1]
         AS country,
     'customer_' || lpad(((i * 2654435761) % 1000003 + 1)::text, 7, '0') || '@'
-        || (ARRAY['mail.example.com', 'shop.example.org', 'customers.example.net'])[(i * 69069) % 3 + 1]
+        || (ARRAY['mail.example.com', 'shop.example.org', 'customers.example.net'])
+           [(i * 69069) % 3 + 1]
         AS email
 FROM generate_series(0::bigint, {last}::bigint) AS t(i)
 """
@@ -317,7 +318,9 @@ def adbc_read(task: dict[str, Any]) -> ChildOutcome:
     con.close()
     n = task["rows"]
     got, expected = (count, lo, hi, id_sum), (n, 1, n, n * (n + 1) // 2)
-    problem = None if got == expected else f"(count, min, max, sum) of id = {got}, expected {expected}"
+    problem = (
+        None if got == expected else f"(count, min, max, sum) of id = {got}, expected {expected}"
+    )
     return timed.outcome(count, problem)
 
 
@@ -338,21 +341,21 @@ def copy_append(task: dict[str, Any]) -> ChildOutcome:
     parquet = pq.ParquetFile(task["snapshot"])
     con = pg_connect(url, autocommit=False)
     options = "FORMAT csv" if fmt == "csv" else "FORMAT binary"
-    with Stopwatch() as timed:
-        with con.cursor() as cur:
-            with cur.copy(f'COPY public."{target}" ({columns}) FROM STDIN ({options})') as copy:
-                if fmt == "binary":
-                    copy.set_types(["int8", "int8", "timestamp", "numeric", "text", "text"])
-                for batch in parquet.iter_batches(batch_size=250_000, columns=list(COLUMNS)):
-                    if fmt == "csv":
-                        buf = io.BytesIO()
-                        pa_csv.write_csv(
-                            batch, buf, write_options=pa_csv.WriteOptions(include_header=False)
-                        )
-                        copy.write(buf.getbuffer())
-                    else:
-                        for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
-                            copy.write_row(row)
+    sql = f'COPY public."{target}" ({columns}) FROM STDIN ({options})'
+    with Stopwatch() as timed, con.cursor() as cur:
+        with cur.copy(sql) as copy:
+            if fmt == "binary":
+                copy.set_types(["int8", "int8", "timestamp", "numeric", "text", "text"])
+            for batch in parquet.iter_batches(batch_size=250_000, columns=list(COLUMNS)):
+                if fmt == "csv":
+                    buf = io.BytesIO()
+                    pa_csv.write_csv(
+                        batch, buf, write_options=pa_csv.WriteOptions(include_header=False)
+                    )
+                    copy.write(buf.getbuffer())
+                else:
+                    for row in zip(*(col.to_pylist() for col in batch.columns), strict=True):
+                        copy.write_row(row)
         con.commit()
     con.close()
     outcome = timed.outcome(*verify_pg_table(url, target, task["rows"]))
