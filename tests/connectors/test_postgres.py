@@ -22,6 +22,7 @@ from headwater.errors import (
     ConfigError,
     ConnectorError,
     ConnectorUnavailableError,
+    SchemaIncompatibleError,
     SourceNotFoundError,
     Terminal,
     Transient,
@@ -534,8 +535,6 @@ def test_a_reader_waiting_on_the_swap_reads_the_new_table(
 
 
 def test_append_of_an_unknown_column_names_it(config: PostgresConfig) -> None:
-    from headwater.errors import SchemaIncompatibleError
-
     name = unique("cols")
     write(config, name, pa.table({"id": [1]}), "append")
     with pytest.raises(SchemaIncompatibleError, match="'extra'"):
@@ -566,3 +565,21 @@ def test_pipeline_extract_and_load(postgres_url: str, numbers: str) -> None:
         assert result.ok, result.error
         assert ws.read("raw.nums").num_rows == 1000
     assert sql(postgres_url, f"SELECT count(*), min(id), max(id) FROM {out}") == [(100, 901, 1000)]
+
+
+def test_integers_append_into_a_numeric_column(config: PostgresConfig, postgres_url: str) -> None:
+    """Arrow refuses int64 -> decimal128(12, 2) directly; values that fit must still load."""
+    name = unique("num")
+    sql(postgres_url, f'CREATE TABLE public."{name}" (id bigint, amount numeric(12,2))')
+    write(
+        config, name, pa.table({"id": [1, 2], "amount": pa.array([5, None], pa.int64())}), "append"
+    )
+    rows = sorted(read(config, name).to_pylist(), key=lambda r: r["id"])
+    assert [(r["id"], None if r["amount"] is None else str(r["amount"])) for r in rows] == [
+        (1, "5.00"),
+        (2, None),
+    ]
+    too_big = pa.table({"id": [3], "amount": pa.array([10**12], pa.int64())})
+    with pytest.raises(SchemaIncompatibleError, match="precision"):
+        write(config, name, too_big, "append")
+    assert len(read(config, name)) == 2  # the failed append wrote nothing

@@ -232,13 +232,31 @@ def _cast_one(batch: pa.RecordBatch, schema: pa.Schema, counter: _Counter) -> pa
     if batch.schema.equals(schema):
         return batch
     try:
-        return batch.cast(schema)
+        if batch.schema.names != schema.names:
+            return batch.cast(schema)
+        arrays = [_cast_array(col, f.type) for col, f in zip(batch.columns, schema, strict=True)]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SchemaIncompatibleError(
             f"Cannot convert the data to the table's column types: {exc}",
             connector=CONNECTOR,
             hint="Cast the columns in a transform so they fit the table.",
         ) from None
+
+
+def _cast_array(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """Cast one column; integers reach a narrow decimal through a wide one.
+
+    Arrow refuses int64 -> decimal128(12, 2) outright ("precision is not great enough")
+    even when every value fits; going through decimal128(19 + scale, scale) first keeps
+    the cast checked value by value, so an out-of-range value still fails.
+    """
+    if array.type.equals(target):
+        return array
+    if pa.types.is_integer(array.type) and pa.types.is_decimal(target):
+        wide = pa.decimal128(min(38, 20 + target.scale), target.scale)
+        return array.cast(wide).cast(target)
+    return array.cast(target)
 
 
 def _overwrite(
