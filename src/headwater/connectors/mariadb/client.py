@@ -1,0 +1,119 @@
+"""PyMySQL connections and the translation of driver errors into Headwater errors.
+
+A host that cannot be reached (MySQL client error 2003/2005/2006/2013, or a TCP
+connect failure) is :class:`ConnectorUnavailableError` (transient, retried). A login
+the server answered and refused (1044, 1045, 1049, ...) is :class:`MariadbAuthError`
+(terminal, not retried). Neither message ever holds the password.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
+from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal
+
+if TYPE_CHECKING:
+    from pymysql.connections import Connection  # type: ignore[import-untyped]
+
+__all__ = ["MariadbAuthError", "MariadbQueryError", "connect", "driver_error", "fetch_all"]
+
+# client-side "server gone / unreachable" codes: retrying may help
+_LOST = {2002, 2003, 2005, 2006, 2013, 2055}
+
+
+class MariadbAuthError(ConnectorError, Terminal):
+    """The server refused the login (password, user, database, host): not retried."""
+
+
+class MariadbQueryError(ConnectorError, Terminal):
+    """A statement MariaDB rejected (syntax, permissions, constraint, bad value)."""
+
+
+def scrub(config: MariadbConfig, text: str) -> str:
+    """``text`` with the password and the full URL removed."""
+    for secret in (config.url, config.cx_url, config.password):
+        if secret and secret in text:
+            text = text.replace(secret, "****")
+    return text
+
+
+def _code(exc: BaseException) -> int | None:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if args and isinstance(args[0], int):
+        return int(args[0])
+    return None
+
+
+def _detail(config: MariadbConfig, exc: BaseException) -> str:
+    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        text = f"({args[0]}) {args[1]}"
+    else:
+        text = str(exc).strip()
+    return scrub(config, text.splitlines()[0] if text else type(exc).__name__)
+
+
+def connect(config: MariadbConfig, *, local_infile: bool = False) -> Connection:
+    """A PyMySQL connection (session time zone UTC, utf8mb4), or a Headwater error."""
+    import pymysql  # type: ignore[import-untyped]
+
+    try:
+        return pymysql.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password,
+            database=config.database,
+            charset="utf8mb4",
+            connect_timeout=max(1, round(config.connect_timeout)),
+            local_infile=local_infile,
+            autocommit=False,
+            init_command="SET time_zone = '+00:00'",
+        )
+    except pymysql.Error as exc:
+        raise connect_error(config, exc) from None
+
+
+def connect_error(config: MariadbConfig, exc: BaseException) -> ConnectorError:
+    detail = _detail(config, exc)
+    code = _code(exc)
+    if code is None or code in _LOST or code >= 2000:
+        return ConnectorUnavailableError(
+            f"Cannot reach MariaDB at {config.where}: {detail}",
+            connector=CONNECTOR,
+            location=config.where,
+            hint="Check the host and port in the connection `url`, and that the server is up.",
+        )
+    return MariadbAuthError(
+        f"MariaDB at {config.where} refused the connection: {detail}",
+        connector=CONNECTOR,
+        location=config.where,
+        hint="Check the user, password and database in the connection `url` "
+        "(put the password in an environment variable: ${MYSQL_PASSWORD}).",
+    )
+
+
+def driver_error(config: MariadbConfig, exc: BaseException, doing: str) -> ConnectorError:
+    """A query-time driver error as a ConnectorError; connection losses are transient."""
+    detail = _detail(config, exc)
+    code = _code(exc)
+    lost = code in _LOST if code is not None else "connection" in detail.lower()
+    cls: type[ConnectorError] = ConnectorUnavailableError if lost else MariadbQueryError
+    return cls(
+        f"MariaDB at {config.where} failed while {doing}: {detail}",
+        connector=CONNECTOR,
+        location=config.where,
+        error_code=code,
+    )
+
+
+def fetch_all(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, params or None)
+        return list(cur.fetchall())
+
+
+def execute(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    with conn.cursor() as cur:
+        return int(cur.execute(sql, params or None))

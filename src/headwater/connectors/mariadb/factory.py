@@ -1,0 +1,151 @@
+"""The ``mariadb`` connector declaration: config model and capabilities (cheap to import).
+
+Reads go through connectorx (``arrow_stream``: Arrow batches straight from the MySQL
+wire protocol, no Python per row); writes go through PyMySQL with ``LOAD DATA LOCAL
+INFILE`` from temporary CSV files written by pyarrow. Both drivers are imported only
+when a source or a destination is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+
+from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
+
+if TYPE_CHECKING:
+    from headwater.connectors.base import Destination, Source
+
+__all__ = ["CONNECTOR", "MariadbConfig", "MariadbFactory", "redact_url"]
+
+CONNECTOR = "mariadb"
+_SCHEMES = ("mysql", "mariadb")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its user-info replaced by ``****`` (never show a user or password)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"****@{host}" if "@" in parts.netloc else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class MariadbConfig(ConnectorConfig):
+    """Settings of a ``mariadb`` connection.
+
+    ``url`` is SQLAlchemy-style, ``mysql://user:password@host:port/database`` or
+    ``mariadb://...`` (a ``+driver`` suffix such as ``mysql+pymysql://`` is accepted and
+    ignored). Put the password in an environment variable:
+    ``url: mysql://me:${MYSQL_PASSWORD}@db/x``. The password never appears in a repr,
+    an error or a log line.
+    """
+
+    url: str = Field(description="mysql://user:password@host:port/database")
+    connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a connection before failing."
+    )
+    batch_rows: int = Field(
+        default=250_000, ge=1, description="Upper bound on rows per Arrow batch yielded by reads."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("`url` is not a valid URL") from None
+        scheme = parts.scheme.lower().partition("+")[0]
+        if scheme not in _SCHEMES:
+            raise ValueError(
+                f"unsupported URL scheme `{parts.scheme}://` in {redact_url(value)!r}; "
+                "use mysql://user:password@host:port/database"
+            )
+        if not parts.path.strip("/"):
+            raise ValueError(f"the URL {redact_url(value)!r} names no database (/database)")
+        return value
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key == "url" else value)
+
+    @property
+    def user(self) -> str:
+        value = urlsplit(self.url).username
+        return unquote(value) if value else "root"
+
+    @property
+    def password(self) -> str:
+        value = urlsplit(self.url).password
+        return unquote(value) if value else ""
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "localhost"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 3306
+
+    @property
+    def database(self) -> str:
+        return unquote(urlsplit(self.url).path.strip("/"))
+
+    @property
+    def cx_url(self) -> str:
+        """The URL connectorx understands: ``mysql://`` without ``+driver`` or query."""
+        parts = urlsplit(self.url)
+        return urlunsplit(("mysql", parts.netloc, parts.path, "", ""))
+
+    @property
+    def where(self) -> str:
+        """``host:port/database``: names the endpoint in messages, never the credentials."""
+        return f"{self.host}:{self.port}/{self.database}"
+
+
+class MariadbFactory(ConnectorFactory):
+    """MariaDB/MySQL tables and queries as Arrow streams; tables as write targets."""
+
+    name: ClassVar[str] = CONNECTOR
+    config_model: ClassVar[type[ConnectorConfig]] = MariadbConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        source=True,
+        destination=True,
+        pushdown=True,
+        write_modes=("append", "overwrite"),
+    )
+    description: ClassVar[str] = (
+        "MariaDB/MySQL tables and queries (connectorx reads, LOAD DATA LOCAL INFILE writes)."
+    )
+
+    def source(self, config: ConnectorConfig) -> Source:
+        from headwater.connectors.mariadb.source import MariadbSource
+
+        return MariadbSource(_as_config(config))
+
+    def destination(self, config: ConnectorConfig) -> Destination:
+        from headwater.connectors.mariadb.destination import MariadbDestination
+
+        return MariadbDestination(_as_config(config))
+
+
+def _as_config(config: ConnectorConfig) -> MariadbConfig:
+    if isinstance(config, MariadbConfig):
+        return config
+    from pydantic import ValidationError
+
+    from headwater.errors import ConfigError
+
+    try:
+        return MariadbConfig.model_validate(config.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid `mariadb` connection settings: {exc.errors()[0]['msg']}.",
+            connector=CONNECTOR,
+        ) from None

@@ -1,0 +1,125 @@
+"""The MySQL/MariaDB <-> Arrow type mapping, and identifier quoting.
+
+Reading (``information_schema.COLUMNS.DATA_TYPE`` -> Arrow):
+
+==========================================  ==========================================
+tinyint / smallint / mediumint, int / bigint  int8 / int16 / int32 / int32 / int64
+                                              (``unsigned``: uint8 ... uint64)
+tinyint(1), bool, boolean                     int8 (not bool: tinyint(1) may hold 2..127)
+bit(n)                                        whatever the driver yields (not cast)
+float / double                                float32 / float64
+decimal(p, s)                                 decimal128(p, s); decimal256(p, s) when p > 38
+date / time / year                            date32 / time64[us] / int16
+datetime(n)                                   timestamp[us] (no time zone)
+timestamp(n)                                  timestamp[us, UTC] (the session is UTC)
+char, varchar, *text, enum, set, json, uuid,  string
+inet4, inet6
+binary, varbinary, *blob                      binary
+==========================================  ==========================================
+
+Writing (Arrow -> column type of a created table): bool -> ``tinyint(1)`` (reads back
+as int8 0/1), intN/uintN -> the matching (``unsigned``) integer, float32 -> ``float``,
+float64 -> ``double``, decimal(p, s) -> ``decimal(p, s)`` (p <= 65), string ->
+``longtext``, binary -> ``longblob``, date32 -> ``date``, timestamp without zone ->
+``datetime(6)``, timestamp with zone -> ``timestamp(6) NULL`` (stored in UTC; MariaDB's
+``timestamp`` range is 1970-01-01 .. 2038-01-19), time -> ``time(6)``. Nested types are
+refused. Values finer than microseconds are refused, not truncated.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from headwater.errors import SchemaIncompatibleError
+
+__all__ = ["arrow_type", "mysql_type", "qualified", "quote_ident"]
+
+_INTS = {
+    "tinyint": (pa.int8(), pa.uint8()),
+    "smallint": (pa.int16(), pa.uint16()),
+    "mediumint": (pa.int32(), pa.uint32()),
+    "int": (pa.int32(), pa.uint32()),
+    "integer": (pa.int32(), pa.uint32()),
+    "bigint": (pa.int64(), pa.uint64()),
+}
+_STRINGS = {
+    "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json",
+    "uuid", "inet4", "inet6",
+}  # fmt: skip
+_BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+
+
+def quote_ident(name: str) -> str:
+    """A MySQL identifier in backticks (inner backticks doubled)."""
+    if "\x00" in name:
+        raise SchemaIncompatibleError(f"The name {name!r} holds a NUL character.")
+    return "`" + name.replace("`", "``") + "`"
+
+
+def qualified(database: str, table: str) -> str:
+    return f"{quote_ident(database)}.{quote_ident(table)}"
+
+
+def arrow_type(
+    data_type: str, column_type: str, precision: int | None, scale: int | None
+) -> pa.DataType | None:
+    """The Arrow type reads yield for a column, or None when it is left as the driver gives."""
+    data_type = data_type.lower()
+    if data_type in _INTS:
+        signed, unsigned = _INTS[data_type]
+        return unsigned if "unsigned" in column_type.lower() else signed
+    if data_type == "float":
+        return pa.float32()
+    if data_type in ("double", "real", "double precision"):
+        return pa.float64()
+    if data_type in ("decimal", "numeric"):
+        p, s = int(precision or 10), int(scale or 0)
+        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+    if data_type == "date":
+        return pa.date32()
+    if data_type == "time":
+        return pa.time64("us")
+    if data_type == "year":
+        return pa.int16()
+    if data_type == "datetime":
+        return pa.timestamp("us")
+    if data_type == "timestamp":
+        return pa.timestamp("us", "UTC")
+    if data_type in _STRINGS:
+        return pa.string()
+    if data_type in _BINARIES:
+        return pa.binary()
+    return None
+
+
+def mysql_type(t: pa.DataType, *, column: str | None = None) -> str:
+    """The column type a created table gets for Arrow type ``t``."""
+    if pa.types.is_boolean(t):
+        return "tinyint(1)"
+    if pa.types.is_integer(t):
+        base = {8: "tinyint", 16: "smallint", 32: "int", 64: "bigint"}[t.bit_width]
+        return base if pa.types.is_signed_integer(t) else f"{base} unsigned"
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return "float"
+    if pa.types.is_float64(t):
+        return "double"
+    if pa.types.is_decimal(t) and t.precision <= 65 and 0 <= t.scale <= 38:
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "longtext"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "longblob"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp(6) NULL" if t.tz else "datetime(6)"
+    if pa.types.is_time(t):
+        return "time(6)"
+    if pa.types.is_dictionary(t):
+        return mysql_type(t.value_type, column=column)
+    raise SchemaIncompatibleError(
+        f"Column {column!r} has the Arrow type {t}, which has no MariaDB column type.",
+        connector="mariadb",
+        column=column,
+        hint="Cast it in a transform (e.g. to_json(...) for nested values) before loading.",
+    )
