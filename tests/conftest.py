@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,27 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test session, dropped afterwards."""
+    require_service("MariaDB", "127.0.0.1", 3306)
+    import pymysql
+
+    def admin() -> Any:
+        return pymysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", autocommit=True
+        )
+
+    name = f"hw_test_{uuid.uuid4().hex[:10]}"
+    with admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with admin() as conn, conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -116,9 +116,26 @@ def duckdb_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     return _database_file_harness("duckdb", DuckdbConfig(path=str(tmp_path / "c.duckdb")))
 
 
+def mariadb_harness(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    import uuid
+
+    from headwater.connectors.mariadb.factory import MariadbConfig
+
+    config = MariadbConfig(url=request.getfixturevalue("mariadb_url"))
+    table = f"conformance_{uuid.uuid4().hex[:8]}"
+    dst = get_connector("mariadb").destination(config)
+    dst.write(table, pa.RecordBatchReader.from_batches(SAMPLE.schema, SAMPLE.to_batches()))
+
+    def read_back(target: str) -> pa.Table:
+        return pa.Table.from_batches(list(get_connector("mariadb").source(config).read(target)))
+
+    return Harness(config, table, f"{table}_out", read_back)
+
+
 HARNESSES: dict[str, Callable[[Path, pytest.FixtureRequest], Harness]] = {
     "duckdb": duckdb_harness,
     "files": files_harness,
+    "mariadb": mariadb_harness,
     "sqlite": sqlite_harness,
     "memory": memory_harness,
     "postgres": postgres_harness,

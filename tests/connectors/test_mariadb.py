@@ -27,7 +27,6 @@ from headwater.errors import (
     Transient,
     UnsupportedOperationError,
 )
-from tests.conftest import require_service
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
 
@@ -56,24 +55,6 @@ def _admin() -> Any:
     import pymysql  # type: ignore[import-untyped]
 
     return pymysql.connect(host=MY_HOST, port=MY_PORT, user="root", password="", autocommit=True)
-
-
-@pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """A fresh database for this test session, dropped afterwards."""
-    require_service("MariaDB", MY_HOST, MY_PORT)
-    name = f"hw_test_{uuid.uuid4().hex[:10]}"
-    conn = _admin()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    conn.close()
-    try:
-        yield f"mysql://root@{MY_HOST}:{MY_PORT}/{name}"
-    finally:
-        conn = _admin()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        conn.close()
 
 
 @pytest.fixture

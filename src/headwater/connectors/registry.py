@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "headwater.connectors"
 _BUILTINS: dict[str, str] = {
     "duckdb": "headwater.connectors.duckdb_file.factory:DuckdbFactory",
     "files": "headwater.connectors.files.factory:FilesFactory",
+    "mariadb": "headwater.connectors.mariadb.factory:MariadbFactory",
     "memory": "headwater.testing:MemoryFactory",
     "postgres": "headwater.connectors.postgres.factory:PostgresFactory",
     "sqlite": "headwater.connectors.sqlite.factory:SqliteFactory",
