@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from headwater.connectors.base import Destination, Source
-from headwater.connectors.duckdb_file.factory import DuckdbConfig, DuckdbFactory
-from headwater.connectors.registry import get_connector, register_connector
+from headwater.connectors.duckdb_file.factory import DuckdbConfig
+from headwater.connectors.registry import get_connector
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -24,22 +24,6 @@ from headwater.errors import (
 from headwater.testing import assert_table_equal
 
 WEIRD = 'we"ird; name'
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _registered() -> Iterator[None]:
-    """Register the factory while this module runs (until the registry lists it built in)."""
-    from headwater.connectors import registry
-
-    if "duckdb" in registry._BUILTINS:
-        yield
-        return
-    register_connector(DuckdbFactory)
-    try:
-        yield
-    finally:
-        registry._REGISTERED.pop("duckdb", None)
-        registry._load.cache_clear()
 
 
 def _config(tmp_path: Path, name: str = "db.duckdb", **kw: object) -> DuckdbConfig:

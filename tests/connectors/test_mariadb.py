@@ -16,7 +16,6 @@ import pytest
 
 from headwater.connectors.base import WriteResult
 from headwater.connectors.mariadb.factory import MariadbConfig, MariadbFactory, redact_url
-from headwater.connectors.registry import register_connector
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -29,26 +28,6 @@ from headwater.errors import (
 )
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _registered() -> Iterator[None]:
-    """Register `mariadb` while these tests run (until it is a built-in of the registry).
-
-    Registering at import time would add it to the conformance suite's collection, whose
-    subprocess check cannot see an in-process registration.
-    """
-    from headwater.connectors import registry
-
-    if "mariadb" in registry.available_connectors():
-        yield
-        return
-    register_connector(MariadbFactory)
-    try:
-        yield
-    finally:
-        registry._REGISTERED.pop("mariadb", None)
-        registry._load.cache_clear()
 
 
 def _admin() -> Any:

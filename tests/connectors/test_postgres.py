@@ -17,7 +17,6 @@ import pytest
 
 from headwater.connectors.base import WriteResult
 from headwater.connectors.postgres.factory import PostgresConfig, PostgresFactory, redact_url
-from headwater.connectors.registry import register_connector
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -27,26 +26,6 @@ from headwater.errors import (
     Terminal,
     Transient,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _registered() -> Iterator[None]:
-    """Register `postgres` while these tests run (until it is a built-in of the registry).
-
-    Registering at import time would add it to the conformance suite's collection, whose
-    subprocess check cannot see an in-process registration.
-    """
-    from headwater.connectors import registry
-
-    if "postgres" in registry.available_connectors():
-        yield
-        return
-    register_connector(PostgresFactory)
-    try:
-        yield
-    finally:
-        registry._REGISTERED.pop("postgres", None)
-        registry._load.cache_clear()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from headwater.connectors.base import Destination, Source
-from headwater.connectors.registry import get_connector, register_connector
+from headwater.connectors.registry import get_connector
 from headwater.connectors.sqlite.factory import SqliteConfig, SqliteFactory
 from headwater.errors import (
     ConnectorError,
@@ -23,22 +23,6 @@ from headwater.errors import (
 from headwater.testing import assert_table_equal, workspace_for_test
 
 WEIRD = 'we"ird; name'
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _registered() -> Iterator[None]:
-    """Register the factory while this module runs (until the registry lists it built in)."""
-    from headwater.connectors import registry
-
-    if "sqlite" in registry._BUILTINS:
-        yield
-        return
-    register_connector(SqliteFactory)
-    try:
-        yield
-    finally:
-        registry._REGISTERED.pop("sqlite", None)
-        registry._load.cache_clear()
 
 
 def _config(tmp_path: Path, name: str = "db.sqlite") -> SqliteConfig:
@@ -290,16 +274,7 @@ def test_relative_path_resolves_against_base_dir(tmp_path: Path) -> None:
     assert config.file == tmp_path / "sub" / "db.sqlite"
 
 
-def test_pipeline_sqlite_to_dataset_to_duckdb(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    from headwater.connectors import registry
-    from headwater.connectors.duckdb_file.factory import DuckdbFactory
-
-    if "duckdb" not in registry._BUILTINS:
-        register_connector(DuckdbFactory)
-        request.addfinalizer(registry._load.cache_clear)  # finalizers run last-in first-out
-        request.addfinalizer(lambda: registry._REGISTERED.pop("duckdb", None))
+def test_pipeline_sqlite_to_dataset_to_duckdb(tmp_path: Path) -> None:
     connections = {
         "app": {"type": "sqlite", "path": "data/app.sqlite"},
         "warehouse": {"type": "duckdb", "path": "exports/wh.duckdb"},
