@@ -8,11 +8,19 @@ client modules.
 Rows a source cannot parse are not dropped: the source hands them to the
 :class:`RejectSink` it is given, with the original text, the error, and the file
 and line where known. The runner turns them into quarantine rows.
+
+Incremental and partitioned reads are built by the pipeline engine on two
+pushdowns every SQL source implements: ``predicate`` (a DuckDB boolean
+expression, rendered per dialect with every identifier and literal quoted) and
+``order_by``; plus :meth:`PartitionedSource.column_bounds` for splitting a read
+into key ranges. Exactly-once writes rest on ``load_id``: a destination that
+declares ``idempotent`` records it atomically with the data and skips a write
+whose load id it has already committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -20,13 +28,16 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "SCHEMA_CONTRACTS",
     "Capabilities",
     "ConnectorConfig",
     "ConnectorFactory",
     "Destination",
     "ListRejectSink",
+    "PartitionedSource",
     "Reject",
     "RejectSink",
+    "SchemaContract",
     "Source",
     "Stream",
     "WriteMode",
@@ -34,6 +45,19 @@ __all__ = [
 ]
 
 WriteMode = Literal["append", "overwrite", "merge"]
+
+SchemaContract = Literal["evolve", "freeze", "discard_row"]
+"""What a write does when its input's schema differs from the target's.
+
+``evolve`` adds new columns (nullable; ``ALTER TABLE ... ADD COLUMN`` on SQL targets) and
+casts compatible types, failing before anything is written on an incompatible type change;
+``freeze`` fails before anything is written on any new column or incompatible type, naming
+the table, the column, the old and the new type; ``discard_row`` keeps the target's schema
+and sends each row that does not fit (a value in a new column, a value that does not cast)
+to the reject sink. See :mod:`headwater.connectors.contract`.
+"""
+
+SCHEMA_CONTRACTS: tuple[SchemaContract, ...] = ("evolve", "freeze", "discard_row")
 
 
 class ConnectorConfig(BaseModel):
@@ -54,6 +78,10 @@ class Capabilities:
     cdc: bool = False
     stream: bool = False
     write_modes: tuple[WriteMode, ...] = ()
+    partitioned: bool = False
+    """The source implements :class:`PartitionedSource` (parallel key-range reads)."""
+    idempotent: bool = False
+    """The destination records ``load_id`` with the data and skips a load id seen before."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +152,33 @@ class Source(Protocol):
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield batches of ``stream``. Pushdowns may be ignored; the engine re-applies them.
+        """Yield batches of ``stream``.
 
-        ``predicate`` is a DuckDB SQL boolean expression. Unparseable rows go to
-        ``rejects`` (when given) instead of failing the read.
+        ``predicate`` is a DuckDB SQL boolean expression; a source with the
+        ``incremental`` capability must apply it exactly (the engine relies on it for
+        cursor reads), others may ignore it and the engine re-applies it. ``order_by``
+        asks for rows sorted ascending by those columns (NULLs last); a source that
+        cannot sort raises :class:`~headwater.errors.UnsupportedOperationError`.
+        Unparseable rows go to ``rejects`` (when given) instead of failing the read.
         """
+
+
+@runtime_checkable
+class PartitionedSource(Protocol):
+    """A source that can report the range of a column, to split a read into key ranges."""
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``; ``(None, None)``
+        when no row matches. Values are Python scalars (int, float, Decimal, date, datetime)."""
 
 
 @runtime_checkable
@@ -147,8 +196,19 @@ class Destination(Protocol):
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
-        """Write every batch to ``target`` with ``mode``; atomic where the target allows."""
+        """Write every batch to ``target`` with ``mode``; atomic where the target allows.
+
+        ``load_id`` (when the destination declares ``idempotent``) is recorded in the same
+        transaction as the data; a write whose load id was already committed reads nothing
+        and returns the recorded row count with ``details["already_loaded"] = True``.
+        ``schema_contract`` decides what a schema difference does (see
+        :data:`SchemaContract`); rows discarded by ``discard_row`` go to ``rejects`` and are
+        counted in ``details["rows_rejected"]``.
+        """
 
 
 class ConnectorFactory:
