@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +25,7 @@ from headwater.connectors.base import (
     ConnectorFactory,
     Destination,
     RejectSink,
+    SchemaContract,
     Source,
     Stream,
     WriteMode,
@@ -75,10 +76,22 @@ class _MemoryClient:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         if stream not in self.tables:
             raise SourceNotFoundError(f"memory table `{stream}` does not exist", connector="memory")
         table = self.tables[stream]
+        if predicate:
+            import duckdb
+
+            con = duckdb.connect(config={"autoinstall_known_extensions": False})
+            try:
+                con.register("memory_table", table)
+                table = con.sql(f"SELECT * FROM memory_table WHERE {predicate}").to_arrow_table()
+            finally:
+                con.close()
+        if order_by:
+            table = table.sort_by([(c, "ascending") for c in order_by], null_placement="at_end")
         if columns:
             table = table.select(columns)
         if limit is not None:
@@ -93,10 +106,18 @@ class _MemoryClient:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
         if mode == "merge":
             raise UnsupportedOperationError(
                 "the memory connector does not merge", connector="memory"
+            )
+        if schema_contract != "evolve":
+            raise UnsupportedOperationError(
+                f"the memory connector has no schema contract `{schema_contract}`",
+                connector="memory",
             )
         incoming = batches.read_all()
         with _LOCK:
@@ -115,7 +136,7 @@ class MemoryFactory(ConnectorFactory):
     name: ClassVar[str] = "memory"
     config_model: ClassVar[type[ConnectorConfig]] = MemoryConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
-        source=True, destination=True, write_modes=("append", "overwrite")
+        source=True, destination=True, incremental=True, write_modes=("append", "overwrite")
     )
     description: ClassVar[str] = "In-process Arrow tables (testing)."
 

@@ -8,6 +8,13 @@ object). A *directory target* (``exports/orders/``, or a name without a known
 extension) holds part files ``part-<UTC timestamp>-<uuid>.<ext>``: ``append`` adds
 one, ``overwrite`` replaces the whole directory (locally by swapping in a freshly
 written directory; on S3 by writing the new part, then deleting the old objects).
+
+Appends are idempotent when the engine passes a ``load_id``: the part file is named
+``part-<load id>.<ext>`` and written atomically, so a load re-run after a crash
+replaces its own part instead of adding a second one. Schema contracts: ``evolve``
+writes the input as is; ``freeze`` and ``discard_row`` compare it with an existing
+Parquet target (the file, or a part of the directory) and refuse or reject rows that
+do not fit. CSV and JSON Lines targets carry no schema to hold a contract against.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from headwater.connectors.base import WriteMode, WriteResult
+from headwater.connectors.base import RejectSink, SchemaContract, WriteMode, WriteResult
+from headwater.connectors.contract import Conformer, plan_contract
 from headwater.connectors.files.factory import FilesConfig
 from headwater.connectors.files.options import WriteOptions, parse_options
 from headwater.connectors.files.storage import CONNECTOR, Storage, split_extension
@@ -52,6 +60,9 @@ class FilesDestination:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
         """Write ``batches`` to ``target``; ``keys`` are not used (no merge)."""
         if mode == "merge":
@@ -77,6 +88,11 @@ class FilesDestination:
         full = self.storage.full_path(rel)
         is_dir = self._is_directory(target, rel, full)
         fmt, compression = self._format(target, rel, is_dir, opts)
+        contract = None
+        if schema_contract != "evolve" and fmt == "parquet":
+            batches, contract = self._contract(
+                target, full, is_dir, batches, schema_contract, rejects
+            )
         try:
             if not is_dir:
                 if mode == "append":
@@ -89,7 +105,8 @@ class FilesDestination:
                 rows = self._write_atomic(full, batches, fmt, compression, opts)
                 files = [full]
             elif mode == "append":
-                part = self.storage.full_path(posixpath.join(rel, _part_name(fmt, compression)))
+                name = _part_name(fmt, compression, load_id)
+                part = self.storage.full_path(posixpath.join(rel, name))
                 rows = self._write_atomic(part, batches, fmt, compression, opts)
                 files = [part]
             else:
@@ -112,7 +129,43 @@ class FilesDestination:
                 "format": fmt,
                 "mode": mode,
                 "files": [self.storage.uri(f) for f in files],
+                "load_id": load_id,
+                "rows_rejected": contract.rows_rejected if contract is not None else 0,
             },
+        )
+
+    def _contract(
+        self,
+        target: str,
+        full: str,
+        is_dir: bool,
+        batches: pa.RecordBatchReader,
+        contract: SchemaContract,
+        rejects: RejectSink | None,
+    ) -> tuple[pa.RecordBatchReader, Conformer | None]:
+        """Hold ``batches`` to the schema of an existing Parquet target, if there is one."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        fs = self.storage.fs
+        with self.storage.errors(f"reading the schema of {target!r}"):
+            if is_dir:
+                parts = (
+                    sorted(p for p in fs.find(full) if p.endswith(".parquet"))
+                    if fs.isdir(full)
+                    else []
+                )
+            else:
+                parts = [full] if fs.exists(full) else []
+            if not parts:
+                return batches, None
+            with fs.open(parts[-1], "rb") as handle:
+                existing = pq.read_schema(handle)
+        plan = plan_contract(target, existing, batches.schema, contract, what="file target")
+        conformer = Conformer(plan, rejects)
+        return (
+            pa.RecordBatchReader.from_batches(plan.schema, (conformer(b) for b in batches)),
+            conformer,
         )
 
     # -- planning ----------------------------------------------------------------------
@@ -255,9 +308,12 @@ def _stem(rel: str) -> str:
     return stem
 
 
-def _part_name(fmt: str, compression: str | None) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+def _part_name(fmt: str, compression: str | None, load_id: str | None = None) -> str:
     suffix = EXTENSIONS[fmt]
     if fmt != "parquet":
         suffix += COMPRESSION_EXTENSIONS.get(compression or "", "")
+    if load_id:  # deterministic: a re-run of the same load replaces its own part
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in load_id)
+        return f"part-{safe}{suffix}"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"part-{stamp}-{uuid.uuid4().hex[:12]}{suffix}"

@@ -13,7 +13,12 @@ from headwater.connectors.files.jsonl_reader import jsonl_schema, read_jsonl
 from headwater.connectors.files.options import ReadOptions, parse_options
 from headwater.connectors.files.reading import RejectGate, bind, scan
 from headwater.connectors.files.storage import CONNECTOR, FileRef, Storage
-from headwater.errors import ConfigError, HeadwaterError, SourceFormatError
+from headwater.errors import (
+    ConfigError,
+    HeadwaterError,
+    SourceFormatError,
+    UnsupportedOperationError,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -76,6 +81,7 @@ class FilesSource:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Yield batches of ``stream``; projection, predicate and limit run inside DuckDB.
 
@@ -85,6 +91,14 @@ class FilesSource:
         SourceFormatError after the last batch if any record was rejected.
         """
         opts = parse_options(ReadOptions, options, "read")
+        if order_by:
+            raise UnsupportedOperationError(
+                f"The files connector reads {stream!r} in file order; it cannot sort by "
+                f"{', '.join(order_by)}.",
+                connector=CONNECTOR,
+                hint="Incremental cursors need a database source; for files, extract them "
+                "whole (mode: append with new file names, or overwrite).",
+            )
         if limit is not None and limit < 0:
             raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
         files = self.storage.resolve(stream, fmt=opts.format, default_fmt=self.config.format)
