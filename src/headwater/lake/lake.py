@@ -202,6 +202,27 @@ class Lake:
         """The Arrow schema of ``name`` (at ``version``, by default the latest)."""
         return _arrow_schema(self._open(name, version=version))
 
+    def transaction_version(self, name: str, app_id: str) -> int | None:
+        """The last version of application transaction ``app_id`` committed to ``name``."""
+        table = self._load(name)
+        if table is None:
+            return None
+        version = table.transaction_version(app_id)
+        return None if version is None else int(version)
+
+    def commit_metadata(
+        self, name: str, key: str, value: str, *, limit: int = 1000
+    ) -> dict[str, Any] | None:
+        """The custom metadata of the newest commit (of the last ``limit``) whose ``key`` is
+        ``value``, or None."""
+        table = self._load(name)
+        if table is None:
+            return None
+        for entry in table.history(limit=limit):
+            if str(entry.get(key, "")) == value:
+                return dict(entry)
+        return None
+
     def history(self, name: str) -> builtins.list[HistoryEntry]:
         """Every commit of ``name``, newest first."""
         return parse_history(self._require(name).history())
@@ -239,6 +260,8 @@ class Lake:
         run_id: str | None = None,
         allow_schema_replace: bool = False,
         on_batch: Callable[[int], None] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        transaction: tuple[str, int] | None = None,
     ) -> CommitInfo:
         """Write ``data`` to dataset ``name`` in one Delta commit, streaming batch by batch.
 
@@ -246,7 +269,10 @@ class Lake:
         the new version, never a mix), ``merge`` upserts on ``keys``. The schema is checked
         before anything is written (see :func:`~headwater.lake.schema.plan_write`); a missing
         table is created, even from empty input. ``on_batch(rows)`` is called as each batch
-        streams through.
+        streams through. ``metadata`` is added to the commit's custom metadata, and
+        ``transaction`` — ``(app_id, version)`` — records a Delta application transaction
+        in the same commit: an atomic marker of what a writer has committed, read back by
+        :meth:`transaction_version` (the pipeline engine keeps extract checkpoints there).
 
         A merge holds its (converted) input in memory: it must see every key to deduplicate
         the source, keeping the **last** row of each key, so that duplicates within one write
@@ -295,6 +321,8 @@ class Lake:
             keys=keys,
             run_id=run_id,
             schema_version=schema_version,
+            extra_metadata=dict(metadata) if metadata else None,
+            transaction=transaction,
         )
         stream = converted(batches, name, source, plan.schema, tally, on_batch)
         try:

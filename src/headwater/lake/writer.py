@@ -12,6 +12,7 @@ from deltalake import (
     ColumnProperties,
     CommitProperties,
     DeltaTable,
+    Transaction,
     WriterProperties,
     write_deltalake,
 )
@@ -39,6 +40,10 @@ class PreparedWrite:
     keys: Sequence[str]
     run_id: str | None
     schema_version: int
+    extra_metadata: dict[str, str] | None = None
+    """More custom commit metadata (e.g. a checkpoint committed with the data)."""
+    transaction: tuple[str, int] | None = None
+    """A Delta application transaction ``(app_id, version)`` recorded in the same commit."""
 
 
 def commit_metadata(prepared: PreparedWrite, rows: int | None) -> dict[str, str]:
@@ -52,7 +57,20 @@ def commit_metadata(prepared: PreparedWrite, rows: int | None) -> dict[str, str]
         meta[RUN_ID_KEY] = prepared.run_id
     if rows is not None:
         meta[ROWS_KEY] = str(rows)
+    if prepared.extra_metadata:
+        meta.update(prepared.extra_metadata)
     return meta
+
+
+def commit_properties(prepared: PreparedWrite, rows: int | None) -> CommitProperties:
+    """Commit metadata plus the application transaction, when the write carries one."""
+    transactions = None
+    if prepared.transaction is not None:
+        app_id, version = prepared.transaction
+        transactions = [Transaction(app_id=app_id, version=version)]
+    return CommitProperties(
+        custom_metadata=commit_metadata(prepared, rows), app_transactions=transactions
+    )
 
 
 def error_text(exc: BaseException) -> str:
@@ -76,7 +94,7 @@ def stream_write(
         "schema_mode": schema_mode,
         "storage_options": None if table is not None else prepared.storage_options,
         "target_file_size": TARGET_FILE_SIZE,
-        "commit_properties": CommitProperties(custom_metadata=commit_metadata(prepared, rows)),
+        "commit_properties": commit_properties(prepared, rows),
     }
     if prepared.mode == "overwrite":
         write_deltalake(target, data, mode="overwrite", **options)
@@ -126,6 +144,6 @@ def run_merge(prepared: PreparedWrite, stream: Iterator[pa.RecordBatch]) -> tupl
         merge_schema=plan.change == "evolved",
         streamed_exec=False,  # a materialized source lets Delta prune the files it rewrites
         writer_properties=_merge_writer_properties(plan.schema),
-        commit_properties=CommitProperties(custom_metadata=commit_metadata(prepared, rows)),
+        commit_properties=commit_properties(prepared, rows),
     ).when_matched_update_all().when_not_matched_insert_all().execute()
     return table, rows
