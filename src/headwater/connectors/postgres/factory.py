@@ -125,6 +125,8 @@ class PostgresFactory(ConnectorFactory):
         source=True,
         destination=True,
         pushdown=True,
+        incremental=True,
+        partitioned=True,
         merge=True,
         write_modes=("append", "overwrite", "merge"),
     )

@@ -1,15 +1,21 @@
 """The ``postgres`` source: tables and queries read through ADBC as Arrow batches.
 
 ``stream`` is ``table`` (in the connection's ``schema``), ``schema.table``, or any
-name when ``options.query`` holds a SELECT. Columns, the predicate and the limit
-are pushed into the SQL; identifiers are always quoted; the predicate (DuckDB SQL)
-is parsed and re-rendered for PostgreSQL by sqlglot, so it is one expression, never
-a second statement.
+name when ``options.query`` holds a SELECT. Columns, the predicate, the order and the
+limit are pushed into one SQL statement; identifiers are always quoted; the predicate
+(DuckDB SQL) is parsed and re-rendered for PostgreSQL by sqlglot, so it is one
+expression, never a second statement.
+
+Every read runs with the session ``TimeZone`` set to UTC, so a predicate comparing a
+``timestamptz`` column with a naive timestamp literal (or a ``timestamp`` column with a
+tz-aware one) means the same instant whatever the server's default time zone is, and
+agrees with the Arrow mapping (``timestamptz`` is read as UTC instants).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.base import RejectSink, Stream
@@ -17,7 +23,13 @@ from headwater.connectors.postgres.catalog import TableInfo, list_tables, table_
 from headwater.connectors.postgres.client import connect, driver_error, fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
-from headwater.errors import ConfigError, HeadwaterError, SourceNotFoundError, choices_hint
+from headwater.errors import (
+    ConfigError,
+    HeadwaterError,
+    SourceNotFoundError,
+    UnsupportedOperationError,
+    choices_hint,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -26,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["PostgresSource", "to_postgres_predicate"]
 
 _READ_OPTIONS = ("query",)
+_ALIAS = "hw_src"  # the relation read, so ORDER BY names its columns, not output aliases
+# text forms of types ADBC would hand over as raw bytes (uuid: 16 bytes)
+_TEXT_CASTS = {"uuid": "::text", "_uuid": "::text[]"}
 
 
 class PostgresSource:
@@ -66,36 +81,125 @@ class PostgresSource:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield batches of ``stream``; ``state`` is ignored (no incremental reads yet)."""
-        opts = dict(options or {})
-        unknown = sorted(set(opts) - set(_READ_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"Unknown read option {unknown[0]!r} for postgres.",
-                connector=CONNECTOR,
-                field=f"options.{unknown[0]}",
-                hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
-            )
+        """Yield batches of ``stream``; the predicate, order and limit run in PostgreSQL.
+
+        ``state`` is not used: the engine turns a cursor into ``predicate`` and ``order_by``.
+        """
+        query = _query_option(options)
         if limit is not None and limit < 0:
             raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
         where = to_postgres_predicate(predicate) if predicate else None
-        query = opts.get("query")
-        if query is not None and not (isinstance(query, str) and query.strip()):
-            raise ConfigError("options.query must be a SELECT statement.", connector=CONNECTOR)
-        conn = connect(self.config)
+        order = _order_names(order_by)
+        conn = self._connect()
         try:
             if query:
-                source = f"({query.strip().rstrip(';')}) AS hw_query"
+                source = f"({query}) AS {_ALIAS}"
+                projection = self._query_projection(conn, source, columns, stream)
             else:
                 info = self._resolve(conn, stream)
-                source = qualified(info.schema, info.name)
                 _check_columns(info, columns)
+                _check_columns(info, order, what="order_by")
+                source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
+                projection = _projection(info, columns)
         except BaseException:
             conn.close()
             raise
-        sql = _select(source, columns, where, limit)
+        sql = f"SELECT {projection} FROM {source}"
+        if where:
+            sql += f" WHERE {where}"
+        if order:
+            sql += " ORDER BY " + ", ".join(
+                f"{_ALIAS}.{quote_ident(c)} ASC NULLS LAST" for c in order
+            )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         return self._scan(conn, sql, stream)
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
+
+        Values are Python scalars (int, float, Decimal, str, date, datetime: tz-aware in
+        UTC for ``timestamptz``); ``(None, None)`` when no row matches.
+        """
+        query = _query_option(options)
+        if not isinstance(column, str) or not column:
+            raise ConfigError(
+                f"column_bounds needs a column name, got {column!r}.", connector=CONNECTOR
+            )
+        where = to_postgres_predicate(predicate) if predicate else None
+        conn = self._connect()
+        try:
+            if query:
+                source = f"({query}) AS {_ALIAS}"
+            else:
+                info = self._resolve(conn, stream)
+                _check_columns(info, [column])
+                source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
+            ref = f"{_ALIAS}.{quote_ident(column)}"
+            sql = f"SELECT min({ref}) AS lo, max({ref}) AS hi FROM {source}"
+            if where:
+                sql += f" WHERE {where}"
+            cur = conn.cursor()
+            try:
+                cur.execute(sql)
+                table = cur.fetch_arrow_table()
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) == "42883":  # min(<type>) does not exist
+                    raise UnsupportedOperationError(
+                        f"Column {column!r} of {stream!r} has a PostgreSQL type with no "
+                        "ordering (min/max), so it cannot split a read into ranges.",
+                        connector=CONNECTOR,
+                        column=column,
+                        hint="Partition on an integer, numeric, date, timestamp or text column.",
+                    ) from None
+                raise driver_error(self.config, exc, f"reading the bounds of {stream!r}") from None
+            finally:
+                cur.close()
+        finally:
+            conn.close()
+        return _scalar(table.column(0)), _scalar(table.column(1))
+
+    def _connect(self) -> Connection:
+        conn = connect(self.config)
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute("SET TIME ZONE 'UTC'")
+            finally:
+                cur.close()
+        except Exception as exc:
+            conn.close()
+            raise driver_error(self.config, exc, "setting the session time zone") from None
+        return conn
+
+    def _query_projection(
+        self, conn: Connection, source: str, columns: list[str] | None, stream: str
+    ) -> str:
+        """The select list over a query: uuid columns cast to text (known by a prepare)."""
+        plain = ", ".join(f"{_ALIAS}.{quote_ident(c)}" for c in columns) if columns else "*"
+        cur = conn.cursor()
+        try:
+            schema = cur.adbc_execute_schema(f"SELECT {plain} FROM {source}")
+        except Exception as exc:
+            raise driver_error(self.config, exc, f"reading {stream!r}") from None
+        finally:
+            cur.close()
+        names = [(f.name, _typname(f)) for f in schema]
+        if not any(t in _TEXT_CASTS for _, t in names):
+            return plain
+        return ", ".join(
+            f"{_ALIAS}.{quote_ident(n)}{_TEXT_CASTS.get(t, '')} AS {quote_ident(n)}"
+            for n, t in names
+        )
 
     def _scan(self, conn: Connection, sql: str, stream: str) -> Iterator[pa.RecordBatch]:
         from headwater.connectors.postgres.convert import batch_converter
@@ -103,7 +207,7 @@ class PostgresSource:
         try:
             cur = conn.cursor()
             try:
-                cur.execute(_text_uuids(sql, cur.adbc_execute_schema(sql)))
+                cur.execute(sql)
                 reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise driver_error(self.config, exc, f"reading {stream!r}") from None
@@ -150,6 +254,84 @@ class PostgresSource:
         )
 
 
+def _query_option(options: Mapping[str, Any] | None) -> str | None:
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(_READ_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown read option {unknown[0]!r} for postgres.",
+            connector=CONNECTOR,
+            field=f"options.{unknown[0]}",
+            hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
+        )
+    query = opts.get("query")
+    if query is None:
+        return None
+    if not (isinstance(query, str) and query.strip()):
+        raise ConfigError(
+            "options.query must be a SELECT statement.",
+            connector=CONNECTOR,
+            field="options.query",
+        )
+    return query.strip().rstrip(";")
+
+
+def _order_names(order_by: Sequence[str] | None) -> list[str]:
+    if order_by is None:
+        return []
+    if isinstance(order_by, str) or not all(isinstance(c, str) and c for c in order_by):
+        raise ConfigError(
+            f"order_by must be a list of column names, got {order_by!r}.",
+            connector=CONNECTOR,
+            field="order_by",
+        )
+    return list(order_by)
+
+
+def _typname(field: pa.Field) -> str:
+    return str((field.metadata or {}).get(b"POSTGRESQL:type", b"").decode())
+
+
+def _projection(info: TableInfo, columns: list[str] | None) -> str:
+    """The select list of a table read; uuid columns arrive as text (ADBC sends 16 bytes)."""
+    by_name = {c.name: c for c in info.columns}
+    names = columns if columns else [c.name for c in info.columns]
+    if not any(by_name[n].typname in _TEXT_CASTS for n in names):
+        return ", ".join(f"{_ALIAS}.{quote_ident(n)}" for n in names) if columns else "*"
+    return ", ".join(
+        f"{_ALIAS}.{quote_ident(n)}{_TEXT_CASTS.get(by_name[n].typname, '')} AS {quote_ident(n)}"
+        for n in names
+    )
+
+
+def _scalar(column: pa.ChunkedArray) -> Any:
+    """One min/max value as a Python scalar (numeric as Decimal, uuid as text)."""
+    import pyarrow as pa
+
+    from headwater.connectors.postgres.convert import batch_converter
+
+    field = pa.field("v", column.type, metadata=None)
+    chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if _numeric(column.type):
+        text = chunk.storage[0].as_py()
+        if text is None:
+            return None
+        try:
+            return Decimal(text)
+        except InvalidOperation:  # pragma: no cover - PostgreSQL prints valid numerics
+            return text
+    _, convert = batch_converter(pa.schema([field]))
+    return (
+        convert(pa.RecordBatch.from_arrays([chunk], schema=pa.schema([field]))).column(0)[0].as_py()
+    )
+
+
+def _numeric(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return isinstance(dtype, pa.BaseExtensionType) and "numeric" in str(dtype)
+
+
 def _stream(info: TableInfo) -> Stream:
     kind = {"r": "table", "p": "partitioned table", "v": "view", "m": "materialized view"}
     return Stream(
@@ -160,49 +342,35 @@ def _stream(info: TableInfo) -> Stream:
     )
 
 
-def _check_columns(info: TableInfo, columns: list[str] | None) -> None:
+def _check_columns(info: TableInfo, columns: Sequence[str] | None, *, what: str = "") -> None:
     known = [c.name for c in info.columns]
     for name in columns or ():
         if name not in known:
             raise ConfigError(
-                f"Table {info.schema}.{info.name} has no column {name!r}.",
+                f"Table {info.schema}.{info.name} has no column {name!r}"
+                + (f" (in {what})." if what else "."),
                 connector=CONNECTOR,
                 column=name,
+                field=what or None,
                 hint=choices_hint(name, known, "columns"),
             )
 
 
-def _select(source: str, columns: list[str] | None, where: str | None, limit: int | None) -> str:
-    projection = ", ".join(quote_ident(c) for c in columns) if columns else "*"
-    sql = f"SELECT {projection} FROM {source}"
-    if where:
-        sql += f" WHERE {where}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return sql
-
-
-def _text_uuids(sql: str, schema: pa.Schema) -> str:
-    """``sql`` wrapped so uuid columns arrive as text (ADBC sends 16 raw bytes otherwise)."""
-
-    def typname(field: pa.Field) -> str:
-        return str((field.metadata or {}).get(b"POSTGRESQL:type", b"").decode())
-
-    if not any(typname(f) in ("uuid", "_uuid") for f in schema):
-        return sql
-    items = []
-    for f in schema:
-        cast = {"uuid": "::text", "_uuid": "::text[]"}.get(typname(f), "")
-        items.append(f"{quote_ident(f.name)}{cast} AS {quote_ident(f.name)}")
-    return f"SELECT {', '.join(items)} FROM ({sql}) AS hw_read"
-
-
 def to_postgres_predicate(predicate: str) -> str:
-    """A DuckDB boolean expression rendered as one parenthesized PostgreSQL expression."""
+    """A DuckDB boolean expression rendered as one parenthesized PostgreSQL expression.
+
+    DuckDB types PostgreSQL lacks are renamed in casts: ``TIMESTAMP_S/_MS/_NS`` become
+    ``timestamp`` (PostgreSQL keeps microseconds), ``TINYINT``/``UTINYINT`` ``smallint``,
+    unsigned and 128-bit integers ``numeric``.
+    """
     import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import ParseError, SqlglotError
 
+    if not isinstance(predicate, str) or not predicate.strip():
+        raise ConfigError(
+            f"The predicate {predicate!r} is empty.", connector=CONNECTOR, field="predicate"
+        )
     try:
         parsed = sqlglot.parse(predicate, read="duckdb")
     except ParseError:
@@ -222,4 +390,35 @@ def to_postgres_predicate(predicate: str) -> str:
             field="predicate",
             hint="Write it like a WHERE clause, e.g. `amount > 10 AND country = 'FR'`.",
         )
-    return "(" + parsed[0].sql(dialect="postgres") + ")"
+    tree = parsed[0].transform(_postgres_types)
+    try:
+        rendered: str = tree.sql(dialect="postgres", unsupported_level="raise")
+    except SqlglotError as exc:
+        raise ConfigError(
+            f"The predicate {predicate!r} cannot be written in PostgreSQL SQL: {exc}",
+            connector=CONNECTOR,
+            field="predicate",
+        ) from None
+    return f"({rendered})"
+
+
+def _postgres_types(node: Any) -> Any:
+    from sqlglot import exp
+
+    if not isinstance(node, exp.DataType):
+        return node
+    t = exp.DataType.Type
+    rename = {
+        t.TIMESTAMP_S: "TIMESTAMP",
+        t.TIMESTAMP_MS: "TIMESTAMP",
+        t.TIMESTAMP_NS: "TIMESTAMP",
+        t.TINYINT: "SMALLINT",
+        t.UTINYINT: "SMALLINT",
+        t.USMALLINT: "INT",
+        t.UINT: "BIGINT",
+        t.UBIGINT: "NUMERIC(20, 0)",
+        t.INT128: "NUMERIC(39, 0)",
+        t.UINT128: "NUMERIC(39, 0)",
+    }
+    target = rename.get(node.this)
+    return exp.DataType.build(target, dialect="postgres") if target else node
