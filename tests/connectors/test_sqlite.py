@@ -18,7 +18,6 @@ from headwater.errors import (
     ConnectorError,
     SourceFormatError,
     SourceNotFoundError,
-    UnsupportedOperationError,
 )
 from headwater.testing import assert_table_equal, workspace_for_test
 
@@ -241,12 +240,10 @@ def test_failed_overwrite_leaves_old_table_intact(tmp_path: Path) -> None:
     assert _read(_source(tmp_path), "t").num_rows == 3  # a failed append adds nothing
 
 
-def test_merge_is_unsupported_with_hint(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedOperationError) as info:
-        _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="merge", keys=["id"])
-    assert info.value.hint
-    assert not SqliteFactory.capabilities.merge
-    assert SqliteFactory.capabilities.write_modes == ("append", "overwrite")
+def test_capabilities_declare_the_incremental_contract() -> None:
+    caps = SqliteFactory.capabilities
+    assert caps.merge and caps.incremental and caps.partitioned and caps.idempotent
+    assert caps.write_modes == ("append", "overwrite", "merge")
 
 
 def test_check_missing_and_not_a_database(tmp_path: Path) -> None:

@@ -12,30 +12,35 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
-from collections.abc import Iterator, Mapping
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.connectors.base import RejectSink, Stream, WriteMode, WriteResult
+from headwater.connectors.base import (
+    RejectSink,
+    SchemaContract,
+    Stream,
+    WriteMode,
+    WriteResult,
+)
 from headwater.connectors.sqlite.factory import SqliteConfig
+from headwater.connectors.sqlite.predicate import to_sqlite
 from headwater.connectors.sqlite.types import (
     arrow_type,
     conform,
-    declared_type,
     select_expr,
-    to_storage,
+    sort_expr,
 )
 from headwater.errors import (
     ConfigError,
     ConnectorError,
+    ConnectorUnavailableError,
     HeadwaterError,
-    QueryError,
     SourceFormatError,
     SourceNotFoundError,
-    UnsupportedOperationError,
     choices_hint,
 )
 
@@ -116,8 +121,13 @@ class SqliteClient:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches."""
+        """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
+
+        ``columns``, ``predicate`` (DuckDB SQL, rendered for SQLite with exact temporal
+        literals), ``order_by`` (ascending, NULLs last) and ``limit`` run in SQLite.
+        """
         opts = dict(options or {})
         query = opts.pop("query", None)
         batch_rows = int(opts.pop("batch_rows", self.config.batch_rows))
@@ -127,9 +137,97 @@ class SqliteClient:
                 connector=CONNECTOR,
                 hint="Valid read options: query, batch_rows.",
             )
+        if limit is not None and limit < 0:
+            raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
         self._require_file()
-        sql, target = self._select(stream, query, columns, predicate, limit)
-        yield from self._stream(sql, target, stream, batch_rows)
+        sql, target = self._select(stream, query, columns, predicate, limit, order_by)
+        return self._stream(sql, target, stream, batch_rows)
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
+
+        Values are Python scalars of the column's mapped type (``int``, ``float``,
+        ``Decimal``, ``date``, ``datetime``, tz-aware for ``TIMESTAMPTZ``); ``(None, None)``
+        when no row matches. Over ``options.query`` the values are SQLite's own (the
+        query's columns have no declared type).
+        """
+        opts = dict(options or {})
+        query = opts.pop("query", None)
+        opts.pop("batch_rows", None)
+        if opts:
+            raise ConfigError(
+                f"Unknown read option(s) for sqlite: {', '.join(sorted(opts))}.",
+                connector=CONNECTOR,
+                hint="Valid read options: query, batch_rows.",
+            )
+        self._require_file()
+        col_type: pa.DataType | None = None
+        if query:
+            source = f"({_strip_query(query)}) AS __hw_q"
+            where = to_sqlite(predicate) if predicate else None
+        else:
+            cols = self._table_columns(stream)
+            by_name = {c.name.casefold(): c for c in cols}
+            found = by_name.get(column.casefold())
+            if found is None:
+                raise _no_column(stream, column, [c.name for c in cols])
+            column, col_type = found.name, found.type
+            source = quote_ident(stream)
+            where = to_sqlite(predicate, {c.name: c.type for c in cols}) if predicate else None
+        q = quote_ident(column)
+        cond = f" WHERE {where}" if where else ""
+        if col_type is None or not _needs_ordered_bounds(col_type):
+            sql = f"SELECT min({q}), max({q}) FROM {source}{cond}"
+        else:  # decimal text: the extremes by numeric value, returned as their exact text
+            key = sort_expr(q, col_type)
+            pick = select_expr(q, col_type)
+            filt = f"{cond} AND {q} IS NOT NULL" if cond else f" WHERE {q} IS NOT NULL"
+            sql = (
+                f"SELECT (SELECT {pick} FROM {source}{filt} ORDER BY {key} ASC LIMIT 1), "
+                f"(SELECT {pick} FROM {source}{filt} ORDER BY {key} DESC LIMIT 1)"
+            )
+        with self._meta() as con:
+            try:
+                row = con.execute(sql).fetchone()
+            except sqlite3.Error as exc:
+                raise _query_error(self.file, stream, exc) from None
+        low, high = (row or (None, None))[:2]
+        if low is None and high is None:
+            return None, None
+        if col_type is None:
+            return low, high
+        try:
+            values = conform(pa.array([low, high]), col_type).to_pylist()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise SourceFormatError(
+                f"Column {column!r} of table {stream!r} in {str(self.file)!r} is read as "
+                f"{col_type} but holds a value that is not one: {_first_line(exc)}",
+                connector=CONNECTOR,
+                location=str(self.file),
+                column=column,
+                hint=_mismatch_hint(stream, column, col_type),
+            ) from None
+        return values[0], values[1]
+
+    def _table_columns(self, stream: str) -> list[_Column]:
+        with self._meta() as con:
+            cols = self._columns(con, stream)
+        if not cols:
+            raise SourceNotFoundError(
+                f"No table or view named {stream!r} in {str(self.file)!r}.",
+                connector=CONNECTOR,
+                location=str(self.file),
+                hint=choices_hint(stream, [s.name for s in self.discover()], "tables")
+                + " Or read a query: options.query.",
+            )
+        return cols
 
     def _select(
         self,
@@ -138,40 +236,42 @@ class SqliteClient:
         columns: list[str] | None,
         predicate: str | None,
         limit: int | None,
+        order_by: Sequence[str] | None,
     ) -> tuple[str, pa.Schema | None]:
         target: pa.Schema | None = None
         if query:
-            source = f"({query}) AS __hw_q"
+            source = f"({_strip_query(query)}) AS __hw_q"
             select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
+            where = to_sqlite(predicate) if predicate else None
+            keys = [quote_ident(c) for c in order_by or ()]
         else:
-            with self._meta() as con:
-                cols = self._columns(con, stream)
-            if not cols:
-                raise SourceNotFoundError(
-                    f"No table or view named {stream!r} in {str(self.file)!r}.",
-                    connector=CONNECTOR,
-                    location=str(self.file),
-                    hint=choices_hint(stream, [s.name for s in self.discover()], "tables"),
+            cols = self._table_columns(stream)
+            by_name = {c.name.casefold(): c for c in cols}
+            known = [c.name for c in cols]
+            for name in [*(columns or ()), *(order_by or ())]:
+                if name.casefold() not in by_name:
+                    raise _no_column(stream, name, known)
+            where = to_sqlite(predicate, {c.name: c.type for c in cols}) if predicate else None
+            # ORDER BY names the table's own column, never the SELECT's converted alias
+            keys = [
+                sort_expr(
+                    f"__hw_t.{quote_ident(by_name[n.casefold()].name)}", by_name[n.casefold()].type
                 )
-            by_name = {c.name: c for c in cols}
+                for n in order_by or ()
+            ]
             if columns:
-                missing = [c for c in columns if c not in by_name]
-                if missing:
-                    raise SourceNotFoundError(
-                        f"Table {stream!r} has no column {missing[0]!r}.",
-                        connector=CONNECTOR,
-                        column=missing[0],
-                        hint=choices_hint(missing[0], by_name, "columns"),
-                    )
-                cols = [by_name[c] for c in columns]
-            source = quote_ident(stream)
+                cols = [by_name[c.casefold()] for c in columns]
+            source = f"{quote_ident(stream)} AS __hw_t"
             select = ", ".join(
-                f"{select_expr(quote_ident(c.name), c.type)} AS {quote_ident(c.name)}" for c in cols
+                f"{select_expr(f'__hw_t.{quote_ident(c.name)}', c.type)} AS {quote_ident(c.name)}"
+                for c in cols
             )
             target = pa.schema(pa.field(c.name, c.type) for c in cols)
         sql = f"SELECT {select} FROM {source}"
-        if predicate:
-            sql += f" WHERE ({_to_sqlite(predicate)})"
+        if where:
+            sql += f" WHERE {where}"
+        if keys:
+            sql += " ORDER BY " + ", ".join(f"{k} ASC NULLS LAST" for k in keys)
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return sql, target
@@ -179,7 +279,7 @@ class SqliteClient:
     def _stream(
         self, sql: str, target: pa.Schema | None, stream: str, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
-        con = self._adbc(read_only=True)
+        con = self._adbc()
         try:
             cur = con.cursor()
             try:
@@ -201,11 +301,7 @@ class SqliteClient:
         except HeadwaterError:
             raise
         except Exception as exc:
-            raise ConnectorError(
-                f"Reading {stream!r} from {str(self.file)!r} failed: {_first_line(exc)}",
-                connector=CONNECTOR,
-                location=str(self.file),
-            ) from exc
+            raise _query_error(self.file, stream, exc) from exc
         finally:
             con.close()
 
@@ -236,66 +332,37 @@ class SqliteClient:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
-        """Append to ``target`` (created when missing) or overwrite it atomically."""
-        if mode == "merge":
-            raise UnsupportedOperationError(
-                "The sqlite connector cannot merge (upsert) yet.",
-                connector=CONNECTOR,
-                hint="Write with mode 'overwrite' or 'append', or merge into a managed dataset.",
-            )
-        if mode not in ("append", "overwrite"):
-            raise ConfigError(
-                f"Unknown write mode {mode!r}.",
-                connector=CONNECTOR,
-                hint="Valid modes for sqlite: append, overwrite.",
-            )
-        if not target.strip():
-            raise ConfigError("The target table name is empty.", connector=CONNECTOR)
-        counter = _Counter(batches)
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        con = self._adbc(read_only=False)
-        try:
-            cur = con.cursor()
-            exists = self._exists(cur, target)
-            if mode == "append":
-                if not exists:
-                    cur.execute(_create(target, counter.declared))
-                cur.adbc_ingest(target, counter.reader(), mode="append")
-            else:
-                staging = f"__hw_staging_{uuid.uuid4().hex[:12]}"
-                cur.execute(_create(staging, counter.declared))
-                cur.adbc_ingest(staging, counter.reader(), mode="append")
-                if exists:
-                    cur.execute(f"DROP TABLE {quote_ident(target)}")
-                cur.execute(f"ALTER TABLE {quote_ident(staging)} RENAME TO {quote_ident(target)}")
-            cur.close()
-            con.commit()
-        except BaseException as exc:
-            con.rollback()
-            if counter.error is not None:
-                raise counter.error from None
-            if isinstance(exc, HeadwaterError) or not isinstance(exc, Exception):
-                raise
-            raise ConnectorError(
-                f"Writing table {target!r} to {str(self.file)!r} failed: {_first_line(exc)}",
-                connector=CONNECTOR,
-                location=str(self.file),
-            ) from exc
-        finally:
-            con.close()
-        return WriteResult(
-            rows=counter.rows,
-            bytes=counter.bytes,
-            location=f"{self.file}#{target}",
-            details={"mode": mode, "table": target},
+        """Append, overwrite (atomic swap) or merge (upsert) ``batches`` into ``target``.
+
+        See :mod:`headwater.connectors.sqlite.writer`.
+        """
+        from headwater.connectors.sqlite.writer import SqliteWriter
+
+        return SqliteWriter(self).write(
+            target,
+            batches,
+            mode=mode,
+            keys=keys,
+            options=options,
+            load_id=load_id,
+            schema_contract=schema_contract,
+            rejects=rejects,
         )
 
     # -- helpers -------------------------------------------------------------------------------
     def _require_file(self) -> None:
         if not self.file.is_file():
+            where = (
+                "its directory does not exist either"
+                if not self.file.parent.is_dir()
+                else "no such file"
+            )
             raise SourceNotFoundError(
-                f"The SQLite database {str(self.file)!r} does not exist.",
+                f"The SQLite database {str(self.file)!r} does not exist ({where}).",
                 connector=CONNECTOR,
                 location=str(self.file),
                 hint="Fix the connection's `path` (relative paths start at the workspace root).",
@@ -305,26 +372,21 @@ class SqliteClient:
         return _Meta(str(self.file), self.config.timeout)
 
     @staticmethod
-    def _columns(con: sqlite3.Connection, table: str) -> list[_Column]:
-        rows = con.execute(
-            'SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,)
-        ).fetchall()
+    def _columns(con: Any, table: str) -> list[_Column]:
+        """The columns of ``table`` (matched case-insensitively, as SQLite does); [] if none."""
+        cur = con.execute('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,))
+        rows = cur.fetchall()
         return [_Column(r[0], r[1] or "", arrow_type(r[1] or ""), bool(r[2]), r[3]) for r in rows]
 
-    @staticmethod
-    def _exists(cur: Any, table: str) -> bool:
-        cur.execute(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
-            (table,),
-        )
-        row = cur.fetchone()
-        return bool(row and row[0])
-
-    def _adbc(self, *, read_only: bool) -> Connection:
+    def _adbc(self, *, autocommit: bool = False) -> Connection:
+        """An ADBC connection with the lock timeout set; errors name the file."""
         import adbc_driver_sqlite.dbapi as adbc
 
         try:
-            con = adbc.connect(str(self.file))
+            con = adbc.connect(str(self.file), autocommit=autocommit)
+        except Exception as exc:
+            raise open_error(self.file, exc) from None
+        try:
             cur = con.cursor()
             cur.execute(f"PRAGMA busy_timeout = {int(self.config.timeout * 1000)}")
             cur.fetchall()
@@ -332,7 +394,8 @@ class SqliteClient:
             cur.fetchall()
             cur.close()
         except Exception as exc:
-            raise _open_error(self.file, exc) from None
+            con.close()
+            raise open_error(self.file, exc) from None
         return con
 
 
@@ -345,11 +408,14 @@ class _Meta:
         self.con: sqlite3.Connection | None = None
 
     def __enter__(self) -> sqlite3.Connection:
+        uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
         try:
-            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.timeout)
+            self.con = sqlite3.connect(uri, uri=True, timeout=self.timeout)
             self.con.execute("SELECT count(*) FROM sqlite_schema").fetchone()
         except sqlite3.Error as exc:
-            raise _open_error(self.path, exc) from None
+            if self.con is not None:
+                self.con.close()
+            raise open_error(self.path, exc) from None
         return self.con
 
     def __exit__(self, *exc: object) -> None:
@@ -357,44 +423,25 @@ class _Meta:
             self.con.close()
 
 
-class _Counter:
-    """Counts rows and bytes and converts columns to storage types, one batch at a time."""
-
-    def __init__(self, source: pa.RecordBatchReader) -> None:
-        self.source = source
-        self.rows = 0
-        self.bytes = 0
-        self.error: BaseException | None = None
-        try:
-            self.schema = pa.schema(
-                pa.field(f.name, to_storage(pa.nulls(0, f.type)).type) for f in source.schema
-            )
-        except TypeError as exc:
-            raise UnsupportedOperationError(
-                f"Cannot write to sqlite: {exc}.",
-                connector=CONNECTOR,
-                hint="Flatten or serialize nested columns (to JSON text) before loading.",
-            ) from None
-        self.declared = source.schema
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in self.source:
-                self.rows += batch.num_rows
-                self.bytes += batch.nbytes
-                arrays = [to_storage(col) for col in batch.columns]
-                yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        except BaseException as exc:
-            self.error = exc
-            raise
+def _strip_query(query: str) -> str:
+    text = str(query).strip().rstrip(";").strip()
+    if not text:
+        raise ConfigError("options.query must be a SELECT statement.", connector=CONNECTOR)
+    return text
 
 
-def _create(table: str, schema: pa.Schema) -> str:
-    cols = ", ".join(f"{quote_ident(f.name)} {declared_type(f.type)}" for f in schema)
-    return f"CREATE TABLE {quote_ident(table)} ({cols})"
+def _needs_ordered_bounds(t: pa.DataType) -> bool:
+    """min()/max() of the stored value would not be the extremes (decimal text, UUID bytes)."""
+    return bool(pa.types.is_decimal(t)) or t == pa.uuid()
+
+
+def _no_column(table: str, column: str, known: Sequence[str]) -> SourceNotFoundError:
+    return SourceNotFoundError(
+        f"Table {table!r} has no column {column!r}.",
+        connector=CONNECTOR,
+        column=column,
+        hint=choices_hint(column, known, "columns"),
+    )
 
 
 def _mismatch_hint(table: str, column: str, target: pa.DataType) -> str:
@@ -412,28 +459,53 @@ def _mismatch_hint(table: str, column: str, target: pa.DataType) -> str:
     )
 
 
-def _to_sqlite(predicate: str) -> str:
-    import sqlglot
-    from sqlglot.errors import ParseError
+def is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
 
-    try:
-        return sqlglot.transpile(predicate, read="duckdb", write="sqlite")[0]
-    except ParseError as exc:
-        raise QueryError(
-            f"The predicate {predicate!r} does not parse: {_first_line(exc)}",
+
+def open_error(path: Any, exc: BaseException) -> ConnectorError:
+    """The error for a file that cannot be opened: locked (transient) or not a database."""
+    if is_locked(exc):
+        return ConnectorUnavailableError(
+            f"The SQLite database {str(path)!r} is locked by another connection: "
+            f"{_first_line(exc)}",
             connector=CONNECTOR,
-        ) from None
-
-
-def _open_error(path: Any, exc: BaseException) -> ConnectorError:
+            location=str(path),
+            hint="Another process is writing to it; the step is retried. Raise the "
+            "connection's `timeout` to wait longer for the lock.",
+        )
+    text = str(exc).lower()
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return SourceFormatError(
+            f"{str(path)!r} is not a SQLite database, or it is corrupted: {_first_line(exc)}",
+            connector=CONNECTOR,
+            location=str(path),
+            hint="Check that the connection's `path` names a SQLite database file; restore "
+            "a corrupted one from a backup (`sqlite3 FILE .recover` can salvage rows).",
+        )
     return ConnectorError(
         f"Cannot open {str(path)!r} as a SQLite database: {_first_line(exc)}",
         connector=CONNECTOR,
         location=str(path),
-        hint="Check that the connection's `path` names a SQLite database file.",
+        hint="Check that the connection's `path` names a SQLite database file and that "
+        "its directory exists and is writable.",
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def _query_error(path: Any, stream: str, exc: BaseException) -> ConnectorError:
+    if is_locked(exc) or "not a database" in str(exc).lower() or "malformed" in str(exc):
+        return open_error(path, exc)
+    return ConnectorError(
+        f"Reading {stream!r} from {str(path)!r} failed: {_first_line(exc)}",
+        connector=CONNECTOR,
+        location=str(path),
+    )
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_first_line = first_line

@@ -63,7 +63,11 @@ class SqliteFactory(ConnectorFactory):
         source=True,
         destination=True,
         pushdown=True,
-        write_modes=("append", "overwrite"),
+        incremental=True,
+        partitioned=True,
+        idempotent=True,
+        merge=True,
+        write_modes=("append", "overwrite", "merge"),
     )
     description: ClassVar[str] = "Tables of a SQLite database file (read and write)."
 
