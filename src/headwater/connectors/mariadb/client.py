@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MariadbAuthError", "MariadbQueryError", "connect", "driver_error", "fetch_all"]
 
-# client-side "server gone / unreachable" codes: retrying may help
-_LOST = {2002, 2003, 2005, 2006, 2013, 2055}
+# "server gone / unreachable / this session was killed" codes: retrying may help
+_LOST = {2002, 2003, 2005, 2006, 2013, 2055, 1053, 1077, 1152, 1153, 1158, 1159, 1160, 1161}
+_KILLED = {1317, 1927}  # query interrupted / connection killed (KILL from another session)
+_RETRY = {1205, 1213}  # lock wait timeout, deadlock: the transaction was rolled back
 
 
 class MariadbAuthError(ConnectorError, Terminal):
@@ -96,9 +98,16 @@ def connect_error(config: MariadbConfig, exc: BaseException) -> ConnectorError:
 
 def driver_error(config: MariadbConfig, exc: BaseException, doing: str) -> ConnectorError:
     """A query-time driver error as a ConnectorError; connection losses are transient."""
+    import pymysql
+
     detail = _detail(config, exc)
     code = _code(exc)
-    lost = code in _LOST if code is not None else "connection" in detail.lower()
+    if isinstance(exc, (pymysql.err.InterfaceError, OSError, EOFError)):
+        lost = True  # PyMySQL's "the connection is closed" (after a kill or a network drop)
+    elif code is not None and code > 0:
+        lost = code in _LOST or code in _KILLED or code in _RETRY
+    else:
+        lost = "connection" in detail.lower()
     cls: type[ConnectorError] = ConnectorUnavailableError if lost else MariadbQueryError
     return cls(
         f"MariaDB at {config.where} failed while {doing}: {detail}",

@@ -6,103 +6,51 @@ protocol; nothing is materialized whole) with the session time zone set to UTC, 
 every batch is cast to the documented mapping (:mod:`.types`).
 
 ``stream`` is ``table`` (in the URL's database), ``database.table``, or any name
-when ``options.query`` holds a SELECT. Columns, the predicate and the limit are
-pushed into the SQL; identifiers are quoted with backticks; the predicate (DuckDB
-SQL) is parsed and re-rendered for MySQL by sqlglot, so it is one expression, never
-a second statement.
+when ``options.query`` holds a SELECT. Columns, the predicate, the order and the
+limit are pushed into the SQL; identifiers are quoted with backticks; the predicate
+(DuckDB SQL) is parsed and re-rendered for MySQL by sqlglot (:func:`to_mysql_predicate`),
+so it is one expression, never a second statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from headwater.connectors.base import RejectSink, Stream
+from headwater.connectors.mariadb.catalog import Column, TableInfo, list_tables, table_info
 from headwater.connectors.mariadb.client import connect, driver_error, fetch_all, scrub
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
-from headwater.connectors.mariadb.types import arrow_type, qualified, quote_ident
+from headwater.connectors.mariadb.types import qualified, quote_ident
 from headwater.errors import ConfigError, HeadwaterError, SourceNotFoundError, choices_hint
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection  # type: ignore[import-untyped]
+    from sqlglot import exp
 
-__all__ = ["Column", "MariadbSource", "TableInfo", "list_tables", "table_info"]
+__all__ = [
+    "Column",
+    "MariadbSource",
+    "TableInfo",
+    "list_tables",
+    "table_info",
+    "to_mysql_predicate",
+]
 
 _READ_OPTIONS = ("query",)
 # connectorx decodes DECIMAL through rust_decimal (at most 28 digits): wider decimal
 # columns of a table are selected as text and cast to decimal128/256 in Arrow.
 _CX_DECIMAL_DIGITS = 28
-
-_COLUMNS = """
-SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
-       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.IS_NULLABLE, c.COLUMN_KEY
-FROM information_schema.COLUMNS c
-JOIN information_schema.TABLES t
-  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-WHERE c.TABLE_SCHEMA = %s {filter}
-ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION
-"""
-
-_KEYS = """
-SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
-WHERE TABLE_SCHEMA = %s AND CONSTRAINT_NAME = 'PRIMARY' {filter}
-ORDER BY TABLE_NAME, ORDINAL_POSITION
-"""
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    data_type: str
-    column_type: str
-    arrow: pa.DataType | None  # None: not mapped, left as the driver yields it
-    nullable: bool
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    database: str
-    name: str
-    kind: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema(
-            [pa.field(c.name, c.arrow or pa.string(), c.nullable) for c in self.columns]
-        )
-
-
-def _collect(conn: Connection, database: str, table: str | None) -> list[TableInfo]:
-    where = " AND c.TABLE_NAME = %s" if table is not None else ""
-    params = (database, table) if table is not None else (database,)
-    rows = fetch_all(conn, _COLUMNS.format(filter=where), params)
-    keys: dict[str, list[str]] = {}
-    key_filter = " AND TABLE_NAME = %s" if table is not None else ""
-    for name, column in fetch_all(conn, _KEYS.format(filter=key_filter), params):
-        keys.setdefault(str(name), []).append(str(column))
-    tables: dict[str, tuple[str, list[Column]]] = {}
-    for _db, name, kind, col, data_type, column_type, prec, scale, nullable, _key in rows:
-        arrow = arrow_type(str(data_type), str(column_type), prec, scale)
-        column = Column(str(col), str(data_type), str(column_type), arrow, nullable == "YES")
-        tables.setdefault(str(name), (str(kind), []))[1].append(column)
-    return [
-        TableInfo(database, name, kind, tuple(cols), tuple(keys.get(name, ())))
-        for name, (kind, cols) in tables.items()
-    ]
-
-
-def list_tables(conn: Connection, database: str) -> list[TableInfo]:
-    return _collect(conn, database, None)
-
-
-def table_info(conn: Connection, database: str, table: str) -> TableInfo | None:
-    found = _collect(conn, database, table)
-    return found[0] if found else None
+_ALIAS = "hw_src"  # the FROM item's alias: ORDER BY names the column, never a select alias
+# every session reads and compares in UTC, and quotes strings the way sqlglot renders them
+SESSION_SETUP = (
+    "SET time_zone = '+00:00'",
+    "SET sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
+)
+_FIELD_TIMESTAMP = 7  # MySQL protocol type of TIMESTAMP results (read as UTC)
 
 
 class MariadbSource:
@@ -151,40 +99,85 @@ class MariadbSource:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield batches of ``stream``; ``state`` is ignored (no incremental reads yet)."""
-        opts = dict(options or {})
-        unknown = sorted(set(opts) - set(_READ_OPTIONS))
-        if unknown:
-            raise ConfigError(
-                f"Unknown read option {unknown[0]!r} for mariadb.",
-                connector=CONNECTOR,
-                field=f"options.{unknown[0]}",
-                hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
-            )
-        if limit is not None and limit < 0:
-            raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
+        """Yield batches of ``stream``, filtered, sorted (NULLs last) and limited in MariaDB.
+
+        ``state`` is not used: incremental reads arrive as ``predicate`` + ``order_by``.
+        """
+        opts = _check_options(options)
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ConfigError(f"limit must be an integer >= 0, got {limit!r}.", connector=CONNECTOR)
         where = to_mysql_predicate(predicate) if predicate else None
+        order = _order_names(order_by)
         query = opts.get("query")
-        if query is not None and not (isinstance(query, str) and query.strip()):
-            raise ConfigError("options.query must be a SELECT statement.", connector=CONNECTOR)
         target: pa.Schema | None = None
         if query:
-            source = f"({query.strip().rstrip(';')}) AS hw_query"
+            source = _subquery(query)
         else:
-            conn = connect(self.config)
-            try:
-                info = self._resolve(conn, stream)
-            finally:
-                conn.close()
-            source = qualified(info.database, info.name)
-            _check_columns(info, columns)
-            by_name = {c.name: c for c in info.columns}
-            wanted = [by_name[c] for c in columns] if columns else list(info.columns)
+            info = self._table(stream)
+            source = f"{qualified(info.database, info.name)} AS {quote_ident(_ALIAS)}"
+            wanted = _columns(info, columns) if columns else list(info.columns)
             target = pa.schema([pa.field(c.name, c.arrow) for c in wanted if c.arrow])
             columns = [c.name for c in wanted]
-        sql = _select(source, columns, where, limit, target)
+            order = [_columns(info, [name])[0].name for name in order]
+        sql = _select(source, columns, where, limit, target, order)
         return self._scan(sql, stream, target)
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
+
+        Python scalars as PyMySQL decodes them (int, float, Decimal, date, datetime,
+        timedelta for ``time``, str, bytes); ``timestamp`` values are tz-aware UTC.
+        ``(None, None)`` when no row matches (or every value is NULL).
+        """
+        opts = _check_options(options)
+        if not isinstance(column, str) or not column:
+            raise ConfigError(f"column_bounds needs a column name, got {column!r}.")
+        where = to_mysql_predicate(predicate) if predicate else None
+        query = opts.get("query")
+        if query:
+            source, name = _subquery(query), column
+        else:
+            info = self._table(stream)
+            source = f"{qualified(info.database, info.name)} AS {quote_ident(_ALIAS)}"
+            name = _columns(info, [column])[0].name
+        ref = f"{quote_ident(_ALIAS)}.{quote_ident(name)}"
+        sql = f"SELECT MIN({ref}), MAX({ref}) FROM {source}"
+        if where:
+            sql += f" WHERE {where}"
+        conn = connect(self.config)
+        try:
+            with conn.cursor() as cur:
+                for statement in SESSION_SETUP:
+                    cur.execute(statement)
+                cur.execute(sql)
+                row = cur.fetchone()
+                kinds = [d[1] for d in cur.description or ()]
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise driver_error(self.config, exc, f"reading the bounds of {column!r}") from None
+        finally:
+            conn.close()
+        low, high = (row[0], row[1]) if row else (None, None)
+        if kinds and kinds[0] == _FIELD_TIMESTAMP:
+            low, high = _utc(low), _utc(high)
+        return low, high
+
+    def _table(self, stream: str) -> TableInfo:
+        conn = connect(self.config)
+        try:
+            return self._resolve(conn, stream)
+        finally:
+            conn.close()
 
     def _scan(self, sql: str, stream: str, target: pa.Schema | None) -> Iterator[pa.RecordBatch]:
         import connectorx as cx  # type: ignore[import-untyped]
@@ -195,7 +188,7 @@ class MariadbSource:
                 sql,
                 return_type="arrow_stream",
                 batch_size=self.config.batch_rows,
-                pre_execution_query=["SET time_zone = '+00:00'"],
+                pre_execution_query=list(SESSION_SETUP),
             )
         except BaseException as exc:  # connectorx raises PanicException (a BaseException)
             raise self._error(exc, stream) from None
@@ -214,7 +207,10 @@ class MariadbSource:
         from headwater.connectors.mariadb.client import MariadbQueryError
 
         text = scrub(self.config, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        lost = any(w in text.lower() for w in ("connect", "timed out", "broken pipe", "reset"))
+        lost = any(
+            w in text.lower()
+            for w in ("connect", "timed out", "broken pipe", "reset", "killed", "gone away")
+        )
         if lost:
             from headwater.errors import ConnectorUnavailableError
 
@@ -252,6 +248,52 @@ class MariadbSource:
         )
 
 
+def _check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(_READ_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown read option {unknown[0]!r} for mariadb.",
+            connector=CONNECTOR,
+            field=f"options.{unknown[0]}",
+            hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
+        )
+    query = opts.get("query")
+    if query is not None and not (isinstance(query, str) and query.strip()):
+        raise ConfigError(
+            "options.query must be a SELECT statement.",
+            connector=CONNECTOR,
+            field="options.query",
+        )
+    return opts
+
+
+def _subquery(query: str) -> str:
+    return f"({query.strip().rstrip(';')}) AS {quote_ident(_ALIAS)}"
+
+
+def _order_names(order_by: Sequence[str] | None) -> list[str]:
+    if order_by is None:
+        return []
+    if isinstance(order_by, str):
+        order_by = [order_by]
+    names = list(order_by)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"order_by takes column names, got {name!r}.",
+                connector=CONNECTOR,
+                field="order_by",
+            )
+    return names
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
 def _conform(batch: pa.RecordBatch, target: pa.Schema | None) -> pa.RecordBatch:
     """``batch`` with its columns cast to the documented mapping (driver types otherwise)."""
     if target is None:
@@ -279,16 +321,21 @@ def _plain(array: pa.Array) -> pa.Array:
     return array
 
 
-def _check_columns(info: TableInfo, columns: list[str] | None) -> None:
-    known = [c.name for c in info.columns]
-    for name in columns or ():
-        if name not in known:
+def _columns(info: TableInfo, names: Sequence[str]) -> list[Column]:
+    """The columns called ``names`` (case-insensitive, as MariaDB), or a ConfigError."""
+    out = []
+    for name in names:
+        column = info.column(name) if isinstance(name, str) else None
+        if column is None:
+            known = [c.name for c in info.columns]
             raise ConfigError(
                 f"Table {info.database}.{info.name} has no column {name!r}.",
                 connector=CONNECTOR,
-                column=name,
-                hint=choices_hint(name, known, "columns"),
+                column=str(name),
+                hint=choices_hint(str(name), known, "columns"),
             )
+        out.append(column)
+    return out
 
 
 def _item(name: str, target: pa.Schema | None) -> str:
@@ -307,21 +354,39 @@ def _select(
     where: str | None,
     limit: int | None,
     target: pa.Schema | None = None,
+    order: Sequence[str] = (),
 ) -> str:
     projection = ", ".join(_item(c, target) for c in columns) if columns else "*"
     sql = f"SELECT {projection} FROM {source}"
     if where:
         sql += f" WHERE {where}"
+    if order:
+        # MariaDB has no NULLS LAST: `col IS NULL` (0 before 1) first, then the column;
+        # qualified by the FROM alias so a projected CAST(... ) AS col alias never sorts
+        refs = [f"{quote_ident(_ALIAS)}.{quote_ident(name)}" for name in order]
+        sql += " ORDER BY " + ", ".join(f"{r} IS NULL, {r}" for r in refs)
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return sql
 
 
+# -- predicates --------------------------------------------------------------------------------
+
+
 def to_mysql_predicate(predicate: str) -> str:
-    """A DuckDB boolean expression rendered as one parenthesized MySQL expression."""
+    """A DuckDB boolean expression rendered as one parenthesized MySQL expression.
+
+    Timestamps: MariaDB has no zoned timestamp type and ignores a UTC offset in a
+    literal, and ``CAST(x AS DATETIME)`` drops the fraction of a second. So every cast
+    to a timestamp type becomes ``CAST(x AS DATETIME(6))``, and a zoned literal
+    (``CAST('2024-01-01 10:00:00+02:00' AS TIMESTAMPTZ)``) is converted to its UTC wall
+    time first (``'2024-01-01 08:00:00.000000'``; a literal without an offset is taken as
+    UTC). Sessions run in UTC, so this compares exactly with ``timestamp`` columns, and
+    with ``datetime`` columns that hold UTC wall times (what the destination writes).
+    """
     import sqlglot
     from sqlglot import exp
-    from sqlglot.errors import ParseError
+    from sqlglot.errors import ParseError, SqlglotError
 
     try:
         parsed = sqlglot.parse(predicate, read="duckdb")
@@ -333,6 +398,10 @@ def to_mysql_predicate(predicate: str) -> str:
         len(parsed) != 1
         or parsed[0] is None
         or isinstance(parsed[0], (exp.Query, exp.Command, exp.DDL, exp.DML))
+        or any(
+            isinstance(node, (exp.Query, exp.Command, exp.DDL, exp.DML))
+            for node in parsed[0].walk()
+        )
     ):
         raise ConfigError(
             f"The predicate {predicate!r} must be one boolean expression.",
@@ -340,4 +409,64 @@ def to_mysql_predicate(predicate: str) -> str:
             field="predicate",
             hint="Write it like a WHERE clause, e.g. `amount > 10 AND country = 'FR'`.",
         )
-    return "(" + parsed[0].sql(dialect="mysql") + ")"
+    try:
+        tree = parsed[0].transform(_mysql_times)
+        return "(" + tree.sql(dialect="mysql", unsupported_level=sqlglot.ErrorLevel.RAISE) + ")"
+    except SqlglotError as exc:
+        raise ConfigError(
+            f"The predicate {predicate!r} cannot be written in MySQL: {exc}",
+            connector=CONNECTOR,
+            field="predicate",
+        ) from None
+
+
+def _timestamp_types() -> tuple[set[Any], set[Any]]:
+    from sqlglot import exp
+
+    t = exp.DataType.Type
+    zoned = {t.TIMESTAMPTZ, t.TIMESTAMPLTZ}
+    naive = {
+        t.TIMESTAMP, t.TIMESTAMPNTZ, t.DATETIME, t.DATETIME2, t.DATETIME64, t.SMALLDATETIME,
+        t.TIMESTAMP_S, t.TIMESTAMP_MS, t.TIMESTAMP_NS,
+    }  # fmt: skip
+    return zoned, naive
+
+
+def _mysql_times(node: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
+    if not isinstance(node, (exp.Cast, exp.TryCast)):
+        return node
+    zoned, naive = _timestamp_types()
+    kind = node.to.this
+    if kind not in zoned and kind not in naive:
+        return node
+    value = node.this
+    if kind in zoned and isinstance(value, exp.Literal) and value.is_string:
+        value = exp.Literal.string(_utc_wall_time(value.this))
+    return exp.Cast(this=value, to=exp.DataType.build("DATETIME(6)", dialect="mysql"))
+
+
+def _utc_wall_time(text: str) -> str:
+    """A zoned timestamp literal as UTC wall time text (no offset: taken as UTC)."""
+    raw = text.strip()
+    value: dt.datetime | None = None
+    candidates = [raw]
+    if raw.upper().endswith(" UTC"):
+        candidates.append(raw[:-4] + "+00:00")
+    for candidate in candidates:
+        try:
+            value = dt.datetime.fromisoformat(candidate)
+            break
+        except ValueError:
+            continue
+    if value is None:
+        raise ConfigError(
+            f"Cannot read the zoned timestamp {text!r} in a predicate.",
+            connector=CONNECTOR,
+            field="predicate",
+            hint="Write it as 'YYYY-MM-DD HH:MM:SS[.ffffff]+HH:MM'.",
+        )
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")

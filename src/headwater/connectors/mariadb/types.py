@@ -92,8 +92,21 @@ def arrow_type(
     return None
 
 
-def mysql_type(t: pa.DataType, *, column: str | None = None) -> str:
-    """The column type a created table gets for Arrow type ``t``."""
+def mysql_type(t: pa.DataType, *, column: str | None = None, uuid_type: str = "uuid") -> str:
+    """The column type a created table gets for Arrow type ``t``.
+
+    ``uuid_type`` is the column type for ``arrow.uuid`` values: ``uuid`` on MariaDB 10.7+,
+    ``char(36)`` elsewhere (the destination asks the server).
+    """
+    if isinstance(t, pa.ExtensionType):
+        name = t.extension_name
+        if name == "arrow.uuid":
+            return uuid_type
+        if name == "arrow.json":
+            return "json"
+        return mysql_type(t.storage_type, column=column, uuid_type=uuid_type)
+    if pa.types.is_dictionary(t):
+        return mysql_type(t.value_type, column=column, uuid_type=uuid_type)
     if pa.types.is_boolean(t):
         return "tinyint(1)"
     if pa.types.is_integer(t):
@@ -105,9 +118,19 @@ def mysql_type(t: pa.DataType, *, column: str | None = None) -> str:
         return "double"
     if pa.types.is_decimal(t) and t.precision <= 65 and 0 <= t.scale <= 38:
         return f"decimal({t.precision},{t.scale})"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_null(t)
+    ):
         return "longtext"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+    if (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    ):
         return "longblob"
     if pa.types.is_date(t):
         return "date"
@@ -115,11 +138,17 @@ def mysql_type(t: pa.DataType, *, column: str | None = None) -> str:
         return "timestamp(6) NULL" if t.tz else "datetime(6)"
     if pa.types.is_time(t):
         return "time(6)"
-    if pa.types.is_dictionary(t):
-        return mysql_type(t.value_type, column=column)
+    hint = "Cast it in a transform (e.g. to_json(...) for nested values) before loading."
+    if pa.types.is_decimal(t):
+        hint = (
+            "MariaDB decimals hold at most 65 digits with a scale of 0..38: round or cast "
+            "the column (e.g. to double or text) in a transform."
+        )
+    elif pa.types.is_duration(t) or pa.types.is_interval(t):
+        hint = "Cast it to an integer count of a unit (e.g. epoch_us(...)) in a transform."
     raise SchemaIncompatibleError(
         f"Column {column!r} has the Arrow type {t}, which has no MariaDB column type.",
         connector="mariadb",
         column=column,
-        hint="Cast it in a transform (e.g. to_json(...) for nested values) before loading.",
+        hint=hint,
     )
