@@ -19,7 +19,6 @@ from headwater.errors import (
     ConnectorError,
     QueryError,
     SourceNotFoundError,
-    UnsupportedOperationError,
 )
 from headwater.testing import assert_table_equal
 
@@ -196,10 +195,10 @@ def test_reader_sees_old_table_until_overwrite_commits(tmp_path: Path) -> None:
     assert _read(_source(tmp_path), "t").column("id").to_pylist() == [7, 8]
 
 
-def test_merge_unsupported_and_read_only_destination(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedOperationError) as info:
-        _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="merge", keys=["id"])
-    assert info.value.hint
+def test_capabilities_and_read_only_destination(tmp_path: Path) -> None:
+    caps = get_connector("duckdb").capabilities
+    assert caps.merge and caps.incremental and caps.partitioned and caps.idempotent
+    assert caps.write_modes == ("append", "overwrite", "merge")
     with pytest.raises(ConfigError, match="read_only"):
         get_connector("duckdb").destination(_config(tmp_path, read_only=True))
 

@@ -9,23 +9,28 @@ previous table as it was; other connections see the old table until the commit.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.connectors.base import RejectSink, Stream, WriteMode, WriteResult
+from headwater.connectors.base import (
+    RejectSink,
+    SchemaContract,
+    Stream,
+    WriteMode,
+    WriteResult,
+)
 from headwater.connectors.duckdb_file.factory import DuckdbConfig
 from headwater.errors import (
     ConfigError,
     ConnectorError,
+    ConnectorUnavailableError,
     HeadwaterError,
     QueryError,
+    SourceFormatError,
     SourceNotFoundError,
-    UnsupportedOperationError,
     choices_hint,
 )
 
@@ -35,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["DuckdbClient", "quote_ident"]
 
 CONNECTOR = "duckdb"
-_SOURCE_VIEW = "__hw_source"
 
 
 def quote_ident(name: str) -> str:
@@ -98,8 +102,13 @@ class DuckdbClient:
         state: Mapping[str, Any] | None = None,
         options: Mapping[str, Any] | None = None,
         rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches."""
+        """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
+
+        ``columns``, ``predicate`` (DuckDB SQL, checked to be one expression), ``order_by``
+        (ascending, NULLs last) and ``limit`` run in DuckDB.
+        """
         opts = dict(options or {})
         query = opts.pop("query", None)
         batch_rows = int(opts.pop("batch_rows", self.config.batch_rows))
@@ -109,51 +118,105 @@ class DuckdbClient:
                 connector=CONNECTOR,
                 hint="Valid read options: query, batch_rows.",
             )
+        if limit is not None and limit < 0:
+            raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
+        where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)
         try:
-            if query:
-                source = f"({query}) AS __hw_q"
-            else:
-                tables = self._tables(con)
-                if stream not in tables:
-                    raise SourceNotFoundError(
-                        f"No table or view named {stream!r} in {str(self.file)!r}.",
-                        connector=CONNECTOR,
-                        location=str(self.file),
-                        hint=choices_hint(stream, tables, "tables"),
-                    )
-                schema, table = tables[stream]
-                source = f"{quote_ident(schema)}.{quote_ident(table)}"
+            source = self._source(con, stream, query)
             select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
             sql = f"SELECT {select} FROM {source}"
-            if predicate:
-                sql += f" WHERE ({predicate})"
+            if where:
+                sql += f" WHERE {where}"
+            if order_by:
+                sql += " ORDER BY " + ", ".join(
+                    f"{quote_ident(c)} ASC NULLS LAST" for c in order_by
+                )
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             try:
                 reader = con.sql(sql).to_arrow_reader(batch_rows)
             except Exception as exc:
-                raise QueryError(
-                    f"Reading {stream!r} from {str(self.file)!r} failed: {_first_line(exc)}",
-                    connector=CONNECTOR,
-                    location=str(self.file),
-                ) from None
-            try:
-                empty = True
-                for batch in reader:
-                    empty = False
-                    yield batch
-                if empty:  # an empty result still carries its schema
-                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
-            except Exception as exc:
-                raise ConnectorError(
-                    f"Reading {stream!r} from {str(self.file)!r} failed: {_first_line(exc)}",
-                    connector=CONNECTOR,
-                    location=str(self.file),
-                ) from exc
+                raise self._error(exc, f"Reading {stream!r}") from None
+        except BaseException:
+            con.close()
+            raise
+        return self._scan(con, reader, stream)
+
+    def _scan(
+        self, con: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, stream: str
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            empty = True
+            for batch in reader:
+                empty = False
+                yield batch
+            if empty:  # an empty result still carries its schema
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, f"Reading {stream!r}", runtime=True) from exc
         finally:
             con.close()
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
+
+        Python scalars as a read returns them (``int``, ``float``, ``Decimal``, ``date``,
+        ``datetime``, tz-aware for ``TIMESTAMPTZ``); ``(None, None)`` when no row matches.
+        """
+        opts = dict(options or {})
+        query = opts.pop("query", None)
+        opts.pop("batch_rows", None)
+        if opts:
+            raise ConfigError(
+                f"Unknown read option(s) for duckdb: {', '.join(sorted(opts))}.",
+                connector=CONNECTOR,
+                hint="Valid read options: query, batch_rows.",
+            )
+        where = render_predicate(predicate) if predicate else None
+        self._require_file()
+        con = self._connect(read_only=True)
+        try:
+            source = self._source(con, stream, query)
+            q = quote_ident(column)
+            sql = f"SELECT min({q}) AS lo, max({q}) AS hi FROM {source}"
+            if where:
+                sql += f" WHERE {where}"
+            try:
+                row = con.sql(sql).to_arrow_table().to_pylist()[0]
+            except Exception as exc:
+                raise self._error(exc, f"Reading the bounds of {column!r} in {stream!r}") from None
+        finally:
+            con.close()
+        return row["lo"], row["hi"]
+
+    def _source(self, con: duckdb.DuckDBPyConnection, stream: str, query: str | None) -> str:
+        if query is not None:
+            text = str(query).strip().rstrip(";").strip()
+            if not text:
+                raise ConfigError("options.query must be a SELECT statement.", connector=CONNECTOR)
+            return f"({text}) AS __hw_q"
+        tables = self._tables(con)
+        found = tables.get(stream) or _casefold_get(tables, stream)
+        if found is None:
+            raise SourceNotFoundError(
+                f"No table or view named {stream!r} in {str(self.file)!r}.",
+                connector=CONNECTOR,
+                location=str(self.file),
+                hint=choices_hint(stream, tables, "tables") + " Or read a query: options.query.",
+            )
+        schema, table = found
+        return f"{quote_ident(schema)}.{quote_ident(table)}"
 
     # -- write ---------------------------------------------------------------------------------
     def write(
@@ -164,73 +227,26 @@ class DuckdbClient:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
-        """Append to ``target`` (created when missing) or overwrite it atomically.
+        """Append, overwrite (atomic swap) or merge (upsert) ``batches`` into ``target``.
 
-        ``target`` is one table name in the ``main`` schema (quoted as given).
+        ``target`` is one table name in the ``main`` schema (quoted as given). See
+        :mod:`headwater.connectors.duckdb_file.writer`.
         """
-        if mode == "merge":
-            raise UnsupportedOperationError(
-                "The duckdb connector cannot merge (upsert) yet.",
-                connector=CONNECTOR,
-                hint="Write with mode 'overwrite' or 'append', or merge into a managed dataset.",
-            )
-        if mode not in ("append", "overwrite"):
-            raise ConfigError(
-                f"Unknown write mode {mode!r}.",
-                connector=CONNECTOR,
-                hint="Valid modes for duckdb: append, overwrite.",
-            )
-        if not target.strip():
-            raise ConfigError("The target table name is empty.", connector=CONNECTOR)
-        counter = _Counter(batches)
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect(read_only=False)
-        qt = f"main.{quote_ident(target)}"
-        try:
-            con.register(_SOURCE_VIEW, counter.reader())
-            con.execute("BEGIN TRANSACTION")
-            found = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND schema_name = 'main' AND lower(table_name) = lower(?)",
-                [target],
-            ).fetchall()
-            exists = found[0][0] > 0
-            if mode == "append":
-                if exists:
-                    con.execute(f"INSERT INTO {qt} BY NAME SELECT * FROM {_SOURCE_VIEW}")
-                else:
-                    con.execute(f"CREATE TABLE {qt} AS SELECT * FROM {_SOURCE_VIEW}")
-            else:
-                staging = f"__hw_staging_{uuid.uuid4().hex[:12]}"
-                con.execute(
-                    f"CREATE TABLE main.{quote_ident(staging)} AS SELECT * FROM {_SOURCE_VIEW}"
-                )
-                if exists:
-                    con.execute(f"DROP TABLE {qt}")
-                con.execute(
-                    f"ALTER TABLE main.{quote_ident(staging)} RENAME TO {quote_ident(target)}"
-                )
-            con.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(Exception):  # no transaction open (failed before BEGIN)
-                con.execute("ROLLBACK")
-            if counter.error is not None:
-                raise counter.error from None
-            if isinstance(exc, HeadwaterError) or not isinstance(exc, Exception):
-                raise
-            raise ConnectorError(
-                f"Writing table {target!r} to {str(self.file)!r} failed: {_first_line(exc)}",
-                connector=CONNECTOR,
-                location=str(self.file),
-            ) from exc
-        finally:
-            con.close()
-        return WriteResult(
-            rows=counter.rows,
-            bytes=counter.bytes,
-            location=f"{self.file}#{target}",
-            details={"mode": mode, "table": target},
+        from headwater.connectors.duckdb_file.writer import DuckdbWriter
+
+        return DuckdbWriter(self).write(
+            target,
+            batches,
+            mode=mode,
+            keys=keys,
+            options=options,
+            load_id=load_id,
+            schema_contract=schema_contract,
+            rejects=rejects,
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -259,16 +275,21 @@ class DuckdbClient:
                 str(self.file), read_only=read_only or self.config.read_only, config=config
             )
         except duckdb.Error as exc:
-            raise ConnectorError(
-                f"Cannot open {str(self.file)!r} as a DuckDB database: {_first_line(exc)}",
-                connector=CONNECTOR,
-                location=str(self.file),
-                hint="Check that the connection's `path` names a DuckDB database file, "
-                "and that no other process holds it open for writing.",
-            ) from None
+            raise open_error(self.file, exc) from None
         # TIMESTAMPTZ reads as timestamp[us, tz=UTC] whatever the machine's zone
         con.execute("SET TimeZone = 'UTC'")
         return con
+
+    def _error(self, exc: BaseException, doing: str, *, runtime: bool = False) -> HeadwaterError:
+        """A driver error as ours: a bad query is a QueryError, a lost file a ConnectorError."""
+        if _is_lock(exc) or _is_corrupt(exc):
+            return open_error(self.file, exc)
+        cls: type[HeadwaterError] = ConnectorError if runtime else QueryError
+        return cls(
+            f"{doing} from {str(self.file)!r} failed: {_first_line(exc)}",
+            connector=CONNECTOR,
+            location=str(self.file),
+        )
 
     @staticmethod
     def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
@@ -280,29 +301,87 @@ class DuckdbClient:
         return {(t if s == "main" else f"{s}.{t}"): (s, t) for s, t in rows}
 
 
-class _Counter:
-    """Counts the rows and bytes of the incoming stream as DuckDB scans it."""
-
-    def __init__(self, source: pa.RecordBatchReader) -> None:
-        self.source = source
-        self.rows = 0
-        self.bytes = 0
-        self.error: BaseException | None = None
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.source.schema, self._batches())
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in self.source:
-                self.rows += batch.num_rows
-                self.bytes += batch.nbytes
-                yield batch
-        except BaseException as exc:
-            self.error = exc
-            raise
+def _casefold_get(tables: Mapping[str, tuple[str, str]], name: str) -> tuple[str, str] | None:
+    folded = name.casefold()
+    for key, value in tables.items():
+        if key.casefold() == folded:
+            return value
+    return None
 
 
-def _first_line(exc: BaseException) -> str:
+def _is_lock(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "could not set lock" in text or "conflicting lock" in text or "lock on file" in text
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not a valid duckdb database" in text or "corrupt" in text or "checksum" in text
+
+
+def open_error(path: Any, exc: BaseException) -> ConnectorError:
+    """The error for a file that cannot be opened: locked (transient) or not a database."""
+    if _is_lock(exc):
+        return ConnectorUnavailableError(
+            f"The DuckDB database {str(path)!r} is locked by another process: {_first_line(exc)}",
+            connector=CONNECTOR,
+            location=str(path),
+            hint="A DuckDB file can be open for writing by one process at a time; the step "
+            "is retried. Close the other process (or open it `read_only` there).",
+        )
+    if _is_corrupt(exc):
+        return SourceFormatError(
+            f"{str(path)!r} is not a DuckDB database, or it is corrupted: {_first_line(exc)}",
+            connector=CONNECTOR,
+            location=str(path),
+            hint="Check that the connection's `path` names a DuckDB database file (written "
+            "by a compatible DuckDB version); restore a corrupted one from a backup.",
+        )
+    return ConnectorError(
+        f"Cannot open {str(path)!r} as a DuckDB database: {_first_line(exc)}",
+        connector=CONNECTOR,
+        location=str(path),
+        hint="Check that the connection's `path` names a DuckDB database file, that its "
+        "directory exists and is writable, and that no other process holds it open for "
+        "writing.",
+    )
+
+
+def render_predicate(predicate: str) -> str:
+    """``predicate`` checked to be one DuckDB boolean expression, re-rendered in parentheses.
+
+    Rendering from the parsed tree (never the raw text) means the predicate cannot close
+    the WHERE clause and start a second statement.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    try:
+        parsed = sqlglot.parse(predicate, read="duckdb")
+    except (ParseError, TokenError) as exc:
+        raise QueryError(
+            f"The predicate {predicate!r} does not parse: {_first_line(exc)}",
+            connector=CONNECTOR,
+            field="predicate",
+        ) from None
+    if (
+        len(parsed) != 1
+        or parsed[0] is None
+        or isinstance(parsed[0], (exp.Query, exp.Command, exp.DDL, exp.DML))
+    ):
+        raise QueryError(
+            f"The predicate {predicate!r} must be one boolean expression.",
+            connector=CONNECTOR,
+            field="predicate",
+            hint="Write it like a WHERE clause, e.g. `amount > 10 AND country = 'FR'`.",
+        )
+    return "(" + parsed[0].sql(dialect="duckdb") + ")"
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_first_line = first_line

@@ -66,7 +66,11 @@ class DuckdbFactory(ConnectorFactory):
         source=True,
         destination=True,
         pushdown=True,
-        write_modes=("append", "overwrite"),
+        incremental=True,
+        partitioned=True,
+        idempotent=True,
+        merge=True,
+        write_modes=("append", "overwrite", "merge"),
     )
     description: ClassVar[str] = "Tables of a DuckDB database file (read and write)."
 
