@@ -202,6 +202,10 @@ class Lake:
         """The Arrow schema of ``name`` (at ``version``, by default the latest)."""
         return _arrow_schema(self._open(name, version=version))
 
+    def version(self, name: str) -> int:
+        """The current version of dataset ``name``."""
+        return int(self._require(name).version())
+
     def transaction_version(self, name: str, app_id: str) -> int | None:
         """The last version of application transaction ``app_id`` committed to ``name``."""
         table = self._load(name)

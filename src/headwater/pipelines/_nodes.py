@@ -26,12 +26,16 @@ __all__ = [
     "DatasetName",
     "Delay",
     "Identifier",
+    "Lookback",
     "Node",
+    "OnSchemaChange",
     "Scalar",
+    "SchemaContractName",
     "Severity",
     "WriteMode",
     "custom_error",
     "derived_name_field",
+    "parse_duration",
     "slug",
 ]
 
@@ -39,6 +43,8 @@ __all__ = [
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
 WriteMode: TypeAlias = Literal["append", "overwrite", "merge"]
+SchemaContractName: TypeAlias = Literal["evolve", "freeze", "discard_row"]
+OnSchemaChange: TypeAlias = Literal["evolve", "freeze", "discard_row", "replace"]
 Severity: TypeAlias = Literal["error", "warn"]
 
 DatasetName = Annotated[
@@ -61,6 +67,37 @@ def _finite(value: Any) -> Any:
 
 Scalar = Annotated[str | bool | int | float | date | datetime, AfterValidator(_finite)]
 Bound = Annotated[int | float | date | datetime | str, AfterValidator(_finite)]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+
+
+def _lookback(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("lookback", "Input should be a duration or a number")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise PydanticCustomError("lookback", "Input should be a finite number >= 0")
+        return value
+    if isinstance(value, str) and _DURATION.match(value):
+        return value.strip()
+    raise PydanticCustomError(
+        "lookback",
+        "Input should be a duration such as `90s`, `15m`, `2h`, `1d`, `1w`, or a number",
+    )
+
+
+#: A window behind a checkpoint: a duration string (`2h`) or a number (numeric cursors).
+Lookback = Annotated[str | int | float, AfterValidator(_lookback)]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``90s``, ``15m``, ``2h``, ``1d``, ``1w``."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r}")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+
+
 #: Seconds to wait, finite and at most an hour.
 Delay = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)]
 

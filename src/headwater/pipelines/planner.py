@@ -41,14 +41,15 @@ from headwater.pipelines.spec import (
     ExtractStep,
     LoadStep,
     PipelineSpec,
+    ReplicateStep,
     SpecPath,
     TransformStep,
 )
 from headwater.transform.refs import find_ref_spans
 
-__all__ = ["Edge", "Plan", "plan"]
+__all__ = ["Edge", "Plan", "plan", "writers_of"]
 
-AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep
+AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,9 @@ class Plan:
         The checks of a dataset, which only rewrite it with the rows they pass, are not
         counted (they come after its writers); they are writers of its quarantine.
         """
-        return [n for n in self.order if dataset in produced(self._steps[n])]
+        zone_wide = f"{dataset.partition('.')[0]}.*"
+        named = [n for n in self.order if dataset in produced(self._steps[n])]
+        return named or [n for n in self.order if zone_wide in produced(self._steps[n])]
 
     @property
     def external_inputs(self) -> list[str]:
@@ -256,6 +259,15 @@ def produced(step: AnyStep) -> tuple[str, ...]:
     return step.outputs()
 
 
+def writers_of(writers: dict[str, list[str]], dataset: str) -> list[str]:
+    """The steps writing ``dataset``: by name, else a step replicating into its whole zone."""
+    named = writers.get(dataset)
+    if named:
+        return named
+    zone = dataset.partition(".")[0]
+    return writers.get(f"{zone}.*", [])
+
+
 def plan(
     spec: PipelineSpec,
     *,
@@ -299,7 +311,7 @@ def plan(
         own = step.dataset if isinstance(step, CheckStep) else None
         writes = produced(step)
         for dataset in step.inputs():
-            for writer in writers.get(dataset, []):
+            for writer in writers_of(writers, dataset):
                 other = by_name[writer]
                 if isinstance(other, CheckStep) and other.dataset in writes:
                     continue  # it runs after this step, a writer of its dataset
@@ -353,7 +365,10 @@ def _check_connections(spec: PipelineSpec, names: set[str]) -> None:
     problems: list[tuple[str, str]] = []
     first: tuple[str, str | None, str] | None = None
     for i, step in enumerate(spec.steps):
-        if isinstance(step, ExtractStep | LoadStep) and step.connection not in names:
+        if (
+            isinstance(step, ExtractStep | LoadStep | ReplicateStep)
+            and step.connection not in names
+        ):
             close = did_you_mean(step.connection, names)
             location = spec.location_of(("steps", i, "connection"))
             message = f"step `{step.name}`: unknown connection `{step.connection}`." + (
@@ -388,7 +403,7 @@ def _check_inputs(
     candidates = sorted(set(writers) | known)
     for i, step in enumerate(spec.steps):
         for dataset, path, offset in _input_sites(step, i):
-            others = [w for w in writers.get(dataset, []) if w != step.name]
+            others = [w for w in writers_of(writers, dataset) if w != step.name]
             if others:
                 continue
             if dataset not in exists:

@@ -14,6 +14,7 @@ source map in :mod:`._positions`; both are re-exported here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -29,8 +30,11 @@ from headwater.pipelines._nodes import (
     DatasetName,
     Delay,
     Identifier,
+    Lookback,
     Node,
+    OnSchemaChange,
     Scalar,
+    SchemaContractName,
     Severity,
     WriteMode,
     custom_error,
@@ -57,13 +61,16 @@ __all__ = [
     "CheckStep",
     "ExpressionCheck",
     "ExtractStep",
+    "Incremental",
     "LoadStep",
     "NodeInfo",
     "NotNullCheck",
+    "Partition",
     "PipelineSpec",
     "Position",
     "RangeCheck",
     "RegexCheck",
+    "ReplicateStep",
     "RowCountCheck",
     "Severity",
     "SourceMap",
@@ -256,7 +263,8 @@ class _StepBase(Node):
     def _name_and_keys(self) -> Self:
         if not self.name:
             self.name = self.default_name()
-        if getattr(self, "mode", None) == "merge" and not getattr(self, "keys", None):
+        needs_keys = "keys" in type(self).model_fields and getattr(self, "mode", None) == "merge"
+        if needs_keys and not getattr(self, "keys", None):
             raise custom_error(
                 "merge_without_keys",
                 "mode `merge` needs `keys`: the columns that identify a row",
@@ -272,10 +280,12 @@ class _WritesDataset(_StepBase):
     """`overwrite` replaces the dataset, `append` adds rows, `merge` upserts on `keys`."""
     keys: list[ColumnName] = Field(default_factory=list)
     """Columns identifying a row; required for `mode: merge`."""
-    on_schema_change: Literal["evolve", "replace"] = "evolve"
-    """`evolve`: add new nullable columns, refuse lossy changes. `replace` (with
-    `mode: overwrite` only): the new schema replaces the old one, recorded as a new
-    schema version; older versions stay readable by time travel."""
+    on_schema_change: OnSchemaChange = "evolve"
+    """The schema contract. `evolve`: add new nullable columns, refuse lossy changes.
+    `freeze`: fail, before writing anything, on any new column or type change.
+    `discard_row`: keep the dataset's schema; rows that do not fit go to quarantine.
+    `replace` (with `mode: overwrite` only): the new schema replaces the old one,
+    recorded as a new schema version; older versions stay readable by time travel."""
 
     @model_validator(mode="after")
     def _replace_needs_overwrite(self) -> Self:
@@ -304,6 +314,34 @@ def _with_quarantine(dataset: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((dataset, quarantine)))
 
 
+class Incremental(Node):
+    """Read only the rows whose cursor reached or passed the last committed checkpoint.
+
+    The read asks for `cursor >= <checkpoint>`; rows at exactly the checkpoint value that
+    were already loaded are recognized (by `keys`, else by the whole row) and skipped, so
+    rows sharing a cursor value across a checkpoint are never lost nor doubled. Rows whose
+    cursor is NULL are never read incrementally.
+    """
+
+    cursor: ColumnName
+    """A column that only grows as rows are added or changed (`updated_at`, `id`)."""
+    lookback: Lookback | None = None
+    """Re-read this far behind the checkpoint to catch rows committed late: a duration
+    (`90s`, `15m`, `2h`, `1d`) for time cursors, a number for numeric ones. Needs
+    `mode: merge` (re-read rows are upserted, never doubled)."""
+    initial: Scalar | None = None
+    """Lower bound (inclusive) of the first run; default: every row."""
+
+
+class Partition(Node):
+    """Split a read into key ranges read in parallel, each over its own connection."""
+
+    column: ColumnName
+    """A numeric, date or timestamp column; an indexed one makes each range cheap."""
+    partitions: Annotated[int, Field(ge=2, le=64)] = 4
+    """How many ranges (and connections) to read at once."""
+
+
 class ExtractStep(_WritesDataset):
     """Read a stream from a connection into a managed dataset."""
 
@@ -312,11 +350,116 @@ class ExtractStep(_WritesDataset):
     stream: Annotated[str, Field(min_length=1)]
     """What to read: a file glob, a table, a topic, an endpoint."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """Passed to the connector's read (format, delimiter, schema, ...)."""
+    """Passed to the connector's read (format, delimiter, schema, query, ...)."""
+    incremental: Incremental | None = None
+    """Read only new and changed rows, by a cursor column (needs `append` or `merge`)."""
+    checkpoint_every: Annotated[int, Field(ge=1)] | None = None
+    """With `incremental`: commit and checkpoint every this many rows, so that a crash
+    or a failure resumes after the last committed chunk. Default: one commit per run."""
+    partition: Partition | None = None
+    """Read key ranges of the stream in parallel."""
+
+    @model_validator(mode="after")
+    def _incremental_rules(self) -> Self:
+        inc = self.incremental
+        if inc is not None and self.mode == "overwrite":
+            raise custom_error(
+                "incremental_overwrite",
+                "`incremental` needs `mode: append` or `mode: merge`: an overwrite would "
+                "replace the dataset with only the new rows",
+                "mode",
+            )
+        if inc is not None and inc.lookback is not None and self.mode != "merge":
+            raise custom_error(
+                "lookback_needs_merge",
+                "`incremental.lookback` re-reads rows already loaded: it needs `mode: merge` "
+                "with `keys`, so they are upserted instead of doubled",
+                "incremental",
+            )
+        if self.checkpoint_every is not None and inc is None:
+            raise custom_error(
+                "checkpoint_without_incremental",
+                "`checkpoint_every` needs `incremental`: only a cursor read can resume "
+                "after a committed chunk",
+                "checkpoint_every",
+            )
+        if self.checkpoint_every is not None and self.partition is not None:
+            raise custom_error(
+                "checkpoint_with_partition",
+                "`checkpoint_every` reads in cursor order, `partition` in parallel ranges; "
+                "use one or the other",
+                "partition",
+            )
+        return self
 
     def outputs(self) -> tuple[str, ...]:
         # rows the connector rejects are appended to `<to>__quarantine`
         return _with_quarantine(self.to)
+
+
+class ReplicateStep(_StepBase):
+    """Copy many tables of a connection (a whole schema, or a list) into a zone, in parallel.
+
+    Each table `t` becomes the dataset `<to>.<t>` (lower-cased, non-alphanumerics as `_`),
+    with the same rules as an `extract` step per table.
+    """
+
+    type: Literal["replicate"]
+    connection: ConnectionName
+    tables: Literal["*"] | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    """`"*"` for every table the connection lists (in `schema`, when given), or a list."""
+    schema_: str | None = Field(default=None, alias="schema")
+    """Only tables of this database schema (with `"*"`)."""
+    exclude: list[str] = Field(default_factory=list)
+    """Tables to leave out (with `"*"`); shell-style patterns such as `tmp_*` work."""
+    to: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    """The zone the datasets are written to (`raw` gives `raw.<table>`)."""
+    mode: WriteMode = "overwrite"
+    """As for `extract`; `merge` uses each table's primary key."""
+    incremental: Incremental | None = None
+    """A cursor applied to every table that has that column (others are read whole)."""
+    on_schema_change: OnSchemaChange = "evolve"
+    parallel: Annotated[int, Field(ge=1, le=32)] = 4
+    """How many tables to copy at once."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the connector's read of every table."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        if self.tables != "*" and (self.exclude or self.schema_):
+            raise custom_error(
+                "replicate_list_filters",
+                '`schema` and `exclude` apply to `tables: "*"`; list the tables instead',
+                "tables",
+            )
+        if self.incremental is not None and self.mode == "overwrite":
+            raise custom_error(
+                "incremental_overwrite",
+                "`incremental` needs `mode: append` or `mode: merge`",
+                "mode",
+            )
+        if self.on_schema_change == "replace" and self.mode != "overwrite":
+            raise custom_error(
+                "replace_needs_overwrite",
+                "`on_schema_change: replace` needs `mode: overwrite`",
+                "on_schema_change",
+            )
+        return self
+
+    def dataset_for(self, table: str) -> str:
+        """The dataset table ``table`` is copied to."""
+        name = re.sub(r"[^a-z0-9_]+", "_", table.rpartition(".")[2].lower()).strip("_")
+        if not name or not name[0].isalpha():
+            name = f"t_{name}"
+        return f"{self.to}.{name}"
+
+    def outputs(self) -> tuple[str, ...]:
+        if self.tables == "*":
+            return (f"{self.to}.*",)
+        return tuple(d for t in self.tables for d in _with_quarantine(self.dataset_for(t)))
+
+    def default_name(self) -> str:
+        return f"replicate_{slug(self.connection)}_to_{self.to}"
 
 
 class TransformStep(_WritesDataset):
@@ -368,21 +511,33 @@ class LoadStep(_StepBase):
     keys: list[ColumnName] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the connector's write."""
+    schema_contract: SchemaContractName = "evolve"
+    """`evolve`: create the table, add new columns (ALTER TABLE), refuse incompatible types.
+    `freeze`: fail, before writing anything, on any new column or incompatible type.
+    `discard_row`: keep the table's schema; rows that do not fit go to the quarantine of
+    the dataset read (`<from>__quarantine`)."""
 
     def inputs(self) -> tuple[str, ...]:
         return (self.from_,)
+
+    def outputs(self) -> tuple[str, ...]:
+        return _with_quarantine(self.from_)[1:] if self.schema_contract == "discard_row" else ()
 
     def default_name(self) -> str:
         return f"load_{slug(self.from_)}_to_{slug(self.connection)}"
 
 
-Step = Annotated[ExtractStep | TransformStep | CheckStep | LoadStep, Field(discriminator="type")]
+Step = Annotated[
+    ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep,
+    Field(discriminator="type"),
+]
 
 STEP_TYPES: dict[str, type[_StepBase]] = {
     "extract": ExtractStep,
     "transform": TransformStep,
     "check": CheckStep,
     "load": LoadStep,
+    "replicate": ReplicateStep,
 }
 
 # --------------------------------------------------------------------------- pipeline
@@ -492,7 +647,7 @@ class PipelineSpec(Node):
             hint="Steps: " + ", ".join(self.step_names),
         )
 
-    def step(self, name: str) -> ExtractStep | TransformStep | CheckStep | LoadStep:
+    def step(self, name: str) -> ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep:
         return self.steps[self.index_of(name)]
 
     def location_of(self, path: SpecPath, *, key: bool = False, offset: int | None = None) -> str:

@@ -1,4 +1,4 @@
-"""How each step kind executes: extract, transform, check, load.
+"""How each step kind executes: extract, transform, check, load, replicate.
 
 Every executor streams Arrow batches (never a whole dataset in Python), counts
 rows in and out, and sends rejected rows to the quarantine dataset, so that
@@ -7,8 +7,9 @@ rows in and out, and sends rejected rows to the quarantine dataset, so that
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,14 @@ import pyarrow as pa
 from headwater.config import EngineSettings
 from headwater.connections import Connections
 from headwater.connectors.base import ListRejectSink
+from headwater.crashpoints import crash_point
 from headwater.engine.session import EngineSession
 from headwater.errors import CheckFailedError, PipelineError
 from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
+from headwater.pipelines._nodes import slug
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
-from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, TransformStep
+from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, ReplicateStep, TransformStep
 from headwater.quality.checks import compile_check
 from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
@@ -31,7 +34,7 @@ from headwater.transform.refs import find_refs, render_refs
 if TYPE_CHECKING:
     from headwater.lake import Lake
 
-__all__ = ["RunContext", "execute_step"]
+__all__ = ["Progress", "RunContext", "execute_step", "load_id_for"]
 
 _PROGRESS_EVERY_S = 0.2
 
@@ -49,20 +52,24 @@ class RunContext:
     emit: Callable[[Event], None]
     temp_directory: str | None = None
 
-    def session(self) -> EngineSession:
+    def session(self, pins: Mapping[str, int] | None = None) -> EngineSession:
+        """A DuckDB session over the lake; ``pins`` fixes the version read of some datasets."""
+        pinned = dict(pins or {})
         return EngineSession(
             lambda name, version, as_of: (
-                self.lake.parquet_scan(name, version=version, as_of=as_of)
-                or self.lake.dataset(name, version=version, as_of=as_of)
+                self.lake.parquet_scan(name, version=pinned.get(name, version), as_of=as_of)
+                or self.lake.dataset(name, version=pinned.get(name, version), as_of=as_of)
             ),
-            arrow_resolver=lambda name, v, t: self.lake.dataset(name, version=v, as_of=t),
+            arrow_resolver=lambda name, v, t: self.lake.dataset(
+                name, version=pinned.get(name, v), as_of=t
+            ),
             threads=self.engine.threads,
             memory_limit=self.engine.memory_limit,
             temp_directory=self.temp_directory,
         )
 
 
-class _Progress:
+class Progress:
     """Counts rows flowing through and emits throttled progress events."""
 
     def __init__(self, ctx: RunContext, step: str) -> None:
@@ -86,49 +93,6 @@ class _Progress:
         return pa.RecordBatchReader.from_batches(reader.schema, self.wrap(reader))
 
 
-def run_extract(ctx: RunContext, step: ExtractStep) -> StepOutcome:
-    source = ctx.connections.source(step.connection)
-    rejects = ListRejectSink()
-    progress = _Progress(ctx, step.name)
-    state = ctx.store.get_checkpoint(ctx.pipeline, step.name)
-    batches = source.read(step.stream, options=dict(step.options), state=state, rejects=rejects)
-    commit = ctx.lake.write(
-        step.to,
-        progress.wrap(batches),
-        mode=step.mode,
-        keys=list(step.keys) or None,
-        run_id=ctx.run_id,
-        allow_schema_replace=step.on_schema_change == "replace",
-    )
-    quarantined = _quarantine_rejects(ctx, step.name, step.to, rejects)
-    return StepOutcome(
-        step.name,
-        "extract",
-        "succeeded",
-        rows_in=progress.rows + quarantined,
-        rows_out=commit.rows,
-        rows_quarantined=quarantined,
-        bytes=commit.bytes or progress.bytes,
-        inputs=(f"{step.connection}:{step.stream}",),
-        outputs=(step.to,),
-        details={
-            "version": commit.version,
-            "schema_change": commit.schema_change,
-            # a merge keeps the last row of each key: the others are superseded, not lost
-            "rows_superseded": max(progress.rows - commit.rows, 0),
-        },
-    )
-
-
-def _quarantine_rejects(ctx: RunContext, step: str, dataset: str, rejects: ListRejectSink) -> int:
-    if not rejects.items:
-        return 0
-    table = rejects_to_table(rejects.items, run_id=ctx.run_id, step=step, dataset=dataset)
-    _forget_earlier_attempt(ctx, step, dataset)
-    ctx.lake.write(quarantine_name(dataset), table, mode="append", run_id=ctx.run_id)
-    return int(table.num_rows)
-
-
 def _forget_earlier_attempt(ctx: RunContext, step: str, dataset: str) -> None:
     """Remove quarantine rows an earlier attempt of this step in this run wrote (retries)."""
     name = quarantine_name(dataset)
@@ -143,7 +107,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     step balances; the row counts of the datasets it read are in details.input_rows.
     """
     refs = find_refs(step.sql)
-    progress = _Progress(ctx, step.name)
+    progress = Progress(ctx, step.name)
     input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
     with ctx.session() as session:
         session.attach_many(refs)
@@ -244,11 +208,27 @@ def run_check(ctx: RunContext, step: CheckStep) -> StepOutcome:
     )
 
 
+def load_id_for(ctx: RunContext, step: LoadStep, version: int) -> str:
+    """The id of loading version ``version`` of the step's dataset to its target.
+
+    The same pipeline step sending the same dataset version to the same target with the
+    same mode gets the same id, so a destination that has committed it skips it: a load
+    re-run after a crash writes nothing twice.
+    """
+    parts = [ctx.pipeline, step.name, step.connection, step.target, step.mode, step.from_]
+    digest = hashlib.sha256("\x1f".join([*parts, str(version)]).encode()).hexdigest()[:24]
+    return f"{slug(step.name)[:60]}-v{version}-{digest}"
+
+
 def run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
+    """Send a dataset version to a destination, exactly once (see :func:`load_id_for`)."""
     dataset = step.from_
     destination = ctx.connections.destination(step.connection)
-    progress = _Progress(ctx, step.name)
-    with ctx.session() as session:
+    progress = Progress(ctx, step.name)
+    version = ctx.lake.version(dataset)
+    load_id = load_id_for(ctx, step, version)
+    rejects = ListRejectSink()
+    with ctx.session(pins={dataset: version}) as session:
         session.attach(dataset)
         zone, _, name = dataset.partition(".")
         reader = session.reader(
@@ -260,27 +240,64 @@ def run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
             mode=step.mode,
             keys=list(step.keys) or None,
             options=dict(step.options),
+            load_id=load_id,
+            schema_contract=step.schema_contract,
+            rejects=rejects,
         )
+    crash_point("load.after_commit")
+    already = bool(result.details.get("already_loaded"))
+    quarantined = 0
+    if step.schema_contract == "discard_row" and not already:
+        quarantined = _quarantine_load_rejects(ctx, step, rejects, load_id)
+    rows_in = result.rows + quarantined if already else progress.rows
     return StepOutcome(
         step.name,
         "load",
         "succeeded",
-        rows_in=progress.rows,
+        rows_in=rows_in,
         rows_out=result.rows,
-        rows_quarantined=0,
+        rows_quarantined=quarantined,
         bytes=result.bytes,
         inputs=(dataset,),
         outputs=(f"{step.connection}:{step.target}",),
-        details={"location": result.location},
+        details={
+            "location": result.location,
+            "load_id": load_id,
+            "dataset_version": version,
+            "already_loaded": already,
+            **{k: v for k, v in result.details.items() if k not in ("load_id", "already_loaded")},
+        },
     )
 
 
+def _quarantine_load_rejects(
+    ctx: RunContext, step: LoadStep, rejects: ListRejectSink, load_id: str
+) -> int:
+    name = quarantine_name(step.from_)
+    if ctx.lake.exists(name) and "load_id" in ctx.lake.schema(name).names:
+        ctx.lake.delete_rows(name, {"load_id": load_id}, run_id=ctx.run_id)
+    if not rejects.items:
+        return 0
+    table = rejects_to_table(
+        rejects.items,
+        run_id=ctx.run_id,
+        step=step.name,
+        dataset=step.from_,
+        rule="schema_contract",
+        load_id=load_id,
+    )
+    ctx.lake.write(name, table, mode="append", run_id=ctx.run_id)
+    return int(table.num_rows)
+
+
 def execute_step(
-    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep
+    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
 ) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
     if isinstance(step, ExtractStep):
         return run_extract(ctx, step)
+    if isinstance(step, ReplicateStep):
+        return run_replicate(ctx, step)
     if isinstance(step, TransformStep):
         return run_transform(ctx, step)
     if isinstance(step, CheckStep):
@@ -288,3 +305,15 @@ def execute_step(
     if isinstance(step, LoadStep):
         return run_load(ctx, step)
     raise PipelineError(f"step kind `{step.type}` cannot be executed yet", step=step.name)
+
+
+def run_extract(ctx: RunContext, step: ExtractStep) -> StepOutcome:
+    from headwater.pipelines.extract import run_extract as extract
+
+    return extract(ctx, step)
+
+
+def run_replicate(ctx: RunContext, step: ReplicateStep) -> StepOutcome:
+    from headwater.pipelines.replicate import run_replicate as replicate
+
+    return replicate(ctx, step)

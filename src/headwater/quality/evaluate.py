@@ -94,7 +94,8 @@ class CheckOutcome:
               CAST(NULL AS BIGINT) AS source_line,
               CAST(NULL AS VARCHAR) AS "column",
               CAST(to_json(struct_pack({cols})) AS VARCHAR) AS raw_record,
-              now()::TIMESTAMPTZ AS quarantined_at
+              now()::TIMESTAMPTZ AS quarantined_at,
+              CAST(NULL AS VARCHAR) AS load_id
             FROM {self._table()} WHERE {where}
         """
         reader = self.session.reader(sql, batch_rows=batch_rows)

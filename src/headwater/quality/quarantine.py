@@ -30,12 +30,21 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("column", pa.string()),
         pa.field("raw_record", pa.string()),
         pa.field("quarantined_at", pa.timestamp("us", tz="UTC")),
+        # the extract chunk or load that rejected the row: a retry of the same chunk
+        # replaces its rows instead of adding them twice
+        pa.field("load_id", pa.string()),
     ]
 )
 
 
 def rejects_to_table(
-    rejects: Sequence[Reject], *, run_id: str, step: str, dataset: str, rule: str = "parse"
+    rejects: Sequence[Reject],
+    *,
+    run_id: str,
+    step: str,
+    dataset: str,
+    rule: str = "parse",
+    load_id: str | None = None,
 ) -> pa.Table:
     """Source rejects as quarantine rows."""
     n = len(rejects)
@@ -52,6 +61,7 @@ def rejects_to_table(
             "column": [r.column for r in rejects],
             "raw_record": [r.raw_record for r in rejects],
             "quarantined_at": [now] * n,
+            "load_id": [load_id] * n,
         },
         schema=QUARANTINE_SCHEMA,
     )

@@ -91,12 +91,29 @@ class _MemoryClient:
             finally:
                 con.close()
         if order_by:
-            table = table.sort_by([(c, "ascending") for c in order_by], null_placement="at_end")
+            table = table.sort_by([(c, "ascending", "at_end") for c in order_by])
         if columns:
             table = table.select(columns)
         if limit is not None:
             table = table.slice(0, limit)
         yield from table.to_batches(max_chunksize=int((options or {}).get("batch_rows", 65_536)))
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        batches = list(self.read(stream, columns=None, predicate=predicate))
+        if not batches:
+            return None, None
+        import pyarrow.compute as pc
+
+        values = pa.Table.from_batches(batches).column(column)
+        bounds = pc.min_max(values)
+        return bounds["min"].as_py(), bounds["max"].as_py()
 
     def write(
         self,
@@ -136,7 +153,11 @@ class MemoryFactory(ConnectorFactory):
     name: ClassVar[str] = "memory"
     config_model: ClassVar[type[ConnectorConfig]] = MemoryConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
-        source=True, destination=True, incremental=True, write_modes=("append", "overwrite")
+        source=True,
+        destination=True,
+        incremental=True,
+        partitioned=True,
+        write_modes=("append", "overwrite"),
     )
     description: ClassVar[str] = "In-process Arrow tables (testing)."
 

@@ -1,0 +1,169 @@
+"""Parallel range reads: split a stream on a column's range, read the ranges at once.
+
+The ranges cover every value: ``col < b1``, ``b1 <= col < b2``, ..., ``col >= bn``, and
+``col IS NULL`` — so a row inserted below the minimum or above the maximum seen when the
+bounds were taken is still read by exactly one range. Each range is an ordinary
+``Source.read`` with a predicate (its own connection); batches are merged through a
+bounded queue, so memory stays at a few batches per range.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+
+from headwater.connectors.base import PartitionedSource, RejectSink, Source
+from headwater.errors import ConfigError, UnsupportedOperationError
+from headwater.pipelines.incremental import literal_sql
+
+__all__ = ["partitioned_read", "range_predicates"]
+
+_DONE = object()
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def range_predicates(column: str, low: Any, high: Any, partitions: int) -> list[str]:
+    """Predicates covering every row of ``column``: ``partitions`` ranges plus NULLs."""
+    col = _quoted(column)
+    nulls = f"{col} IS NULL"
+    if low is None or high is None:
+        return [f"{col} IS NOT NULL", nulls]
+    cuts = _cuts(low, high, partitions)
+    if not cuts:
+        return [f"{col} IS NOT NULL", nulls]
+    out = [f"{col} < {literal_sql(cuts[0])}"]
+    for a, b in itertools.pairwise(cuts):
+        out.append(f"{col} >= {literal_sql(a)} AND {col} < {literal_sql(b)}")
+    out.append(f"{col} >= {literal_sql(cuts[-1])}")
+    out.append(nulls)
+    return out
+
+
+def _cuts(low: Any, high: Any, n: int) -> list[Any]:
+    """``n - 1`` increasing inner boundaries between ``low`` and ``high`` (fewer if narrow)."""
+    if isinstance(low, bool) or isinstance(high, bool):
+        raise ConfigError("Cannot partition a read on a boolean column.", field="partition.column")
+    values: list[Any]
+    if isinstance(low, int) and isinstance(high, int):
+        span = high - low + 1
+        step = max(-(-span // n), 1)
+        values = [low + i * step for i in range(1, n)]
+    elif _both(low, high, (float, int, Decimal)) or _both(low, high, (datetime,)):
+        width = (high - low) / n
+        values = [low + width * i for i in range(1, n)]
+    elif isinstance(low, date) and isinstance(high, date):
+        days = (high - low).days
+        values = [date.fromordinal(low.toordinal() + (days * i) // n) for i in range(1, n)]
+    else:
+        raise ConfigError(
+            f"Cannot partition a read on values like {low!r}: use a numeric, date or "
+            "timestamp column.",
+            field="partition.column",
+        )
+    cuts: list[Any] = []
+    for value in values:
+        if low < value <= high and (not cuts or value > cuts[-1]):
+            cuts.append(value)
+    return cuts
+
+
+def _both(low: Any, high: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(low, types) and isinstance(high, types)
+
+
+def partitioned_read(
+    source: Source,
+    stream: str,
+    *,
+    column: str,
+    partitions: int,
+    predicate: str | None,
+    options: Mapping[str, Any] | None,
+    rejects: RejectSink | None,
+    connector: str,
+) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """The range predicates and one stream of the batches of all ranges, read in parallel."""
+    if not isinstance(source, PartitionedSource):
+        raise UnsupportedOperationError(
+            f"The `{connector}` connector cannot split a read into ranges.",
+            connector=connector,
+            field="partition",
+            hint="Remove `partition:` from the step.",
+        )
+    low, high = source.column_bounds(stream, column, predicate=predicate, options=options)
+    ranges = range_predicates(column, low, high, partitions)
+    full = [f"({predicate}) AND ({r})" if predicate else r for r in ranges]
+    return ranges, _merge(source, stream, full, options, rejects, workers=partitions)
+
+
+def _merge(
+    source: Source,
+    stream: str,
+    predicates: list[str],
+    options: Mapping[str, Any] | None,
+    rejects: RejectSink | None,
+    *,
+    workers: int,
+) -> Iterator[pa.RecordBatch]:
+    out: queue.Queue[Any] = queue.Queue(maxsize=max(2 * workers, 4))
+    stop = threading.Event()
+    todo: queue.Queue[str] = queue.Queue()
+    for p in predicates:
+        todo.put(p)
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    predicate = todo.get_nowait()
+                except queue.Empty:
+                    break
+                for batch in source.read(
+                    stream, predicate=predicate, options=options, rejects=rejects
+                ):
+                    if not put(batch):
+                        return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+        finally:
+            put(_DONE)
+
+    threads = [
+        threading.Thread(target=work, name=f"hw-range-{i}", daemon=True)
+        for i in range(min(workers, len(predicates)))
+    ]
+    for t in threads:
+        t.start()
+    finished = 0
+    try:
+        while finished < len(threads):
+            item = out.get()
+            if item is _DONE:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
