@@ -144,6 +144,7 @@ def test_weird_identifiers(config: PostgresConfig, postgres_url: str) -> None:
         "updated": 1,
         "deleted": 1,
         "duplicates": 0,
+        "rows_rejected": 0,
     }
     got = sql(postgres_url, 'SELECT * FROM "we""ird; tab le ✓" ORDER BY 1')
     assert got == [(2, "B", 5, 6), (3, "c", 5, 6)]
@@ -203,11 +204,20 @@ def test_keys_required_and_must_be_columns(config: PostgresConfig) -> None:
         merge(config, unique(), data, ["id"], {"nope": 1})
 
 
-def test_a_column_the_table_lacks_is_named(config: PostgresConfig, postgres_url: str) -> None:
+def test_a_column_the_table_lacks_is_refused_or_added(
+    config: PostgresConfig, postgres_url: str
+) -> None:
     name = unique()
     sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text)')
-    with pytest.raises(SchemaIncompatibleError, match="'extra'"):
-        merge(config, name, pa.table({"id": [1], "extra": [1]}), ["id"])
+    dst = PostgresFactory().destination(config)
+    data = pa.table({"id": [1], "extra": [1]})
+    with pytest.raises(SchemaIncompatibleError, match="`extra`"):
+        dst.write(name, data.to_reader(), mode="merge", keys=["id"], schema_contract="freeze")
+    assert rows(postgres_url, name) == []
+    # evolve (the default) adds the column in the merge's transaction
+    result = merge(config, name, data, ["id"])
+    assert result.details["columns_added"] == ["extra"]
+    assert rows(postgres_url, name) == [(1, None, 1)]
 
 
 def test_a_failed_stream_leaves_the_table_unchanged(

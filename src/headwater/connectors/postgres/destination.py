@@ -1,36 +1,67 @@
 """The ``postgres`` destination: Arrow streams into tables through binary COPY (ADBC ingest).
 
-``append`` copies the stream into the table inside one transaction (all rows or
-none), creating the table with the mapped types when it is missing. Batches are
-cast to the table's column types first; columns whose binary form differs from
-the Arrow one (jsonb, uuid, enums, unconstrained numeric, ...) go through a
-temporary table and one ``INSERT ... SELECT`` with casts.
+Every write is one transaction: the data, any ``ALTER TABLE ... ADD COLUMN`` of the
+schema contract, and the row of the load ledger commit together or not at all.
+
+``append`` copies the stream into the table (all rows or none), creating the table
+with the mapped types when it is missing. Batches are cast to the table's column
+types first; columns whose binary form differs from the Arrow one (jsonb, uuid,
+enums, unconstrained numeric, ...) go through a temporary table and one
+``INSERT ... SELECT`` with casts.
 
 ``overwrite`` is atomic: in one transaction the stream is copied into a staging
 table in the same schema, the old table is dropped and the staging table renamed
 in its place. Until the commit readers see the old rows; after it, the new ones;
 never an empty or missing table. A failure at any point rolls everything back and
 leaves the old table as it was. The new table keeps the old one's column types,
-constraints and indexes when the columns are the same; otherwise it is created
-from the stream's schema. Views that depend on the table make the swap fail (the
-old table stays): drop them first.
+constraints and indexes when the columns are the same and every type still fits;
+otherwise (schema contract ``evolve``) it is created from the stream's schema. Views
+that depend on the table make the swap fail (the old table stays): drop them first.
+
+``merge`` upserts on keys (see :mod:`headwater.connectors.postgres.merge`).
+
+Exactly-once: with a ``load_id`` the write first claims the id in the ledger table
+``_headwater_loads`` of the target's schema (``INSERT ... ON CONFLICT DO NOTHING``, in
+the write's transaction). A committed claim means the load happened: the stream is not
+read and the recorded row count is returned. A concurrent writer of the same id waits
+on the claim until the first commits (then skips) or rolls back (then loads).
+
+Schema contracts (:mod:`headwater.connectors.contract`) are planned against the
+table's mapped Arrow schema before any row is written; ``evolve`` adds new columns
+with ``ALTER TABLE ... ADD COLUMN`` inside the same transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from headwater.connectors.base import WriteMode, WriteResult
+from headwater.connectors.base import (
+    Reject,
+    RejectSink,
+    SchemaContract,
+    WriteMode,
+    WriteResult,
+)
+from headwater.connectors.contract import (
+    Conformer,
+    ContractPlan,
+    check_contract_name,
+    compatibility,
+    plan_contract,
+)
 from headwater.connectors.postgres.catalog import TableInfo, table_info
 from headwater.connectors.postgres.client import connect, driver_error, fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import pg_type, qualified, quote_ident, wire_type
+from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
     HeadwaterError,
@@ -41,7 +72,16 @@ from headwater.errors import (
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
 
-__all__ = ["PostgresDestination"]
+    from headwater.connectors.postgres.merge import MergePlan
+
+__all__ = ["LEDGER", "PostgresDestination"]
+
+LEDGER = "_headwater_loads"
+_LEDGER_COLUMNS = (
+    "load_id varchar(128) PRIMARY KEY, target_table varchar(1024) NOT NULL, "
+    "mode varchar(16) NOT NULL, rows bigint NOT NULL, committed_at timestamp NOT NULL"
+)
+_NOW_UTC = "(clock_timestamp() AT TIME ZONE 'UTC')"
 
 # column types ADBC's binary COPY can fill straight from the mapped Arrow type
 _DIRECT = {
@@ -77,6 +117,9 @@ class PostgresDestination:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
         """Write every batch to ``target`` (``table`` or ``schema.table``) in one transaction."""
         if mode not in ("append", "overwrite", "merge"):
@@ -85,9 +128,11 @@ class PostgresDestination:
                 connector=CONNECTOR,
                 hint="Valid modes for postgres: append, overwrite, merge.",
             )
+        contract = check_contract_name(schema_contract)
+        _check_load_id(load_id)
         plan = None
         if mode == "merge":
-            from headwater.connectors.postgres.merge import merge, merge_plan
+            from headwater.connectors.postgres.merge import merge_plan
 
             plan = merge_plan(batches.schema, keys, options)
         if options and plan is None:
@@ -96,23 +141,40 @@ class PostgresDestination:
                 connector=CONNECTOR,
                 hint="Only mode: merge takes a write option (soft_delete_column).",
             )
-        incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
-        for f in batches.schema:
-            pg_type(f.type, column=f.name)  # refuse unmappable types before connecting
+        if contract != "discard_row":  # discard_row may drop the columns PostgreSQL lacks
+            for f in batches.schema:
+                pg_type(f.type, column=f.name)  # refuse unmappable types before connecting
         conn = connect(self.config)
         counter = _Counter()
         details: dict[str, Any] = {"mode": mode}
+        if load_id is not None:
+            details["load_id"] = load_id
         try:
             schema, table = self._split(conn, target)
-            existing = table_info(conn, schema, table)
-            if plan is not None:
-                dest = existing or _create(conn, schema, table, incoming)
-                details.update(merge(conn, dest, plan, batches, counter))
-            elif mode == "append":
-                dest = existing or _create(conn, schema, table, incoming)
-                _load(conn, dest, batches, counter)
+            location = f"postgresql://{self.config.where}/{schema}.{table}"
+            if load_id is not None:
+                _ensure_ledger(conn, schema)
+                recorded = _claim(conn, schema, f"{schema}.{table}", mode, load_id)
+                if recorded is not None:
+                    _rollback(conn)
+                    return WriteResult(
+                        rows=recorded,
+                        location=location,
+                        details={"already_loaded": True, "load_id": load_id, "mode": mode},
+                    )
+            job = _Job(conn, schema, table, contract, rejects, counter)
+            if mode == "overwrite":
+                job.overwrite(batches)
             else:
-                _overwrite(conn, schema, table, existing, incoming, batches, counter)
+                job.upsert(batches, plan, details)
+            details["rows_rejected"] = job.rows_rejected
+            if job.added:
+                details["columns_added"] = job.added
+            rows = int(details.pop("rows", counter.rows))
+            if load_id is not None:
+                _record(conn, schema, load_id, rows)
+            if mode != "overwrite":
+                crash_point("load.before_commit")
             conn.commit()
         except HeadwaterError:
             _rollback(conn)
@@ -124,12 +186,7 @@ class PostgresDestination:
             raise driver_error(self.config, exc, f"writing {target!r}") from None
         finally:
             conn.close()
-        return WriteResult(
-            rows=details.pop("rows", counter.rows),
-            bytes=counter.bytes,
-            location=f"postgresql://{self.config.where}/{schema}.{table}",
-            details=details,
-        )
+        return WriteResult(rows=rows, bytes=counter.bytes, location=location, details=details)
 
     def _split(self, conn: Connection, target: str) -> tuple[str, str]:
         schema, dot, table = target.partition(".")
@@ -140,6 +197,230 @@ class PostgresDestination:
             if found:
                 return schema, table
         return self.config.schema_name, target
+
+
+def _check_load_id(load_id: str | None) -> None:
+    if load_id is None:
+        return
+    if not isinstance(load_id, str) or not load_id or len(load_id) > 128 or "\x00" in load_id:
+        raise ConfigError(
+            f"load_id must be a non-empty string of at most 128 characters, got {load_id!r}.",
+            connector=CONNECTOR,
+            field="load_id",
+        )
+
+
+def _ensure_ledger(conn: Connection, schema: str) -> None:
+    """Create ``schema._headwater_loads`` once, committed on its own (races are harmless)."""
+    ledger = qualified(schema, LEDGER)
+    if fetch_all(conn, "SELECT to_regclass($1) IS NOT NULL", (ledger,))[0][0]:
+        return
+    try:
+        _execute(conn, f"CREATE TABLE IF NOT EXISTS {ledger} ({_LEDGER_COLUMNS})")
+        conn.commit()
+    except Exception:
+        # two writers creating it at once: the loser fails on pg_type's unique index
+        _rollback(conn)
+        if not fetch_all(conn, "SELECT to_regclass($1) IS NOT NULL", (ledger,))[0][0]:
+            raise
+
+
+def _claim(conn: Connection, schema: str, target: str, mode: str, load_id: str) -> int | None:
+    """Claim ``load_id`` in this transaction; the recorded rows when it was already committed."""
+    ledger = qualified(schema, LEDGER)
+    claimed = fetch_all(
+        conn,
+        f"INSERT INTO {ledger} (load_id, target_table, mode, rows, committed_at) "
+        f"VALUES ($1, $2, $3, 0, {_NOW_UTC}) ON CONFLICT (load_id) DO NOTHING RETURNING 1",
+        (load_id, target, mode),
+    )
+    if claimed:
+        return None
+    rows = fetch_all(conn, f"SELECT rows FROM {ledger} WHERE load_id = $1", (load_id,))
+    return int(rows[0][0])
+
+
+def _record(conn: Connection, schema: str, load_id: str, rows: int) -> None:
+    cur = conn.cursor()
+    try:
+        cur.execute(
+            f"UPDATE {qualified(schema, LEDGER)} SET rows = $1, committed_at = {_NOW_UTC} "
+            "WHERE load_id = $2",
+            (rows, load_id),
+        )
+    finally:
+        cur.close()
+
+
+@dataclass
+class _Job:
+    """One write inside the open transaction: contract plan, DDL, then the data."""
+
+    conn: Connection
+    schema: str
+    table: str
+    contract: SchemaContract
+    rejects: RejectSink | None
+    counter: _Counter
+    added: list[str] | None = None
+    null_keys_rejected: int = 0
+    _conformer: Conformer | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    def upsert(
+        self, batches: pa.RecordBatchReader, plan: MergePlan | None, details: dict[str, Any]
+    ) -> None:
+        """``append`` (plan None) or ``merge`` into the table, created when missing."""
+        from headwater.connectors.postgres.merge import merge
+
+        existing = table_info(self.conn, self.schema, self.table)
+        soft = plan.soft_delete if plan is not None else None
+        if existing is None:
+            incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
+            dest = _create(self.conn, self.schema, self.table, incoming)
+        else:
+            contract_plan = plan_contract(
+                self.name,
+                _contract_schema(existing, batches.schema, soft),
+                batches.schema,
+                self.contract,
+            )
+            dest = self._add_columns(existing, contract_plan)
+            batches = self._conformed(batches, contract_plan)
+        if plan is None:
+            _load(self.conn, dest, batches, self.counter)
+            return
+        if self.contract == "discard_row":
+            batches = self._without_null_keys(batches, plan.keys)
+        details.update(merge(self.conn, dest, plan, batches, self.counter))
+
+    def overwrite(self, batches: pa.RecordBatchReader) -> None:
+        existing = table_info(self.conn, self.schema, self.table)
+        keep = existing is not None and existing.kind in ("r", "p")
+        if existing is not None and self.contract != "evolve":
+            contract_plan = plan_contract(
+                self.name,
+                _contract_schema(existing, batches.schema, None),
+                batches.schema,
+                self.contract,
+            )
+            batches = self._conformed(batches, contract_plan)
+        elif existing is not None:
+            keep = keep and _same_columns(existing, batches.schema)
+        incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
+        _overwrite(self.conn, self.schema, self.table, existing, keep, incoming, batches,
+                   self.counter)  # fmt: skip
+
+    def _add_columns(self, existing: TableInfo, plan: ContractPlan) -> TableInfo:
+        if not plan.add_columns:
+            return existing
+        t = qualified(self.schema, self.table)
+        for f in plan.add_columns:
+            ddl = pg_type(f.type, column=f.name)
+            _execute(self.conn, f"ALTER TABLE {t} ADD COLUMN {quote_ident(f.name)} {ddl}")
+        self.added = [f.name for f in plan.add_columns]
+        info = table_info(self.conn, self.schema, self.table)
+        assert info is not None
+        return info
+
+    def _conformed(self, batches: pa.RecordBatchReader, plan: ContractPlan) -> pa.RecordBatchReader:
+        conformer = self._conformer = Conformer(plan, self.rejects)
+        targets = {f.name: f.type for f in plan.schema}
+        widen = {
+            f.name: _wide_decimal(targets[f.name])
+            for f in batches.schema
+            if pa.types.is_integer(f.type) and pa.types.is_decimal(targets.get(f.name, pa.null()))
+        }
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                if widen:  # Arrow refuses int -> narrow decimal by type, not by value
+                    batch = pa.RecordBatch.from_arrays(
+                        [
+                            col.cast(widen[f.name]) if f.name in widen else col
+                            for col, f in zip(batch.columns, batch.schema, strict=True)
+                        ],
+                        names=batch.schema.names,
+                    )
+                yield conformer(batch)
+
+        return pa.RecordBatchReader.from_batches(plan.schema, gen())
+
+    @property
+    def rows_rejected(self) -> int:
+        conformed = self._conformer.rows_rejected if self._conformer is not None else 0
+        return conformed + self.null_keys_rejected
+
+    def _without_null_keys(
+        self, batches: pa.RecordBatchReader, keys: tuple[str, ...]
+    ) -> pa.RecordBatchReader:
+        """Under ``discard_row``, rows with a null merge key go to the rejects (never match)."""
+        job = self
+
+        def gen() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                valid = None
+                for key in keys:
+                    ok = pc.is_valid(batch.column(key))
+                    valid = ok if valid is None else pc.and_(valid, ok)
+                if valid is None or pc.all(valid).as_py():
+                    yield batch
+                    continue
+                bad = batch.filter(pc.invert(valid))
+                _send(job.rejects, bad, "a merge key is null (schema contract discard_row)")
+                job.null_keys_rejected += bad.num_rows
+                yield batch.filter(valid)
+
+        return pa.RecordBatchReader.from_batches(batches.schema, gen())
+
+
+def _send(sink: RejectSink | None, rows: pa.RecordBatch, error: str) -> None:
+    if sink is None:
+        return
+    sink.add(
+        Reject(raw_record=json.dumps(row, default=str, ensure_ascii=False), error=error)
+        for row in rows.to_pylist()
+    )
+
+
+def _contract_schema(existing: TableInfo, incoming: pa.Schema, soft: str | None) -> pa.Schema:
+    """The table's mapped Arrow schema, as the contract sees it.
+
+    An unconstrained ``numeric`` column reads as text (its exact decimal text) but takes
+    any number on write (PostgreSQL casts exactly), so it counts as the incoming numeric
+    type. A merge's soft-delete flag the table lacks is a boolean the merge consumes.
+    """
+    by_name = {f.name: f for f in incoming}
+    fields = []
+    for col in existing.columns:
+        dtype = col.arrow
+        given = by_name.get(col.name)
+        if (
+            col.typname == "numeric"
+            and not pa.types.is_decimal(dtype)
+            and given is not None
+            and (pa.types.is_integer(given.type) or pa.types.is_decimal(given.type))
+        ):
+            dtype = given.type
+        fields.append(pa.field(col.name, dtype, col.nullable))
+    if soft is not None and soft not in {c.name for c in existing.columns}:
+        fields.append(pa.field(soft, pa.bool_()))
+    return pa.schema(fields)
+
+
+def _same_columns(existing: TableInfo, incoming: pa.Schema) -> bool:
+    """The input has the table's columns (any order) and each of its types fits the table's."""
+    if sorted(c.name for c in existing.columns) != sorted(incoming.names):
+        return False
+    types = {c.name: c.arrow for c in existing.columns}
+    return all(
+        compatibility(f.type, types[f.name]) != "incompatible"
+        or (pa.types.is_string(types[f.name]) and pa.types.is_string(wire_type(f.type)))
+        for f in incoming
+    )
 
 
 def _rollback(conn: Connection) -> None:
@@ -244,6 +525,14 @@ def _cast_one(batch: pa.RecordBatch, schema: pa.Schema, counter: _Counter) -> pa
         ) from None
 
 
+def _wide_decimal(target: pa.DataType) -> pa.DataType:
+    """A decimal every 64-bit integer fits, with ``target``'s scale (cast down value by value)."""
+    precision = 20 + target.scale
+    if precision <= 38:
+        return pa.decimal128(precision, target.scale)
+    return pa.decimal256(min(76, precision), target.scale)
+
+
 def _cast_array(array: pa.Array, target: pa.DataType) -> pa.Array:
     """Cast one column; integers reach a narrow decimal through a wide one.
 
@@ -254,8 +543,7 @@ def _cast_array(array: pa.Array, target: pa.DataType) -> pa.Array:
     if array.type.equals(target):
         return array
     if pa.types.is_integer(array.type) and pa.types.is_decimal(target):
-        wide = pa.decimal128(min(38, 20 + target.scale), target.scale)
-        return array.cast(wide).cast(target)
+        return array.cast(_wide_decimal(target)).cast(target)
     return array.cast(target)
 
 
@@ -264,15 +552,14 @@ def _overwrite(
     schema: str,
     table: str,
     existing: TableInfo | None,
+    keep: bool,
     incoming: pa.Schema,
     batches: pa.RecordBatchReader,
     counter: _Counter,
 ) -> None:
+    """Fill a staging table (shaped like the old one when ``keep``), then swap it in."""
     staging = f"hw_stage_{uuid.uuid4().hex[:12]}"
-    same_columns = existing is not None and sorted(c.name for c in existing.columns) == sorted(
-        incoming.names
-    )
-    if existing is not None and same_columns and existing.kind in ("r", "p"):
+    if existing is not None and keep:
         _execute(
             conn,
             f"CREATE TABLE {qualified(schema, staging)} (LIKE {qualified(schema, table)} "
@@ -283,6 +570,7 @@ def _overwrite(
     else:
         info = _create(conn, schema, staging, incoming)
     _load(conn, info, batches, counter)
+    crash_point("load.during_swap")
     if existing is not None:
         _execute(conn, f"DROP TABLE {qualified(schema, table)}")
     _execute(conn, f"ALTER TABLE {qualified(schema, staging)} RENAME TO {quote_ident(table)}")

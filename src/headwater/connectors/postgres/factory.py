@@ -127,6 +127,7 @@ class PostgresFactory(ConnectorFactory):
         pushdown=True,
         incremental=True,
         partitioned=True,
+        idempotent=True,
         merge=True,
         write_modes=("append", "overwrite", "merge"),
     )
