@@ -24,7 +24,6 @@ from headwater.errors import (
     SourceNotFoundError,
     Terminal,
     Transient,
-    UnsupportedOperationError,
 )
 
 MY_HOST, MY_PORT = "127.0.0.1", 3306
@@ -103,12 +102,11 @@ def test_config_rejects_other_schemes_without_echoing_the_password() -> None:
         MariadbConfig(url="mysql://me:hunter2x@db")
 
 
-def test_capabilities_and_merge_is_refused(config: MariadbConfig) -> None:
+def test_capabilities() -> None:
     caps = MariadbFactory.capabilities
-    assert caps.source and caps.destination and caps.write_modes == ("append", "overwrite")
-    with pytest.raises(UnsupportedOperationError) as info:
-        write(config, unique(), pa.table({"id": [1]}), "merge")
-    assert info.value.hint
+    assert caps.source and caps.destination and caps.pushdown
+    assert caps.incremental and caps.partitioned and caps.idempotent and caps.merge
+    assert caps.write_modes == ("append", "overwrite", "merge")
 
 
 # -- check -----------------------------------------------------------------------------------
@@ -430,12 +428,20 @@ def test_overwrite_is_atomic_for_concurrent_readers(
     assert set(seen) <= {1000, 2000, 500, 3000}
 
 
-def test_append_of_an_unknown_column_names_it(config: MariadbConfig) -> None:
+def test_append_of_an_unknown_column_names_it_under_freeze(
+    config: MariadbConfig, mariadb_url: str
+) -> None:
     name = unique("cols")
     write(config, name, pa.table({"id": [1]}), "overwrite")
+    dst = MariadbFactory().destination(config)
+    new = pa.table({"id": [2], "idx": [3]})
     with pytest.raises(SchemaIncompatibleError) as info:
-        write(config, name, pa.table({"id": [2], "idx": [3]}), "append")
+        dst.write(name, new.to_reader(), mode="append", schema_contract="freeze")
     assert info.value.column == "idx"
+    assert sql(mariadb_url, f"SELECT * FROM {name}") == [(1,)]
+    # evolve (the default) adds the column, nullable, and loads
+    write(config, name, new, "append")
+    assert sql(mariadb_url, f"SELECT id, idx FROM {name} ORDER BY id") == [(1, None), (2, 3)]
 
 
 def test_insert_fallback_when_local_infile_is_refused(

@@ -60,10 +60,23 @@ def _rows() -> pa.Table:
             "id": pa.array([100, 150, 199, 200, 250, 99, 1, 2, None, 300], pa.int64()),
             "k": pa.array(["abc", "abd", "ab", "abc\u00e9", "b", "ABC", None, "", "a'b", "z😀"]),
             "amount": pa.array(
-                [Decimal(v) if v is not None else None for v in
-                 ["12.50", "12.49", "12.51", "-1.00", None, "99999999.99", "0.00", "12.50", "1", "2"]],
+                [
+                    Decimal(v) if v is not None else None
+                    for v in [
+                        "12.50",
+                        "12.49",
+                        "12.51",
+                        "-1.00",
+                        None,
+                        "99999999.99",
+                        "0.00",
+                        "12.50",
+                        "1",
+                        "2",
+                    ]
+                ],
                 pa.decimal128(10, 2),
-            ),  # fmt: skip
+            ),
             "day": pa.array([e.date() if e else None for e in edges], pa.date32()),
             "ts": pa.array(edges, pa.timestamp("us")),
             "tsz": pa.array(
@@ -111,8 +124,8 @@ PREDICATES = [
     "\"tsz\" < CAST('2024-01-01 05:00:00-05:00' AS TIMESTAMPTZ)",
     "\"tsz\" >= CAST('2024-01-01 10:00:00' AS TIMESTAMP WITH TIME ZONE)",
     "\"tsz\" >= CAST('2024-01-01 09:59:59.999999' AS TIMESTAMP)",
-    "\"id\" >= 100 AND \"id\" < 200",
-    "\"id\" >= 200 OR \"id\" IS NULL",
+    '"id" >= 100 AND "id" < 200',
+    '"id" >= 200 OR "id" IS NULL',
     "\"k\" > 'abc'",
     "\"k\" = 'abc'",
     "\"k\" = 'a''b'",
@@ -122,7 +135,7 @@ PREDICATES = [
     "\"day\" >= CAST('2024-01-01' AS DATE)",
     "\"day\" < CAST('2024-01-01' AS DATE)",
     "\"ts\" >= CAST('2024-01-01' AS DATE)",
-    "\"grp\" IN (1, 2) AND NOT (\"id\" = 250)",
+    '"grp" IN (1, 2) AND NOT ("id" = 250)',
 ]
 
 

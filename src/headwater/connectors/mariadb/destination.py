@@ -9,37 +9,72 @@ text. When the server refuses ``LOCAL INFILE`` (``local_infile=0``) the rows go 
 multi-row ``INSERT`` statements (PyMySQL ``executemany``) instead, which is slower;
 ``WriteResult.details["method"]`` says which path ran.
 
-``append`` loads into the table inside one transaction (all rows or none; InnoDB),
-creating the table with the mapped types first when it is missing (DDL commits by
-itself in MariaDB, so a created table stays even when the load fails).
+Before any row is written the input's schema is planned against the table's under the
+``schema_contract`` (:mod:`headwater.connectors.contract`); batches are then conformed
+to the plan, and values MariaDB cannot store (NaN and infinities in float columns,
+``timestamp`` values outside 1970..2038, text longer than a ``varchar(n)``) fail the
+write, or go to the reject sink under ``discard_row``, instead of surfacing as a
+LOAD DATA warning.
 
-``overwrite`` is atomic: the stream is loaded into a staging table
-(``CREATE TABLE ... LIKE`` the old one when the columns are the same, else from the
-stream's schema) and swapped in with one ``RENAME TABLE t TO old, staging TO t``
-(atomic in MariaDB: readers see the old rows, then the new ones, never an empty or
-missing table), then the old table is dropped. A failure before the swap drops the
-staging table and leaves the old table as it was.
+``append`` loads into the table inside one transaction (all rows or none; InnoDB),
+creating the table with the mapped types first when it is missing, or adding new
+columns (``evolve``) with ``ALTER TABLE ... ADD COLUMN``. DDL commits by itself in
+MariaDB, so a created table or an added column stays even when the load then fails.
+
+``merge`` (:mod:`.merge`) upserts on keys through a temporary staging table.
+
+``overwrite`` is atomic: the stream is loaded into a staging table (``CREATE TABLE ...
+LIKE`` the old one when the columns fit, else from the stream's schema) and swapped in
+with one ``RENAME TABLE t TO old, staging TO t`` (atomic in MariaDB: readers see the
+old rows, then the new ones, never an empty or missing table), then the old table is
+dropped. A failure before the swap drops the staging table and leaves the old table
+as it was; a crash leaves a ``hw_stage_*`` table that the next overwrite of the same
+table drops.
+
+With a ``load_id`` the write is recorded in the ``_headwater_loads`` ledger
+(:mod:`.ledger`); a load id already recorded reads nothing and returns the recorded
+row count.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from headwater.connectors.base import WriteMode, WriteResult
-from headwater.connectors.mariadb.client import connect, driver_error, execute, fetch_all
+from headwater.connectors.base import Reject, RejectSink, SchemaContract, WriteMode, WriteResult
+from headwater.connectors.contract import (
+    Conformer,
+    ContractPlan,
+    SchemaContractError,
+    check_contract_name,
+    plan_contract,
+)
+from headwater.connectors.mariadb import ledger
+from headwater.connectors.mariadb.catalog import Column, TableInfo, table_info
+from headwater.connectors.mariadb.client import (
+    connect,
+    driver_error,
+    execute,
+    fetch_all,
+)
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
-from headwater.connectors.mariadb.source import TableInfo, table_info
 from headwater.connectors.mariadb.types import mysql_type, qualified, quote_ident
+from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
+    ConnectorUnavailableError,
     HeadwaterError,
     SchemaIncompatibleError,
     UnsupportedOperationError,
@@ -49,19 +84,68 @@ from headwater.errors import (
 if TYPE_CHECKING:
     from pymysql.connections import Connection  # type: ignore[import-untyped]
 
+    from headwater.connectors.mariadb.merge import MergeSpec
+
 __all__ = ["MariadbDestination"]
 
+_MODES = ("append", "overwrite", "merge")
 _CHUNK_ROWS = 1_000_000  # rows per temporary CSV file / LOAD DATA statement
 _INSERT_ROWS = 5_000  # rows per executemany call on the fallback path
 _REFUSED = {1148, 2068, 3948, 4166}  # LOAD DATA LOCAL disabled on the server or client
+_LOCK_SECONDS = 600  # how long an overwrite/merge waits for another one on the same table
+_TS_MIN_US, _TS_MAX_US = 1, 2**31 * 1_000_000 - 1  # MariaDB `timestamp`: (1970, 2038-01-19]
+_FLOATS = ("float", "double", "real", "double precision")
+_RACED = {1050, 1060}  # table exists / duplicate column: a concurrent writer's DDL won
+_LENGTH = re.compile(r"^(?:var)?char\((\d+)\)")
 
 
 @dataclass
 class _Counter:
     rows: int = 0
     bytes: int = 0
+    rejected: int = 0
     method: str = "load data local infile"
     error: BaseException | None = None  # raised by the caller's stream, re-raised as is
+
+
+@dataclass
+class _Job:
+    """One write: its connection, target and settings."""
+
+    conn: Connection
+    config: MariadbConfig
+    database: str
+    table: str
+    contract: SchemaContract
+    rejects: RejectSink | None
+    counter: _Counter = field(default_factory=_Counter)
+    _version: tuple[bool, tuple[int, int]] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.database}.{self.table}"
+
+    def _server(self) -> tuple[bool, tuple[int, int]]:
+        if self._version is None:
+            text = str(fetch_all(self.conn, "SELECT VERSION()")[0][0])
+            numbers = [int(p) for p in re.findall(r"\d+", text)[:2]] + [0, 0]
+            self._version = ("mariadb" in text.lower(), (numbers[0], numbers[1]))
+        return self._version
+
+    def uuid_type(self) -> str:
+        """``uuid`` on MariaDB 10.7+, else ``char(36)`` (the canonical text)."""
+        mariadb, version = self._server()
+        return "uuid" if mariadb and version >= (10, 7) else "char(36)"
+
+    def collation(self) -> str:
+        """A binary collation WITHOUT trailing-space padding (``'a' <> 'a '``), as Arrow."""
+        mariadb, version = self._server()
+        if mariadb:
+            return "utf8mb4_nopad_bin" if version >= (10, 2) else "utf8mb4_bin"
+        return "utf8mb4_0900_bin" if version >= (8, 0) else "utf8mb4_bin"
+
+    def ddl(self, t: pa.DataType, column: str) -> str:
+        return mysql_type(t, column=column, uuid_type=self.uuid_type())
 
 
 class MariadbDestination:
@@ -83,56 +167,79 @@ class MariadbDestination:
         mode: WriteMode = "append",
         keys: list[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        load_id: str | None = None,
+        schema_contract: SchemaContract = "evolve",
+        rejects: RejectSink | None = None,
     ) -> WriteResult:
         """Write every batch to ``target`` (``table`` or ``database.table``)."""
-        if mode == "merge":
-            raise UnsupportedOperationError(
-                "The mariadb connector cannot merge yet.",
-                connector=CONNECTOR,
-                hint="Use mode: append or overwrite, or merge into a dataset and overwrite "
-                "the table from it.",
-            )
-        if mode not in ("append", "overwrite"):
+        if mode not in _MODES:
             raise ConfigError(
                 f"Unknown write mode {mode!r}.",
                 connector=CONNECTOR,
-                hint="Valid modes for mariadb: append, overwrite.",
+                hint="Valid modes for mariadb: append, overwrite, merge.",
             )
-        if options:
+        contract = check_contract_name(schema_contract)
+        load_id = ledger.check_load_id(load_id)
+        spec: MergeSpec | None = None
+        if mode == "merge":
+            from headwater.connectors.mariadb.merge import merge_spec
+
+            spec = merge_spec(batches.schema, keys, options)
+        elif options:
             raise ConfigError(
                 f"Unknown write option {sorted(options)[0]!r} for mariadb.",
                 connector=CONNECTOR,
-                hint="The mariadb destination takes no write options.",
+                hint="Only mode: merge takes a write option (soft_delete_column).",
             )
         for f in batches.schema:
-            mysql_type(f.type, column=f.name)  # refuse unmappable types before connecting
+            if spec is None or f.name != spec.soft_delete:
+                mysql_type(f.type, column=f.name)  # refuse unmappable types before connecting
         conn = connect(self.config, local_infile=True)
-        counter = _Counter()
-        database, table = self.config.database, target
+        job: _Job | None = None
+        details: dict[str, Any] = {"mode": mode}
         try:
             database, table = self._split(conn, target)
-            existing = table_info(conn, database, table)
-            if mode == "append":
-                dest = existing or _create(conn, database, table, batches.schema)
-                _load(conn, dest, batches, counter)
-                conn.commit()
+            job = _Job(conn, self.config, database, table, contract, rejects)
+            if load_id is not None:
+                ledger.ensure(conn, database, job.collation())
+                done = ledger.recorded(conn, database, load_id)
+                if done is not None:
+                    return self._already(job, load_id, done, mode)
+            if mode == "overwrite":
+                _overwrite(job, batches, load_id)
             else:
-                _overwrite(conn, database, table, existing, batches, counter)
+                _append_or_merge(job, batches, spec, load_id, details)
+        except _AlreadyLoaded as done:
+            assert job is not None and load_id is not None
+            return self._already(job, load_id, done.rows, mode)
         except HeadwaterError:
             _rollback(conn)
             raise
         except Exception as exc:
             _rollback(conn)
-            if counter.error is not None:
-                raise counter.error from None
+            if job is not None and job.counter.error is not None:
+                raise job.counter.error from None
             raise driver_error(self.config, exc, f"writing {target!r}") from None
         finally:
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.close()
+        counter = job.counter
+        details.update(method=counter.method, rows_rejected=counter.rejected, load_id=load_id)
         return WriteResult(
-            rows=counter.rows,
+            rows=details.pop("rows", counter.rows),
             bytes=counter.bytes,
-            location=f"mysql://{self.config.host}:{self.config.port}/{database}.{table}",
-            details={"mode": mode, "method": counter.method},
+            location=self._location(job),
+            details=details,
+        )
+
+    def _location(self, job: _Job) -> str:
+        return f"mysql://{self.config.host}:{self.config.port}/{job.database}.{job.table}"
+
+    def _already(self, job: _Job, load_id: str, rows: int, mode: str) -> WriteResult:
+        return WriteResult(
+            rows=rows,
+            location=self._location(job),
+            details={"already_loaded": True, "load_id": load_id, "mode": mode},
         )
 
     def _split(self, conn: Connection, target: str) -> tuple[str, str]:
@@ -148,87 +255,437 @@ class MariadbDestination:
         return self.config.database, target
 
 
+class _AlreadyLoaded(Exception):
+    """Another writer committed this load id while this one ran (rolled back)."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
+
+
 def _rollback(conn: Connection) -> None:
     with contextlib.suppress(Exception):  # the connection is closed next; the first error wins
         conn.rollback()
 
 
-def _create(conn: Connection, database: str, table: str, schema: pa.Schema) -> TableInfo:
-    columns = ", ".join(
-        f"{quote_ident(f.name)} {mysql_type(f.type, column=f.name)}" for f in schema
-    )
+def _commit(job: _Job, load_id: str | None, mode: str, rows: int, point: str | None) -> None:
+    """Record the load id (same transaction), pass the crash point, commit."""
+    if load_id is not None:
+        try:
+            ledger.record(job.conn, job.database, load_id, job.table, mode, rows)
+        except Exception as exc:
+            if getattr(exc, "args", (None,))[0] != ledger.DUPLICATE_KEY:
+                raise
+            _rollback(job.conn)  # a concurrent writer committed the same load id first
+            done = ledger.recorded(job.conn, job.database, load_id)
+            raise _AlreadyLoaded(done or 0) from None
+    if point is not None:
+        crash_point(point)
+    job.conn.commit()
+
+
+# -- append and merge --------------------------------------------------------------------------
+
+
+def _append_or_merge(
+    job: _Job,
+    batches: pa.RecordBatchReader,
+    spec: MergeSpec | None,
+    load_id: str | None,
+    details: dict[str, Any],
+) -> None:
+    soft = spec.soft_delete if spec is not None else None
+    if spec is not None:
+        _lock(job)  # one merge at a time per table: two cannot both insert a new key
+    for attempt in range(3):
+        existing = table_info(job.conn, job.database, job.table)
+        if existing is not None and existing.kind == "VIEW" and spec is not None:
+            raise UnsupportedOperationError(
+                f"{job.name} is a view; MariaDB can merge only into tables.",
+                connector=CONNECTOR,
+                hint="Merge into the underlying table.",
+            )
+        incoming = batches.schema
+        planned = pa.schema([f for f in incoming if f.name != soft])
+        soft_in_table = (
+            soft is not None and existing is not None and existing.column(soft) is not None
+        )
+        if soft_in_table:
+            planned = incoming
+        plan = _plan(job, existing, planned)
+        try:
+            if existing is None:
+                primary = spec.keys if spec is not None else ()
+                dest = _create(job, job.table, plan.schema, primary_key=primary)
+            elif plan.add_columns:
+                dest = _add_columns(job, existing, plan.add_columns)
+            else:
+                dest = existing
+            break
+        except Exception as exc:
+            # another writer created the table or added the column just now: plan again
+            if getattr(exc, "args", (None,))[0] not in _RACED or attempt == 2:
+                raise
+    extra = soft if soft is not None and not soft_in_table else None
+    stream = _conformed(job, batches, plan, dest, extra)
+    if spec is None:
+        _load(job.conn, dest, stream, job.counter)
+        rows = job.counter.rows
+    else:
+        from headwater.connectors.mariadb.merge import merge
+
+        spec = spec.resolved(dest, plan.schema.names)
+        details.update(merge(job.conn, dest, spec, stream, job.counter))
+        rows = int(details["rows"])
+    _commit(job, load_id, "merge" if spec is not None else "append", rows, "load.before_commit")
+
+
+def _plan(job: _Job, existing: TableInfo | None, incoming: pa.Schema) -> ContractPlan:
+    view = _contract_view(existing, incoming) if existing is not None else None
+    return plan_contract(job.name, view, incoming, job.contract, case_insensitive=True)
+
+
+def _contract_view(existing: TableInfo, incoming: pa.Schema) -> pa.Schema:
+    """The table's Arrow schema as the contract sees it for ``incoming``.
+
+    The discover mapping, except where a column is the faithful home of the input's
+    type: ``tinyint(1)`` for booleans (what a boolean column is created as), a text,
+    ``uuid`` or ``binary(16)`` column for ``arrow.uuid``, a text column for
+    ``arrow.json``.
+    """
+    wanted = {f.name.casefold(): f.type for f in incoming}
+    fields = []
+    for c in existing.columns:
+        t = c.arrow or pa.string()
+        given = wanted.get(c.name.casefold())
+        if given is not None:
+            ext = given.extension_name if isinstance(given, pa.ExtensionType) else None
+            column_type = c.column_type.lower()
+            faithful = (
+                (pa.types.is_boolean(given) and column_type.startswith("tinyint(1)"))
+                or (ext == "arrow.uuid" and (pa.types.is_string(t) or column_type == "binary(16)"))
+                or (ext == "arrow.json" and pa.types.is_string(t))
+            )
+            if faithful:
+                t = given
+        fields.append(pa.field(c.name, t, nullable=True))
+    return pa.schema(fields)
+
+
+def _create(
+    job: _Job, table: str, schema: pa.Schema, *, primary_key: tuple[str, ...] = ()
+) -> TableInfo:
+    columns = [f"{quote_ident(f.name)} {job.ddl(f.type, f.name)}" for f in schema]
+    ddl = {f.name: job.ddl(f.type, f.name) for f in schema}
+    if primary_key and all(not _unindexable(ddl[k]) for k in primary_key):
+        # a table created by a merge gets its keys as primary key: later merges then use
+        # INSERT ... ON DUPLICATE KEY UPDATE (text and blob keys cannot be indexed whole)
+        columns.append(f"PRIMARY KEY ({', '.join(quote_ident(k) for k in primary_key)})")
     execute(
-        conn,
-        f"CREATE TABLE {qualified(database, table)} ({columns}) "
-        "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        job.conn,
+        f"CREATE TABLE {qualified(job.database, table)} ({', '.join(columns)}) "
+        f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={job.collation()}",
     )
-    info = table_info(conn, database, table)
+    info = table_info(job.conn, job.database, table)
     assert info is not None
     return info
 
 
-def _overwrite(
-    conn: Connection,
-    database: str,
-    table: str,
-    existing: TableInfo | None,
-    batches: pa.RecordBatchReader,
-    counter: _Counter,
-) -> None:
+def _unindexable(ddl: str) -> bool:
+    return ddl.endswith(("text", "blob", "json")) or ddl.startswith("timestamp")
+
+
+def _add_columns(job: _Job, existing: TableInfo, columns: tuple[pa.Field, ...]) -> TableInfo:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable) for each new input column (evolve)."""
+    adds = ", ".join(f"ADD COLUMN {quote_ident(f.name)} {job.ddl(f.type, f.name)}" for f in columns)
+    execute(job.conn, f"ALTER TABLE {qualified(job.database, existing.name)} {adds}")
+    info = table_info(job.conn, job.database, existing.name)
+    assert info is not None
+    return info
+
+
+# -- overwrite ---------------------------------------------------------------------------------
+
+
+def _overwrite(job: _Job, batches: pa.RecordBatchReader, load_id: str | None) -> None:
+    database, table = job.database, job.table
+    _lock(job)
+    prefix = _stage_prefix(table)
+    _drop_leftovers(job, prefix)  # staging tables of an overwrite that crashed
+    existing = table_info(job.conn, database, table)
+    incoming = batches.schema
+    plan: ContractPlan
+    keep = False
+    if existing is not None and existing.kind != "VIEW":
+        view = _contract_view(existing, incoming)
+        if job.contract == "evolve":
+            try:
+                plan = plan_contract(job.name, view, incoming, "evolve", case_insensitive=True)
+                keep = not plan.add_columns and not plan.missing
+            except SchemaContractError:
+                keep = False  # evolve replaces the table with the input's schema
+        else:
+            plan = plan_contract(job.name, view, incoming, job.contract, case_insensitive=True)
+            keep = True
+    if not keep:
+        plan = ContractPlan(job.name, job.contract, incoming, created=True)
     token = uuid.uuid4().hex[:12]
-    staging, old = f"hw_stage_{token}", f"hw_old_{token}"
-    same = existing is not None and sorted(c.name for c in existing.columns) == sorted(
-        batches.schema.names
-    )
-    if existing is not None and same and existing.kind != "VIEW":
+    staging, old = f"{prefix}{token}", f"hw_old_{prefix[9:]}{token}"
+    if keep:
+        assert existing is not None
         execute(
-            conn, f"CREATE TABLE {qualified(database, staging)} LIKE {qualified(database, table)}"
+            job.conn,
+            f"CREATE TABLE {qualified(database, staging)} LIKE {qualified(database, table)}",
         )
-        info = table_info(conn, database, staging)
+        info = table_info(job.conn, database, staging)
         assert info is not None
     else:
-        info = _create(conn, database, staging, batches.schema)
+        info = _create(job, staging, incoming)
     try:
-        _load(conn, info, batches, counter)
-        conn.commit()
+        _load(job.conn, info, _conformed(job, batches, plan, info, None), job.counter)
+        job.conn.commit()
+        crash_point("load.during_swap")
         if existing is None:
             execute(
-                conn, f"RENAME TABLE {qualified(database, staging)} TO {qualified(database, table)}"
+                job.conn,
+                f"RENAME TABLE {qualified(database, staging)} TO {qualified(database, table)}",
             )
-            return
-        kind = "VIEW" if existing.kind == "VIEW" else "TABLE"
-        execute(
-            conn,
-            f"RENAME TABLE {qualified(database, table)} TO {qualified(database, old)}, "
-            f"{qualified(database, staging)} TO {qualified(database, table)}",
-        )
+        else:
+            execute(
+                job.conn,
+                f"RENAME TABLE {qualified(database, table)} TO {qualified(database, old)}, "
+                f"{qualified(database, staging)} TO {qualified(database, table)}",
+            )
     except BaseException:
-        _rollback(conn)
+        _rollback(job.conn)
         with contextlib.suppress(Exception):
-            execute(conn, f"DROP TABLE IF EXISTS {qualified(database, staging)}")
+            execute(job.conn, f"DROP TABLE IF EXISTS {qualified(database, staging)}")
         raise
-    execute(conn, f"DROP {kind} IF EXISTS {qualified(database, old)}")
+    if existing is not None:
+        kind = "VIEW" if existing.kind == "VIEW" else "TABLE"
+        execute(job.conn, f"DROP {kind} IF EXISTS {qualified(database, old)}")
+    # RENAME TABLE committed by itself: the ledger row follows in its own transaction
+    _commit(job, load_id, "overwrite", job.counter.rows, None)
+
+
+def _stage_prefix(table: str) -> str:
+    """``hw_stage_<16 hex of the table name>_``: staging tables of one target share it."""
+    return f"hw_stage_{hashlib.sha1(table.encode()).hexdigest()[:16]}_"
+
+
+def _drop_leftovers(job: _Job, prefix: str) -> None:
+    """Drop staging/old tables an overwrite of this table left behind (holding its lock)."""
+    rows = fetch_all(
+        job.conn,
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+        "AND (LEFT(TABLE_NAME, %s) = %s OR LEFT(TABLE_NAME, %s) = %s)",
+        (job.database, len(prefix), prefix, len(prefix) - 2, "hw_old_" + prefix[9:]),
+    )
+    for name, kind in rows:
+        what = "VIEW" if kind == "VIEW" else "TABLE"
+        execute(job.conn, f"DROP {what} IF EXISTS {qualified(job.database, str(name))}")
+
+
+def _lock(job: _Job) -> None:
+    """Serialize overwrites and merges of one table (a session lock, freed on disconnect)."""
+    key = f"{job.database}\x00{job.table}".encode()
+    name = "headwater:" + hashlib.sha1(key).hexdigest()
+    got = fetch_all(job.conn, "SELECT GET_LOCK(%s, %s)", (name, _LOCK_SECONDS))
+    if not got or got[0][0] != 1:
+        raise ConnectorUnavailableError(
+            f"Another write to {job.name} held its lock for {_LOCK_SECONDS} s.",
+            connector=CONNECTOR,
+            location=job.config.where,
+            hint="Retry when the other overwrite or merge of this table has finished.",
+        )
+
+
+# -- conforming batches ------------------------------------------------------------------------
+
+
+def _conformed(
+    job: _Job,
+    batches: pa.RecordBatchReader,
+    plan: ContractPlan,
+    dest: TableInfo,
+    extra: str | None,
+) -> pa.RecordBatchReader:
+    """``batches`` conformed to ``plan`` (plus the column ``extra`` as is), values checked."""
+    if extra is not None and not plan.created:
+        plan = dataclasses.replace(plan, schema=plan.schema.append(batches.schema.field(extra)))
+    names = list(plan.schema.names)
+    if extra is not None and extra not in names:
+        names.append(extra)
+    out_schema = (
+        pa.schema([batches.schema.field(n) for n in names])
+        if plan.created
+        else pa.schema([pa.field(f.name, f.type) for f in plan.schema])
+    )
+    conformer = Conformer(plan, job.rejects)
+    checks = _checks(dest, out_schema)
+    counter = job.counter
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for batch in _guarded(batches, counter):
+            before = conformer.rows_rejected
+            batch = conformer(_precast(batch, plan))
+            counter.rejected += conformer.rows_rejected - before
+            if plan.created:
+                batch = batch.select(names)
+            batch = _check_values(job, batch, checks)
+            yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
+
+    return pa.RecordBatchReader.from_batches(out_schema, gen())
+
+
+def _guarded(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except BaseException as exc:
+        counter.error = exc
+        raise
+
+
+def _precast(batch: pa.RecordBatch, plan: ContractPlan) -> pa.RecordBatch:
+    """Casts Arrow refuses outright although values may fit: integers into narrow decimals
+    (through a wide decimal, still checked value by value) and into floats (rounded, as
+    MariaDB would)."""
+    if plan.created:
+        return batch
+    arrays = list(batch.columns)
+    changed = False
+    for target in plan.schema:
+        idx = batch.schema.get_field_index(target.name)
+        if idx < 0:
+            continue
+        source = batch.schema.field(idx).type
+        if not pa.types.is_integer(source):
+            continue
+        if pa.types.is_decimal(target.type) and target.type.precision < 39:
+            wide = pa.decimal128(min(38, 20 + target.type.scale), target.type.scale)
+            with contextlib.suppress(pa.ArrowInvalid):
+                arrays[idx] = arrays[idx].cast(wide)
+                changed = True
+        elif pa.types.is_floating(target.type):
+            arrays[idx] = arrays[idx].cast(target.type, safe=False)
+            changed = True
+    if not changed:
+        return batch
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    kind: str  # "float" | "timestamp" | "length"
+    length: int = 0
+
+
+def _checks(dest: TableInfo, schema: pa.Schema) -> list[_Check]:
+    """Values of ``schema`` that the columns of ``dest`` cannot hold and Arrow cannot tell."""
+    out = []
+    for f in schema:
+        c = dest.column(f.name)
+        if c is None:
+            continue
+        if c.data_type in _FLOATS and pa.types.is_floating(f.type):
+            out.append(_Check(f.name, "float"))
+        elif c.data_type == "timestamp" and pa.types.is_timestamp(f.type):
+            out.append(_Check(f.name, "timestamp"))
+        elif (
+            c.data_type in ("char", "varchar")
+            and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+            and (m := _LENGTH.match(c.column_type.lower()))
+        ):
+            out.append(_Check(f.name, "length", int(m.group(1))))
+    return out
+
+
+def _bad(array: pa.Array, check: _Check) -> pa.Array:
+    if check.kind == "float":
+        return pc.or_(pc.is_nan(array), pc.is_inf(array))
+    if check.kind == "timestamp":
+        micros = array.cast(pa.timestamp("us", array.type.tz)).cast(pa.int64())
+        return pc.or_(pc.less(micros, _TS_MIN_US), pc.greater(micros, _TS_MAX_US))
+    return pc.greater(pc.utf8_length(array), check.length)
+
+
+def _why(check: _Check) -> str:
+    if check.kind == "float":
+        return "NaN and infinities cannot be stored in a MariaDB float/double column"
+    if check.kind == "timestamp":
+        return (
+            "MariaDB `timestamp` holds 1970-01-01 00:00:00.000001 .. 2038-01-19 03:14:07.999999 UTC"
+        )
+    return f"longer than the column's {check.length} characters"
+
+
+def _check_values(job: _Job, batch: pa.RecordBatch, checks: list[_Check]) -> pa.RecordBatch:
+    if not checks or batch.num_rows == 0:
+        return batch
+    reasons: dict[int, str] = {}
+    for check in checks:
+        mask = pc.fill_null(_bad(batch.column(check.column), check), False)
+        if not pc.any(mask).as_py():
+            continue
+        rows = pc.indices_nonzero(mask).to_pylist()
+        if job.contract != "discard_row":
+            value = batch.column(check.column)[rows[0]].as_py()
+            raise SchemaIncompatibleError(
+                f"Column `{check.column}` of {job.name}: the value {value!r} cannot be stored "
+                f"({_why(check)}). No row was committed.",
+                connector=CONNECTOR,
+                column=check.column,
+                hint="Fix or filter the values in a transform, or use `schema_contract: "
+                "discard_row` to quarantine such rows.",
+            )
+        for i in rows:
+            reasons.setdefault(int(i), f"column `{check.column}`: {_why(check)}")
+    if not reasons:
+        return batch
+    job.counter.rejected += len(reasons)
+    order = sorted(reasons)
+    if job.rejects is not None:
+        rows_ = batch.take(pa.array(order, pa.int64())).to_pylist()
+        job.rejects.add(
+            Reject(
+                raw_record=json.dumps(row, default=str, ensure_ascii=False),
+                error=f"{reasons[i]} (schema contract discard_row)",
+                column=reasons[i].split("`")[1],
+            )
+            for i, row in zip(order, rows_, strict=True)
+        )
+    keep = [True] * batch.num_rows
+    for i in order:
+        keep[i] = False
+    return batch.filter(pa.array(keep, pa.bool_()))
+
+
+# -- loading -----------------------------------------------------------------------------------
 
 
 def _load(
     conn: Connection, info: TableInfo, batches: pa.RecordBatchReader, counter: _Counter
 ) -> None:
     """Load ``batches`` into the existing table ``info`` (inside the open transaction)."""
-    by_name = {c.name: c for c in info.columns}
-    for field in batches.schema:
-        if field.name not in by_name:
+    names = []
+    for f in batches.schema:
+        column = info.column(f.name)
+        if column is None:
+            known = [c.name for c in info.columns]
             raise SchemaIncompatibleError(
-                f"Table {info.database}.{info.name} has no column {field.name!r}.",
+                f"Table {info.database}.{info.name} has no column {f.name!r}.",
                 connector=CONNECTOR,
-                column=field.name,
-                hint=choices_hint(field.name, by_name, "columns")
+                column=f.name,
+                hint=choices_hint(f.name, known, "columns")
                 + " Add the column to the table, or drop it from the data.",
             )
-    names = batches.schema.names
+        names.append(column.name)
+    columns = [info.column(n) for n in names]
     for chunk in _chunks(batches, counter):
         if counter.method == "load data local infile":
             try:
-                _load_csv(conn, info, names, chunk)
+                _load_csv(conn, info, names, columns, chunk)  # type: ignore[arg-type]
                 continue
             except Exception as exc:
                 if getattr(exc, "args", (None,))[0] not in _REFUSED:
@@ -240,7 +697,7 @@ def _load(
 def _chunks(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[list[pa.RecordBatch]]:
     pending: list[pa.RecordBatch] = []
     rows = 0
-    for batch in _guarded(batches, counter):
+    for batch in batches:
         counter.rows += batch.num_rows
         counter.bytes += batch.nbytes
         pending.append(batch)
@@ -252,30 +709,46 @@ def _chunks(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[list[p
         yield pending
 
 
-def _guarded(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from batches
-    except BaseException as exc:
-        counter.error = exc
-        raise
-
-
-def _csv_array(array: pa.Array) -> pa.Array:
-    """``array`` as a type the CSV writer renders the way LOAD DATA parses it."""
+def _plain(array: pa.Array) -> pa.Array:
+    """``array`` without dictionary/extension wrappers, as a type the CSV writer handles."""
     t = array.type
+    if isinstance(t, pa.ExtensionType):
+        if t.extension_name == "arrow.uuid":
+            return pa.array(
+                [None if v is None else str(v) for v in array.to_pylist()], type=pa.string()
+            )
+        return _plain(array.storage)
     if pa.types.is_dictionary(t):
-        return _csv_array(array.cast(t.value_type))
+        return _plain(array.cast(t.value_type))
     if pa.types.is_boolean(t):
         return array.cast(pa.int8())
     if pa.types.is_timestamp(t):
         return _micro(array, pa.timestamp("us"))  # zoned: UTC wall time (session is UTC)
     if pa.types.is_time(t):
         return _micro(array, pa.time64("us"))
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+    if pa.types.is_float16(t):
+        return array.cast(pa.float32())
+    if pa.types.is_date64(t):
+        return array.cast(pa.date32())
+    if pa.types.is_string_view(t) or pa.types.is_null(t):
+        return array.cast(pa.string())
+    if pa.types.is_binary_view(t):
+        return array.cast(pa.binary())
+    return array
+
+
+def _csv_array(array: pa.Array, column: Column) -> pa.Array:
+    """``array`` as a type the CSV writer renders the way LOAD DATA parses it."""
+    t = array.type
+    if column.is_binary:
+        if isinstance(t, pa.ExtensionType):
+            array = array.storage
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            array = array.cast(pa.binary())
         return pa.array(
             [None if v is None else v.hex() for v in array.to_pylist()], type=pa.string()
         )
-    return array
+    return _plain(array)
 
 
 def _micro(array: pa.Array, to: pa.DataType) -> pa.Array:
@@ -290,22 +763,21 @@ def _micro(array: pa.Array, to: pa.DataType) -> pa.Array:
 
 
 def _load_csv(
-    conn: Connection, info: TableInfo, names: list[str], chunk: list[pa.RecordBatch]
+    conn: Connection,
+    info: TableInfo,
+    names: list[str],
+    columns: list[Column],
+    chunk: list[pa.RecordBatch],
 ) -> None:
     import pyarrow.csv as pacsv
 
-    binary = {
-        c.name
-        for c in info.columns
-        if c.data_type in ("binary", "varbinary") or "blob" in c.data_type
-    }
     targets, sets = [], []
-    for i, name in enumerate(names):
-        if name in binary:
+    for i, column in enumerate(columns):
+        if column.is_binary:
             targets.append(f"@v{i}")
-            sets.append(f"{quote_ident(name)} = UNHEX(@v{i})")
+            sets.append(f"{quote_ident(column.name)} = UNHEX(@v{i})")
         else:
-            targets.append(quote_ident(name))
+            targets.append(quote_ident(column.name))
     fd, path = tempfile.mkstemp(prefix="hw_mariadb_", suffix=".csv")
     os.close(fd)
     try:
@@ -316,7 +788,8 @@ def _load_csv(
         with open(path, "wb") as sink:
             for batch in chunk:
                 out = pa.RecordBatch.from_arrays(
-                    [_csv_array(a) for a in batch.columns], names=names
+                    [_csv_array(a, c) for a, c in zip(batch.columns, columns, strict=True)],
+                    names=[f"c{i}" for i in range(len(columns))],
                 )
                 if writer is None:
                     writer = pacsv.CSVWriter(sink, out.schema, write_options=options)
@@ -341,7 +814,8 @@ def _load_csv(
             first = fetch_all(conn, "SHOW WARNINGS LIMIT 1")
             text = str(first[0][2]) if first else f"{warnings} warnings"
             raise SchemaIncompatibleError(
-                f"MariaDB did not accept the data for {info.database}.{info.name}: {text}",
+                f"MariaDB did not accept the data for {info.database}.{info.name}: {text}. "
+                "No row was committed.",
                 connector=CONNECTOR,
                 hint="Cast the columns in a transform so they fit the table.",
             )
@@ -360,9 +834,6 @@ def _insert(
         for batch in chunk:
             for start in range(0, batch.num_rows, _INSERT_ROWS):
                 part = batch.slice(start, _INSERT_ROWS)
-                arrays = [
-                    a.cast(pa.timestamp("us")) if pa.types.is_timestamp(a.type) else a
-                    for a in part.columns
-                ]
+                arrays = [_plain(a) for a in part.columns]
                 rows = list(zip(*(a.to_pylist() for a in arrays), strict=True))
                 cur.executemany(sql, rows)

@@ -118,7 +118,11 @@ class MariadbFactory(ConnectorFactory):
         source=True,
         destination=True,
         pushdown=True,
-        write_modes=("append", "overwrite"),
+        incremental=True,
+        partitioned=True,
+        idempotent=True,
+        merge=True,
+        write_modes=("append", "overwrite", "merge"),
     )
     description: ClassVar[str] = (
         "MariaDB/MySQL tables and queries (connectorx reads, LOAD DATA LOCAL INFILE writes)."

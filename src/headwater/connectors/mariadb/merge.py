@@ -1,0 +1,324 @@
+"""``mode: merge`` of the mariadb destination: upsert on keys through a staging table.
+
+1. The (conformed) Arrow stream is loaded with ``LOAD DATA LOCAL INFILE`` into a
+   ``TEMPORARY`` staging table whose columns copy the target's types, character sets
+   and collations, plus an ``AUTO_INCREMENT`` ordinal that numbers the rows in stream
+   order. Temporary tables are private to the session, are created and dropped without
+   committing, and vanish if the process dies. Null keys are refused while streaming.
+2. Rows sharing a key are de-duplicated in SQL: the last occurrence in the stream wins
+   (skipped when Arrow sees no repeated key and every key compares exactly).
+3. With a soft-delete column, target rows matched by a staged row whose flag is true
+   are deleted (``DELETE t FROM t JOIN staging``), and flagged rows are never inserted.
+4. When the target has a primary or unique key on exactly the merge keys (and no other
+   unique key the written columns could collide on): one
+   ``INSERT INTO t (...) SELECT ... FROM staging ON DUPLICATE KEY UPDATE c = VALUES(c)``.
+   Otherwise: ``UPDATE t JOIN staging ON keys SET ...`` then ``INSERT INTO t SELECT ...
+   FROM staging WHERE NOT EXISTS (SELECT 1 FROM t WHERE keys match)``.
+
+Everything runs in the write's InnoDB transaction (the ledger row too), so a failure
+anywhere leaves the target as it was. Merges (and overwrites) of one table are
+serialized by a ``GET_LOCK`` session lock, so two merges cannot both insert one key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from headwater.connectors.mariadb.catalog import Column, TableInfo
+from headwater.connectors.mariadb.client import execute, fetch_all
+from headwater.connectors.mariadb.factory import CONNECTOR
+from headwater.connectors.mariadb.types import qualified, quote_ident
+from headwater.errors import ConfigError, SchemaIncompatibleError, choices_hint
+
+if TYPE_CHECKING:
+    from pymysql.connections import Connection  # type: ignore[import-untyped]
+
+    from headwater.connectors.mariadb.destination import _Counter
+
+__all__ = ["MergeSpec", "merge", "merge_spec"]
+
+_OPTIONS = ("soft_delete_column",)
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    keys: tuple[str, ...]
+    soft_delete: str | None = None
+
+    def resolved(self, dest: TableInfo, written: list[str]) -> MergeSpec:
+        """The keys spelled as the table's columns; each must be written by this merge."""
+        folded = {n.casefold(): n for n in written}
+        keys = []
+        for key in self.keys:
+            column = dest.column(key)
+            if column is None or column.name.casefold() not in folded:
+                raise SchemaIncompatibleError(
+                    f"Merge key {key!r} is not a column of {dest.database}.{dest.name}, so "
+                    "rows cannot be matched. Nothing was written.",
+                    connector=CONNECTOR,
+                    column=key,
+                    hint=choices_hint(key, [c.name for c in dest.columns], "columns"),
+                )
+            keys.append(column.name)
+        return MergeSpec(tuple(keys), self.soft_delete)
+
+
+def merge_spec(
+    schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
+) -> MergeSpec:
+    """Check keys and options against the data's schema before connecting."""
+    opts = dict(options or {})
+    soft = opts.pop("soft_delete_column", None)
+    if opts:
+        name = sorted(opts)[0]
+        raise ConfigError(
+            f"Unknown write option {name!r} for a mariadb merge.",
+            connector=CONNECTOR,
+            hint=choices_hint(name, _OPTIONS, "options"),
+        )
+    if not keys:
+        raise ConfigError(
+            "mode: merge on mariadb needs the key columns that identify a row.",
+            connector=CONNECTOR,
+            hint="Set `keys: [id]` (one or more columns) on the load step.",
+        )
+    names = schema.names
+    folded = [n.casefold() for n in names]
+    for key in keys:
+        if not isinstance(key, str) or key not in names:
+            raise ConfigError(
+                f"Merge key {key!r} is not a column of the data.",
+                connector=CONNECTOR,
+                column=str(key),
+                hint=choices_hint(str(key), names, "columns"),
+            )
+    if len({k.casefold() for k in keys}) != len(keys):
+        raise ConfigError(
+            f"Merge keys {keys!r} name a column twice.",
+            connector=CONNECTOR,
+            hint="List each key column once (MariaDB column names ignore case).",
+        )
+    if len(set(folded)) != len(folded):
+        raise ConfigError(
+            "The data has two columns with the same name (MariaDB ignores case in column "
+            "names); a merge cannot tell them apart.",
+            connector=CONNECTOR,
+            hint="Rename or drop the duplicate column in a transform.",
+        )
+    if soft is not None:
+        if not isinstance(soft, str) or soft not in names:
+            raise ConfigError(
+                f"soft_delete_column {soft!r} is not a column of the data.",
+                connector=CONNECTOR,
+                column=str(soft),
+                hint=choices_hint(str(soft), names, "columns"),
+            )
+        if soft in keys:
+            raise ConfigError(
+                f"soft_delete_column {soft!r} is also a merge key.",
+                connector=CONNECTOR,
+                column=soft,
+                hint="The soft-delete column is a boolean flag, not part of the key.",
+            )
+        dtype = schema.field(soft).type
+        if not pa.types.is_boolean(dtype):
+            raise ConfigError(
+                f"soft_delete_column {soft!r} has type {dtype}; it must be boolean.",
+                connector=CONNECTOR,
+                column=soft,
+                hint="Cast it to BOOLEAN in a transform (true = delete the row).",
+            )
+    return MergeSpec(tuple(keys), soft)
+
+
+def merge(
+    conn: Connection,
+    target: TableInfo,
+    spec: MergeSpec,
+    batches: pa.RecordBatchReader,
+    counter: _Counter,
+) -> dict[str, Any]:
+    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts."""
+    from headwater.connectors.mariadb.destination import _load
+
+    q = quote_ident
+    incoming = batches.schema.names
+    soft = None
+    if spec.soft_delete is not None:
+        soft = next((n for n in incoming if n.casefold() == spec.soft_delete.casefold()), None)
+    flag_in_table = soft is not None and target.column(soft) is not None
+    written = [
+        target.column(n).name  # type: ignore[union-attr]
+        for n in incoming
+        if n != soft or flag_in_table
+    ]
+    if soft is not None and flag_in_table:
+        soft = target.column(soft).name  # type: ignore[union-attr]
+    taken = {n.casefold() for n in incoming}
+    seq = _fresh("hw_seq", taken)
+    stage = f"hw_merge_{uuid.uuid4().hex[:12]}"
+    stage_cols = [target.column(n) for n in written]
+    defs = [f"{q(seq)} bigint NOT NULL AUTO_INCREMENT PRIMARY KEY"]
+    defs += [f"{q(c.name)} {c.ddl} NULL" for c in stage_cols]  # type: ignore[union-attr]
+    if soft is not None and not flag_in_table:
+        stage_cols.append(Column(soft, "tinyint", "tinyint(1)", pa.int8(), True))
+        defs.append(f"{q(soft)} tinyint(1) NULL")
+    s_table = qualified(target.database, stage)
+    t_table = qualified(target.database, target.name)
+    execute(conn, f"CREATE TEMPORARY TABLE {s_table} ({', '.join(defs)}) ENGINE=InnoDB")
+    info = TableInfo(target.database, stage, "TEMPORARY", tuple(stage_cols), (seq,))  # type: ignore[arg-type]
+    seen: list[pa.RecordBatch] = []
+    _load(conn, info, _checked(batches, spec.keys, seen), counter)
+    staged = counter.rows
+
+    keys = ", ".join(q(k) for k in spec.keys)
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in spec.keys)
+    duplicates = 0
+    if _may_repeat(seen, spec.keys, target):
+        dups = qualified(target.database, f"{stage}_d")
+        execute(
+            conn,
+            f"CREATE TEMPORARY TABLE {dups} ENGINE=InnoDB SELECT {keys}, MAX({q(seq)}) AS "
+            f"{q(seq)} FROM {s_table} GROUP BY {keys} HAVING COUNT(*) > 1",
+        )
+        match = " AND ".join(f"s.{q(k)} = d.{q(k)}" for k in spec.keys)
+        duplicates = execute(
+            conn,
+            f"DELETE s FROM {s_table} AS s JOIN {dups} AS d ON {match} "
+            f"WHERE s.{q(seq)} < d.{q(seq)}",
+        )
+        execute(conn, f"DROP TEMPORARY TABLE {dups}")
+    flagged = f"s.{q(soft)} <=> 1" if soft is not None else None
+    keep = f"NOT ({flagged})" if flagged else "TRUE"
+    inserted = _count(
+        conn,
+        f"SELECT COUNT(*) FROM {s_table} AS s WHERE {keep} AND "
+        f"NOT EXISTS (SELECT 1 FROM {t_table} AS t WHERE {on})",
+    )
+    deleted = 0
+    flags = 0
+    if flagged:
+        flags = _count(conn, f"SELECT COUNT(*) FROM {s_table} AS s WHERE {flagged}")
+        deleted = execute(
+            conn, f"DELETE t FROM {t_table} AS t JOIN {s_table} AS s ON {on} WHERE {flagged}"
+        )
+    cols = ", ".join(q(n) for n in written)
+    values = ", ".join(f"s.{q(n)}" for n in written)
+    non_keys = [n for n in written if n not in spec.keys]
+    method = (
+        "on duplicate key update" if _unique_on_keys(target, spec.keys, written) else "update join"
+    )
+    if method == "on duplicate key update":
+        if non_keys:
+            sets = ", ".join(f"{q(n)} = VALUES({q(n)})" for n in non_keys)
+        else:
+            sets = ", ".join(f"{t_table}.{q(k)} = {t_table}.{q(k)}" for k in spec.keys)
+        execute(
+            conn,
+            f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} AS s WHERE {keep} "
+            f"ORDER BY s.{q(seq)} ON DUPLICATE KEY UPDATE {sets}",
+        )
+    else:
+        if non_keys:
+            sets = ", ".join(f"t.{q(n)} = s.{q(n)}" for n in non_keys)
+            execute(
+                conn, f"UPDATE {t_table} AS t JOIN {s_table} AS s ON {on} SET {sets} WHERE {keep}"
+            )
+        execute(
+            conn,
+            f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} AS s WHERE {keep} "
+            f"AND NOT EXISTS (SELECT 1 FROM {t_table} AS t WHERE {on}) ORDER BY s.{q(seq)}",
+        )
+    execute(conn, f"DROP TEMPORARY TABLE {s_table}")
+    rows = staged - duplicates
+    return {
+        "rows": rows,
+        "keys": list(spec.keys),
+        "inserted": inserted,
+        "updated": max(0, rows - flags - inserted),
+        "deleted": deleted,
+        "duplicates": duplicates,
+        "merge_statement": method,
+    }
+
+
+def _count(conn: Connection, sql: str) -> int:
+    return int(fetch_all(conn, sql)[0][0])
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    name, n = base, 0
+    while name.casefold() in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def _unique_on_keys(target: TableInfo, keys: tuple[str, ...], written: list[str]) -> bool:
+    """A unique index on exactly ``keys``, and no other unique index the insert could hit."""
+    wanted = {k.casefold() for k in keys}
+    present = {n.casefold() for n in written}
+    exact = False
+    for index in target.unique_keys:
+        columns = {c.casefold() for c in index}
+        if columns == wanted:
+            exact = True
+        elif columns <= present:
+            return False  # another unique key could collide: ON DUPLICATE KEY is ambiguous
+    return exact
+
+
+def _exact(column: Column | None) -> bool:
+    """Whether equality on ``column`` is Arrow's equality (no case/accent folding)."""
+    if column is None or column.collation is None:
+        return True
+    name = column.collation.lower()
+    return name == "binary" or name.endswith(("_nopad_bin", "_0900_bin"))
+
+
+def _may_repeat(seen: list[pa.RecordBatch], keys: tuple[str, ...], target: TableInfo) -> bool:
+    """False when no key repeats in the stream (the SQL de-duplication pass is skipped).
+
+    Text keys in any collation but a no-pad binary one always get the SQL pass: MariaDB
+    may see two spellings Arrow tells apart (``'A'``/``'a'``, ``'a'``/``'a '``) as one key.
+    """
+    if not seen:
+        return False
+    if not all(_exact(target.column(k)) for k in keys):
+        return True
+    try:
+        table = pa.Table.from_batches(seen)
+        return bool(table.group_by(list(keys)).aggregate([]).num_rows != table.num_rows)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return True  # key types Arrow cannot group: let MariaDB find the duplicates
+
+
+def _checked(
+    batches: pa.RecordBatchReader, keys: tuple[str, ...], seen: list[pa.RecordBatch]
+) -> pa.RecordBatchReader:
+    """``batches`` with null keys refused; the key columns are kept in ``seen``."""
+    names = batches.schema.names
+    folded = {n.casefold(): n for n in names}
+    columns = [folded[k.casefold()] for k in keys]
+
+    def gen() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for key in columns:
+                nulls = batch.column(key).null_count
+                if nulls:
+                    raise SchemaIncompatibleError(
+                        f"Merge key {key!r} is null in {nulls} incoming row(s); a null key "
+                        "can never match a row, so the merge was refused (nothing written).",
+                        connector=CONNECTOR,
+                        column=key,
+                        hint=f"Filter out or fill the rows where {key!r} is null in a transform.",
+                    )
+            seen.append(batch.select(columns))
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(batches.schema, gen())
