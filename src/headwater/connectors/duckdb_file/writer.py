@@ -19,16 +19,24 @@ writes its WAL only at commit, so a process killed mid-write leaves the file as 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.connectors.base import RejectSink, SchemaContract, WriteMode, WriteResult
+from headwater.connectors.base import (
+    Reject,
+    RejectSink,
+    SchemaContract,
+    WriteMode,
+    WriteResult,
+)
 from headwater.connectors.contract import (
     Conformer,
     ContractPlan,
@@ -205,7 +213,7 @@ class DuckdbWriter:
             plan = plan_contract(
                 name, base, _with(incoming, extra), contract, case_insensitive=True
             )
-        conformer = Conformer(plan, rejects)
+        conformer = Conformer(plan, _WithoutSeq(rejects) if rejects is not None else None)
         if mode == "merge" and keys:
             keys = [_written_name(plan, k, name) for k in keys]
         extra_names = {f.name for f in extra}
@@ -320,6 +328,28 @@ def _merge(
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+@dataclass
+class _WithoutSeq:
+    """A reject sink that hides the merge's row-number column from the raw records."""
+
+    sink: RejectSink
+
+    def add(self, rejects: Iterable[Reject]) -> None:
+        self.sink.add(_without_seq(r) for r in rejects)
+
+
+def _without_seq(reject: Reject) -> Reject:
+    try:
+        record = json.loads(reject.raw_record)
+    except ValueError:
+        return reject
+    if not isinstance(record, dict) or _SEQ not in record:
+        return reject
+    record.pop(_SEQ)
+    raw = json.dumps(record, default=str, ensure_ascii=False)
+    return dataclasses.replace(reject, raw_record=raw)
 
 
 # -- streams ---------------------------------------------------------------------------------

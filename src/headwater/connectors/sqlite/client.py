@@ -5,13 +5,12 @@ columns, predicate (DuckDB SQL, transpiled by sqlglot) and limit pushed into the
 query. Writes bulk-ingest Arrow through ADBC. ``overwrite`` writes a staging table
 and swaps it in within the same transaction: a failed write rolls back and leaves
 the previous table as it was, and readers see the old table until the commit.
-Metadata (``discover``, ``check``) uses the standard library's ``sqlite3``.
+Metadata (``discover``, ``check``) goes through the same driver, read-only.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,7 +86,7 @@ class SqliteClient:
                 hint="Fix the connection's `path` (relative paths start at the workspace root).",
             )
         with self._meta() as con:
-            con.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            con.rows("SELECT count(*) FROM sqlite_schema")
 
     def discover(self) -> list[Stream]:
         """Every table and view, with its mapped Arrow schema and primary key."""
@@ -95,7 +94,7 @@ class SqliteClient:
         with self._meta() as con:
             names = [
                 r[0]
-                for r in con.execute(
+                for r in con.rows(
                     "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
                     "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
                 )
@@ -195,10 +194,10 @@ class SqliteClient:
             )
         with self._meta() as con:
             try:
-                row = con.execute(sql).fetchone()
-            except sqlite3.Error as exc:
+                result = con.rows(sql)
+            except Exception as exc:
                 raise _query_error(self.file, stream, exc) from None
-        low, high = (row or (None, None))[:2]
+        low, high = (result[0] if result else (None, None))[:2]
         if low is None and high is None:
             return None, None
         if col_type is None:
@@ -279,7 +278,7 @@ class SqliteClient:
     def _stream(
         self, sql: str, target: pa.Schema | None, stream: str, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
-        con = self._adbc()
+        con = self._adbc(read_only=True)
         try:
             cur = con.cursor()
             try:
@@ -369,21 +368,23 @@ class SqliteClient:
             )
 
     def _meta(self) -> _Meta:
-        return _Meta(str(self.file), self.config.timeout)
+        return _Meta(self)
 
     @staticmethod
-    def _columns(con: Any, table: str) -> list[_Column]:
+    def _columns(con: _Meta, table: str) -> list[_Column]:
         """The columns of ``table`` (matched case-insensitively, as SQLite does); [] if none."""
-        cur = con.execute('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,))
-        rows = cur.fetchall()
+        rows = con.rows('SELECT name, type, "notnull", pk FROM pragma_table_info(?)', (table,))
         return [_Column(r[0], r[1] or "", arrow_type(r[1] or ""), bool(r[2]), r[3]) for r in rows]
 
-    def _adbc(self, *, autocommit: bool = False) -> Connection:
+    def _adbc(self, *, autocommit: bool = False, read_only: bool = False) -> Connection:
         """An ADBC connection with the lock timeout set; errors name the file."""
         import adbc_driver_sqlite.dbapi as adbc
 
+        uri = str(self.file)
+        if read_only:
+            uri = "file:" + urllib.parse.quote(uri) + "?mode=ro"
         try:
-            con = adbc.connect(str(self.file), autocommit=autocommit)
+            con = adbc.connect(uri, autocommit=autocommit)
         except Exception as exc:
             raise open_error(self.file, exc) from None
         try:
@@ -400,23 +401,33 @@ class SqliteClient:
 
 
 class _Meta:
-    """A short-lived stdlib ``sqlite3`` connection for metadata; errors name the file."""
+    """A short-lived read-only ADBC connection for metadata and scalars; errors name the file.
 
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.con: sqlite3.Connection | None = None
+    Everything goes through the ADBC driver's own SQLite library, never the standard
+    library's ``sqlite3`` as well: two copies of SQLite in one process do not see each
+    other's POSIX locks, and closing one would drop the other's (a known way to corrupt
+    a database).
+    """
 
-    def __enter__(self) -> sqlite3.Connection:
-        uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
+    def __init__(self, client: SqliteClient) -> None:
+        self.client = client
+        self.con: Connection | None = None
+
+    def __enter__(self) -> _Meta:
+        self.con = self.client._adbc(autocommit=True, read_only=True)
+        return self
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        assert self.con is not None
+        cur = self.con.cursor()
         try:
-            self.con = sqlite3.connect(uri, uri=True, timeout=self.timeout)
-            self.con.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-        except sqlite3.Error as exc:
-            if self.con is not None:
-                self.con.close()
-            raise open_error(self.path, exc) from None
-        return self.con
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, tuple(params))
+            return list(cur.fetchall())
+        finally:
+            cur.close()
 
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
