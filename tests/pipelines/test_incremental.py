@@ -110,7 +110,7 @@ def test_rows_sharing_cursor_values_survive_a_failure_after_a_checkpoint(
 
     monkeypatch.setattr(_MemoryClient, "read", read)
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
-        spec = _extract("    checkpoint_every: 10000")
+        spec = _extract("    checkpoint_every: 10000\n    retries: 0")
         failed = ws.run(spec)
         assert failed.status == "failed", failed
         assert len(_ids(ws)) == 10_000  # the first chunk committed and checkpointed
@@ -144,12 +144,42 @@ def test_a_chunk_boundary_inside_one_cursor_value(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(_MemoryClient, "read", read)
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
-        spec = _extract("    checkpoint_every: 1000")
+        spec = _extract("    checkpoint_every: 1000\n    retries: 0")
         assert ws.run(spec).status == "failed"
         assert len(_ids(ws)) == 1_000
         step = _run_ok(ws, spec)
         assert step.details["rows_already_loaded"] == 1_000  # value 0 rows, recognized
         assert _ids(ws) == list(range(3_000))
+
+
+def test_a_dropped_connection_is_retried_from_the_last_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from headwater.errors import ConnectorUnavailableError
+    from headwater.testing import _MemoryClient
+
+    store = _store()
+    memory_tables(store)["orders"] = _orders(range(20_000), lambda i: i // 7)
+    original = _MemoryClient.read
+    reads: list[str | None] = []
+
+    def read(self: _MemoryClient, stream: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
+        reads.append(kwargs.get("predicate"))
+        sent = 0
+        for batch in original(self, stream, **{**kwargs, "options": {"batch_rows": 1_000}}):
+            if len(reads) == 1 and sent >= 12_000:
+                raise ConnectorUnavailableError("server closed the connection unexpectedly")
+            sent += batch.num_rows
+            yield batch
+
+    monkeypatch.setattr(_MemoryClient, "read", read)
+    with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
+        spec = _extract("    checkpoint_every: 5000\n    retry_delay: 0.01")
+        step = _run_ok(ws, spec)
+        assert step.rows_out == 20_000 and step.balanced
+        assert len(reads) == 2 and reads[0] is None
+        assert reads[1] is not None and reads[1].startswith('"cursor" >= ')  # resumed
+        assert _ids(ws) == list(range(20_000))
 
 
 class _Crash(BaseException):

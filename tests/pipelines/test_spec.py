@@ -81,9 +81,10 @@ def test_defaults_and_derived_names() -> None:
     assert (extract.mode, extract.keys, extract.retries, extract.options) == (
         "overwrite",
         [],
-        0,
+        3,  # extracts and loads retry transient errors by default
         {},
     )
+    assert (transform.retries, load.retries) == (0, 3)
     assert transform.refs == ["raw.orders"]
     assert transform.inputs() == ("raw.orders",)
     assert transform.outputs() == ("staging.orders",)

@@ -92,6 +92,13 @@ class _Chunk:
 
 
 def execute_extract(ctx: RunContext, job: ExtractJob, *, step_name: str) -> StepOutcome:
+    from headwater.pipelines.steps import naming_connection
+
+    with naming_connection(job.connection):
+        return _execute(ctx, job, step_name)
+
+
+def _execute(ctx: RunContext, job: ExtractJob, step_name: str) -> StepOutcome:
     from headwater.pipelines.steps import Progress
 
     factory, _ = ctx.connections.resolve(job.connection)

@@ -170,7 +170,7 @@ class Runner:
                 raise
             except BaseException as exc:  # also Rust panics (pyo3 PanicException)
                 if isinstance(exc, Transient) and attempt <= retries:
-                    time.sleep(min(delay * attempt, 3600.0))
+                    time.sleep(min(delay * 2 ** (attempt - 1), 3600.0))
                     continue
                 if isinstance(exc, HeadwaterError):
                     self.ctx.connections.scrub_error(exc)

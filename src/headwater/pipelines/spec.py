@@ -246,7 +246,7 @@ class _StepBase(Node):
     retries: Annotated[int, Field(ge=0)] = 0
     """How many times to retry a step that failed with a transient error."""
     retry_delay: Delay = 1.0
-    """Seconds to wait before a retry (at most 3600); the n-th retry waits n times as long."""
+    """Seconds to wait before the first retry (at most 3600); each next wait doubles."""
 
     def inputs(self) -> tuple[str, ...]:
         """Managed datasets this step reads."""
@@ -351,6 +351,9 @@ class ExtractStep(_WritesDataset):
     """What to read: a file glob, a table, a topic, an endpoint."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the connector's read (format, delimiter, schema, query, ...)."""
+    retries: Annotated[int, Field(ge=0)] = 3
+    """How many times to retry after a transient error (a dropped connection, a timeout);
+    an incremental extract resumes after its last committed chunk."""
     incremental: Incremental | None = None
     """Read only new and changed rows, by a cursor column (needs `append` or `merge`)."""
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
@@ -421,6 +424,8 @@ class ReplicateStep(_StepBase):
     on_schema_change: OnSchemaChange = "evolve"
     parallel: Annotated[int, Field(ge=1, le=32)] = 4
     """How many tables to copy at once."""
+    retries: Annotated[int, Field(ge=0)] = 3
+    """How many times to retry after a transient error."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the connector's read of every table."""
 
@@ -511,6 +516,9 @@ class LoadStep(_StepBase):
     keys: list[ColumnName] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
     """Passed to the connector's write."""
+    retries: Annotated[int, Field(ge=0)] = 3
+    """How many times to retry after a transient error (a dropped connection, a timeout);
+    a load the destination committed is not written again (load ids)."""
     schema_contract: SchemaContractName = "evolve"
     """`evolve`: create the table, add new columns (ALTER TABLE), refuse incompatible types.
     `freeze`: fail, before writing anything, on any new column or incompatible type.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from headwater.connections import Connections
 from headwater.connectors.base import ListRejectSink
 from headwater.crashpoints import crash_point
 from headwater.engine.session import EngineSession
-from headwater.errors import CheckFailedError, PipelineError
+from headwater.errors import CheckFailedError, ConnectorError, PipelineError
 from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines._nodes import slug
@@ -34,7 +35,7 @@ from headwater.transform.refs import find_refs, render_refs
 if TYPE_CHECKING:
     from headwater.lake import Lake
 
-__all__ = ["Progress", "RunContext", "execute_step", "load_id_for"]
+__all__ = ["Progress", "RunContext", "execute_step", "load_id_for", "naming_connection"]
 
 _PROGRESS_EVERY_S = 0.2
 
@@ -208,6 +209,19 @@ def run_check(ctx: RunContext, step: CheckStep) -> StepOutcome:
     )
 
 
+@contextmanager
+def naming_connection(name: str) -> Iterator[None]:
+    """Connector errors raised inside name the workspace connection they came from."""
+    try:
+        yield
+    except ConnectorError as exc:
+        if f"connection `{name}`" not in exc.message:
+            exc.message = f"connection `{name}`: {exc.message}"
+            exc.args = (exc.message,)
+        exc.details.setdefault("connection", name)
+        raise
+
+
 def load_id_for(ctx: RunContext, step: LoadStep, version: int) -> str:
     """The id of loading version ``version`` of the step's dataset to its target.
 
@@ -222,6 +236,11 @@ def load_id_for(ctx: RunContext, step: LoadStep, version: int) -> str:
 
 def run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     """Send a dataset version to a destination, exactly once (see :func:`load_id_for`)."""
+    with naming_connection(step.connection):
+        return _run_load(ctx, step)
+
+
+def _run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     dataset = step.from_
     destination = ctx.connections.destination(step.connection)
     progress = Progress(ctx, step.name)
