@@ -176,7 +176,8 @@ def test_a_dropped_connection_is_retried_from_the_last_checkpoint(
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
         spec = _extract("    checkpoint_every: 5000\n    retry_delay: 0.01")
         step = _run_ok(ws, spec)
-        assert step.rows_out == 20_000 and step.balanced
+        # the second attempt read on from the checkpoint of the two chunks the first committed
+        assert step.rows_out == 10_000 and step.balanced
         assert len(reads) == 2 and reads[0] is None
         assert reads[1] is not None and reads[1].startswith('"cursor" >= ')  # resumed
         assert _ids(ws) == list(range(20_000))
