@@ -71,12 +71,18 @@ class DuckdbClient:
         """Every table and view, with its Arrow schema and primary key.
 
         Tables in the ``main`` schema are named as they are; others ``schema.table``.
+        Headwater's own tables (the ``_headwater_loads`` ledger, ``__hw_*`` staging) are
+        left out; they can still be read by name.
         """
         self._require_file()
         con = self._connect(read_only=True)
         try:
             streams = []
             for name, (schema, table) in sorted(self._tables(con).items()):
+                if schema == "main" and (
+                    table.casefold() == "_headwater_loads" or table.startswith("__hw_")
+                ):
+                    continue
                 qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
                 arrow = con.sql(f"SELECT * FROM {qualified} LIMIT 0").to_arrow_table().schema
                 row = con.execute(
@@ -125,6 +131,8 @@ class DuckdbClient:
         con = self._connect(read_only=True)
         try:
             source = self._source(con, stream, query)
+            if query is None:
+                self._check_columns(con, source, stream, [*(columns or ()), *(order_by or ())])
             select = ", ".join(quote_ident(c) for c in columns) if columns else "*"
             sql = f"SELECT {select} FROM {source}"
             if where:
@@ -188,6 +196,8 @@ class DuckdbClient:
         con = self._connect(read_only=True)
         try:
             source = self._source(con, stream, query)
+            if query is None:
+                self._check_columns(con, source, stream, [column])
             q = quote_ident(column)
             sql = f"SELECT min({q}) AS lo, max({q}) AS hi FROM {source}"
             if where:
@@ -199,6 +209,23 @@ class DuckdbClient:
         finally:
             con.close()
         return row["lo"], row["hi"]
+
+    @staticmethod
+    def _check_columns(
+        con: duckdb.DuckDBPyConnection, source: str, stream: str, names: Sequence[str]
+    ) -> None:
+        if not names:
+            return
+        known = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+        folded = {k.casefold() for k in known}
+        for name in names:
+            if name.casefold() not in folded:
+                raise SourceNotFoundError(
+                    f"Table {stream!r} has no column {name!r}.",
+                    connector=CONNECTOR,
+                    column=name,
+                    hint=choices_hint(name, known, "columns"),
+                )
 
     def _source(self, con: duckdb.DuckDBPyConnection, stream: str, query: str | None) -> str:
         if query is not None:
@@ -252,8 +279,13 @@ class DuckdbClient:
     # -- helpers -------------------------------------------------------------------------------
     def _require_file(self) -> None:
         if not self.file.is_file():
+            where = (
+                "its directory does not exist either"
+                if not self.file.parent.is_dir()
+                else "no such file"
+            )
             raise SourceNotFoundError(
-                f"The DuckDB database {str(self.file)!r} does not exist.",
+                f"The DuckDB database {str(self.file)!r} does not exist ({where}).",
                 connector=CONNECTOR,
                 location=str(self.file),
                 hint="Fix the connection's `path` (relative paths start at the workspace root).",

@@ -22,10 +22,12 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -54,6 +56,7 @@ from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
     ConnectorError,
+    ConnectorUnavailableError,
     HeadwaterError,
     SchemaIncompatibleError,
     UnsupportedOperationError,
@@ -132,6 +135,20 @@ class DuckdbWriter:
                 location=str(self.file),
                 hint="Fix the connection's `path`, or create the directory with write access.",
             ) from None
+        with _file_lock(self.file):
+            return self._write(target, batches, mode, keys, soft, contract, load_id, rejects)
+
+    def _write(
+        self,
+        target: str,
+        batches: pa.RecordBatchReader,
+        mode: WriteMode,
+        keys: list[str] | None,
+        soft: str | None,
+        contract: SchemaContract,
+        load_id: str | None,
+        rejects: RejectSink | None,
+    ) -> WriteResult:
         con = self.client._connect(read_only=False)
         progress = _Progress()
         details: dict[str, Any] = {"mode": mode, "table": target}
@@ -172,6 +189,15 @@ class DuckdbWriter:
                     return WriteResult(rows=recorded, location=location, details=details)
             if "lock" in str(exc).lower():
                 raise open_error(self.file, exc) from None
+            if "conflict" in str(exc).lower():
+                raise ConnectorUnavailableError(
+                    f"Writing table {target!r} to {str(self.file)!r} conflicted with another "
+                    f"transaction: {first_line(exc)}",
+                    connector=CONNECTOR,
+                    location=str(self.file),
+                    hint="Another connection changed the same table at the same time; "
+                    "nothing was written and the step is retried.",
+                ) from None
             raise ConnectorError(
                 f"Writing table {target!r} to {str(self.file)!r} failed: {first_line(exc)}",
                 connector=CONNECTOR,
@@ -255,6 +281,26 @@ class DuckdbWriter:
         finally:
             with contextlib.suppress(Exception):
                 con.unregister(view)
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.Lock:
+    """One writer at a time per database file in this process.
+
+    DuckDB lets several connections of one process write concurrently and fails the later
+    committer on a conflict; queueing Headwater's own writers instead makes two loads of
+    the same file (or the same load id) wait for each other, as SQLite's lock does.
+    Other processes cannot open the file for writing at all while it is open here.
+    """
+    key = str(path)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = threading.Lock()
+        return lock
 
 
 def _merge(

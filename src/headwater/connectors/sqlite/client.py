@@ -89,7 +89,11 @@ class SqliteClient:
             con.rows("SELECT count(*) FROM sqlite_schema")
 
     def discover(self) -> list[Stream]:
-        """Every table and view, with its mapped Arrow schema and primary key."""
+        """Every table and view, with its mapped Arrow schema and primary key.
+
+        Headwater's own tables (the ``_headwater_loads`` ledger, ``__hw_*`` staging) are
+        left out; they can still be read by name.
+        """
         self._require_file()
         with self._meta() as con:
             names = [
@@ -98,6 +102,7 @@ class SqliteClient:
                     "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
                     "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
                 )
+                if not _internal(r[0])
             ]
             streams = []
             for name in names:
@@ -432,6 +437,10 @@ class _Meta:
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
+
+
+def _internal(name: str) -> bool:
+    return name.casefold() == "_headwater_loads" or name.startswith("__hw_")
 
 
 def _strip_query(query: str) -> str:
