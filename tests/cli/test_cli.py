@@ -329,3 +329,38 @@ def test_discover_shows_database_keys(
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(capsys, "connections", "discover", "shop")
     assert code == 0 and "orders" in out and "key: id" in out and "amount" in out
+
+
+def test_incremental_extract_and_checkpoints_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    make_workspace(tmp_path).close()
+    db = tmp_path / "data" / "shop.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("create table orders (id integer primary key, amount real)")
+        con.executemany("insert into orders values (?, ?)", [(i, i / 2) for i in range(1, 101)])
+    (tmp_path / "headwater.yaml").write_text(
+        "connections:\n  shop: {type: sqlite, path: data/shop.sqlite}\n"
+    )
+    (tmp_path / "pipelines" / "inc.yaml").write_text(
+        "name: inc\nsteps:\n"
+        "  - {type: extract, name: pull, connection: shop, stream: orders, to: raw.orders,\n"
+        "     mode: append, incremental: {cursor: id}}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "run", "inc")[0] == 0
+    code, out, _ = run_cli(capsys, "checkpoints", "list")
+    assert code == 0 and "pull" in out and " 100 " in out
+    with sqlite3.connect(db) as con:
+        con.executemany("insert into orders values (?, ?)", [(i, 1.0) for i in range(101, 111)])
+    assert run_cli(capsys, "run", "inc")[0] == 0
+    with Workspace.open(tmp_path) as ws:
+        assert ws.read("raw.orders").num_rows == 110
+    code, out, _ = run_cli(capsys, "checkpoints", "reset", "inc", "pull")
+    assert code == 0 and "reset 1 checkpoint" in out
+    assert "no checkpoints yet" in run_cli(capsys, "checkpoints", "list")[1]
+    code, _, err = run_cli(capsys, "checkpoints", "reset", "inc", "pull")
+    assert code == 1 and "No checkpoint for step `pull`" in err
+    assert_clean_error(err)

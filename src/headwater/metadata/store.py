@@ -377,6 +377,29 @@ class MetadataStore:
             else:
                 row.state, row.run_id, row.updated_at = state, run_id, utcnow()
 
+    def list_checkpoints(self, pipeline: str | None = None) -> list[CheckpointRow]:
+        """Saved source states, by pipeline and step."""
+        with self.session() as s:
+            query = select(CheckpointRow).order_by(CheckpointRow.pipeline, CheckpointRow.step)
+            if pipeline:
+                query = query.where(CheckpointRow.pipeline == pipeline)
+            return list(s.scalars(query))
+
+    def delete_checkpoints(self, pipeline: str, step: str) -> int:
+        """Forget the state of ``step`` (and of its tables, ``step/<table>``); returns how many."""
+        with self.session() as s:
+            rows = list(
+                s.scalars(
+                    select(CheckpointRow).where(
+                        CheckpointRow.pipeline == pipeline,
+                        (CheckpointRow.step == step) | CheckpointRow.step.startswith(f"{step}/"),
+                    )
+                )
+            )
+            for row in rows:
+                s.delete(row)
+            return len(rows)
+
     # -- check results -------------------------------------------------------------------
     def add_check_results(self, rows: Sequence[CheckResultRow]) -> None:
         with self.session() as s:

@@ -296,7 +296,8 @@ def _load_state(ctx: RunContext, job: ExtractJob, app_id: str, notes: list[str])
             step=job.key,
             dataset=job.to,
             hint="Point the workspace at the metadata store that ran this pipeline, or "
-            "reset the step's checkpoint and reload the dataset with mode overwrite.",
+            f"run `headwater checkpoints reset {ctx.pipeline} {job.key.partition('/')[0]}` "
+            "and reload the dataset with mode overwrite.",
         )
     if state.cursor != cursor:
         notes.append(f"the cursor changed from `{state.cursor}` to `{cursor}`: reading all rows")
