@@ -267,7 +267,8 @@ class SqliteClient:
                 cols = [by_name[c.casefold()] for c in columns]
             source = f"{quote_ident(stream)} AS __hw_t"
             select = ", ".join(
-                f"{select_expr(f'__hw_t.{quote_ident(c.name)}', c.type)} AS {quote_ident(c.name)}"
+                f"{select_expr(f'__hw_t.{quote_ident(c.name)}', c.type, c.declared)} "
+                f"AS {quote_ident(c.name)}"
                 for c in cols
             )
             target = pa.schema(pa.field(c.name, c.type) for c in cols)
@@ -451,8 +452,8 @@ def _strip_query(query: str) -> str:
 
 
 def _needs_ordered_bounds(t: pa.DataType) -> bool:
-    """min()/max() of the stored value would not be the extremes (decimal text, UUID bytes)."""
-    return bool(pa.types.is_decimal(t)) or t == pa.uuid()
+    """min()/max() of the stored value would not be the extremes (decimal text)."""
+    return bool(pa.types.is_decimal(t))
 
 
 def _no_column(table: str, column: str, known: Sequence[str]) -> SourceNotFoundError:

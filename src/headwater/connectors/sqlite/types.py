@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,10 +59,8 @@ def arrow_type(declared: str) -> pa.DataType:
         return pa.date32()
     if u == "TIME" or u.startswith(("TIME(", "TIME ")):
         return pa.time64("us")
-    if u.startswith("JSON"):
-        return _JSON
-    if u.startswith("UUID"):
-        return _UUID
+    if u.startswith(("JSON", "UUID")):
+        return pa.string()  # as the postgres connector reads them: the JSON / UUID text
     if "INT" in u:
         return pa.int64()
     if any(k in u for k in ("CHAR", "CLOB", "TEXT")) or u == "":
@@ -84,10 +81,17 @@ def _textual(t: pa.DataType) -> bool:
     )
 
 
-def select_expr(quoted: str, target: pa.DataType) -> str:
+def select_expr(quoted: str, target: pa.DataType, declared: str = "") -> str:
     """The SELECT expression that hands the driver one storage class per column."""
-    if _is_uuid(target):  # text, or 16 raw bytes written by another tool
-        return f"CASE WHEN typeof({quoted}) = 'blob' THEN hex({quoted}) ELSE {quoted} END"
+    if declared.upper().startswith("UUID"):  # text, or 16 raw bytes written by another tool
+        h = f"lower(hex({quoted}))"
+        parts = "||'-'||".join(
+            f"substr({h}, {a}, {b})" for a, b in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        )
+        return (
+            f"CASE WHEN typeof({quoted}) = 'blob' AND length({quoted}) = 16 THEN {parts} "
+            f"ELSE CAST({quoted} AS TEXT) END"
+        )
     if _textual(target):
         return f"CAST({quoted} AS TEXT)"
     return quoted
@@ -107,10 +111,6 @@ def sort_expr(quoted: str, target: pa.DataType | None) -> str:
     if target is not None and is_text_decimal(target):
         return f"CAST({quoted} AS REAL)"
     return quoted
-
-
-def _is_uuid(t: pa.DataType) -> bool:
-    return bool(t == _UUID)
 
 
 def declared_type(t: pa.DataType) -> str:
@@ -204,10 +204,6 @@ def conform(array: pa.Array, target: pa.DataType) -> pa.Array:
     """Cast what the driver returned to the mapped type (checked: raises on a mismatch)."""
     if array.type == target:
         return array
-    if target == _JSON:
-        return pa.ExtensionArray.from_storage(_JSON, pc.cast(array, pa.string()))
-    if target == _UUID:
-        return _parse_uuids(array)
     if pa.types.is_time(target) and pa.types.is_string(array.type):
         stamps = pc.cast(pc.binary_join_element_wise("1970-01-01 ", array, ""), pa.timestamp("us"))
         return pc.cast(pc.cast(stamps, pa.int64()), target)
@@ -218,22 +214,6 @@ def conform(array: pa.Array, target: pa.DataType) -> pa.Array:
             naive = pc.cast(array, pa.timestamp("us"))
             return pc.assume_timezone(naive, "UTC")
     return pc.cast(array, target)
-
-
-def _parse_uuids(array: pa.Array) -> pa.Array:
-    out: list[bytes | None] = []
-    for value in array.to_pylist():
-        if value is None:
-            out.append(None)
-            continue
-        if isinstance(value, bytes) and len(value) == 16:
-            out.append(value)
-            continue
-        try:
-            out.append(uuid.UUID(str(value)).bytes)
-        except ValueError:
-            raise pa.ArrowInvalid(f"{value!r} is not a UUID") from None
-    return pa.ExtensionArray.from_storage(_UUID, pa.array(out, pa.binary(16)))
 
 
 # -- predicate literals --------------------------------------------------------------------

@@ -75,6 +75,8 @@ LEDGER = "_headwater_loads"
 _SEQ = "__hw_seq"
 _MODES = ("append", "overwrite", "merge")
 _MERGE_OPTIONS = ("soft_delete_column",)
+_UUID = pa.uuid()
+_JSON = pa.json_()
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,9 @@ class SqliteWriter:
         details: dict[str, Any],
     ) -> Conformer:
         name, existing = _table(cur, target)
-        incoming = batches.schema
+        raw = batches.schema
+        # an existing table's JSON and UUID columns read as text: compare and send text
+        incoming = raw if existing is None else _text_extensions(raw)
         existing_arrow = (
             pa.schema(pa.field(c.name, arrow_type(c.declared)) for c in existing)
             if existing is not None
@@ -217,7 +221,7 @@ class SqliteWriter:
             if soft and not _has(existing_arrow, soft):
                 extra.append(pa.field(soft, incoming.field(soft).type))
         if mode == "overwrite" and (contract == "evolve" or existing_arrow is None):
-            plan = plan_contract(name, None, incoming, contract)
+            plan = plan_contract(name, None, raw, contract)
         else:
             base = existing_arrow
             if base is not None and extra:
@@ -383,6 +387,7 @@ def _stream(
     """
     plan = conformer.plan
     numbered = keys is not None
+    text = not plan.created
     out_schema = pa.schema(pa.field(f.name, storage_type(f.type)) for f in plan.schema)
 
     def gen() -> Iterator[pa.RecordBatch]:
@@ -390,6 +395,8 @@ def _stream(
         try:
             for batch in batches:
                 progress.bytes += batch.nbytes
+                if text:
+                    batch = _text_extension_values(batch)
                 if numbered:
                     n = batch.num_rows
                     seq = pa.array(range(start, start + n), pa.int64())
@@ -411,6 +418,22 @@ def _stream(
             raise
 
     return pa.RecordBatchReader.from_batches(out_schema, gen())
+
+
+def _text_extensions(schema: pa.Schema) -> pa.Schema:
+    return pa.schema(
+        pa.field(f.name, pa.string(), f.nullable, f.metadata) if f.type in (_UUID, _JSON) else f
+        for f in schema
+    )
+
+
+def _text_extension_values(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if not any(t in (_UUID, _JSON) for t in batch.schema.types):
+        return batch
+    arrays = [
+        to_storage(column) if column.type in (_UUID, _JSON) else column for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=_text_extensions(batch.schema))
 
 
 def _refuse_null_keys(batch: pa.RecordBatch, keys: list[str]) -> None:
