@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import yaml
 
@@ -183,7 +184,7 @@ def test_kill_9_halfway_through_a_million_row_merge_into_postgres(env: Env) -> N
             pa.table(
                 {
                     "id": ids,
-                    "amount": pa.compute.divide(pa.compute.cast(ids, pa.float64()), 1000.0),
+                    "amount": pc.divide(pc.cast(ids, pa.float64()), 1000.0),
                 }
             ).cast(pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))]), safe=False),
         )

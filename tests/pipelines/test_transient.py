@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import yaml
 
@@ -122,7 +123,7 @@ steps:
     find = "select pid from pg_stat_progress_copy where pid <> pg_backend_pid()"
     with _workspace(tmp_path / "ws", url) as ws:
         ids = pa.array(range(ROWS), pa.int64())
-        ws.write("raw.orders", pa.table({"id": ids, "v": pa.compute.cast(ids, pa.string())}))
+        ws.write("raw.orders", pa.table({"id": ids, "v": pc.cast(ids, pa.string())}))
         result, attempts = _run_with_kill(ws, spec, url, find)
         assert result.status == "succeeded", result.error  # type: ignore[attr-defined]
         assert attempts == 2
