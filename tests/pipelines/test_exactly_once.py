@@ -314,3 +314,36 @@ def test_crash_points_of_loads(env: Env, mode: str, point: str) -> None:
         assert after_kill == before  # the killed transaction left nothing behind
     env.ok()
     assert env.table_stats("orders") == env.dataset_stats("raw.orders")
+
+
+def test_thirty_thousand_rows_on_three_cursor_values_survive_a_crash_after_a_checkpoint(
+    env: Env,
+) -> None:
+    """The boundary case: 30,000 rows share 3 cursor values (12,000 / 9,000 / 9,000, so a
+    chunk ends inside a run of equal values), checkpoint every 10,000, SIGKILL right after
+    the first checkpoint; the re-run leaves exactly the 30,000 rows."""
+    env.sql(
+        f"""
+        create table {env.schema}.src (id bigint primary key, cur int, amount numeric(12, 2));
+        insert into {env.schema}.src
+        select g, case when g <= 12000 then 1 when g <= 21000 then 2 else 3 end, g % 50
+        from generate_series(1, 30000) as g;
+        """
+    )
+    env.pipeline(
+        f"""
+        - type: extract
+          name: pull
+          connection: pg
+          stream: {env.schema}.src
+          to: raw.orders
+          mode: append
+          incremental: {{cursor: cur}}
+          checkpoint_every: 10000
+        """
+    )
+    env.killed("extract.after_checkpoint:1")
+    assert env.dataset_stats("raw.orders")[0] == 10_000
+    env.ok()
+    assert env.dataset_stats("raw.orders") == env.table_stats("src")
+    assert env.table_stats("src")[0] == 30_000
