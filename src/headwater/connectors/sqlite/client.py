@@ -272,6 +272,7 @@ class SqliteClient:
                 for c in cols
             )
             target = pa.schema(pa.field(c.name, c.type) for c in cols)
+            return _hinted(cols, select, source, where, keys, limit), target
         sql = f"SELECT {select} FROM {source}"
         if where:
             sql += f" WHERE {where}"
@@ -292,13 +293,30 @@ class SqliteClient:
                 cur.execute(sql)
                 reader = cur.fetch_record_batch()
                 empty = True
+                carry: pa.RecordBatch | None = None  # rows short of a whole batch
                 while True:
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
                         break
+                    if target is None:
+                        empty = False
+                        yield batch
+                        continue
+                    # the hint row shifts the driver's batches by one: re-cut them whole
+                    batch = _without_hint(batch, len(target))
+                    if carry is not None:
+                        batch = pa.concat_batches([carry, batch])
+                        carry = None
+                    while batch.num_rows >= batch_rows:
+                        empty = False
+                        yield self._conform(batch.slice(0, batch_rows), target, stream)
+                        batch = batch.slice(batch_rows)
+                    if batch.num_rows:
+                        carry = batch
+                if carry is not None:
                     empty = False
-                    yield batch if target is None else self._conform(batch, target, stream)
+                    yield self._conform(carry, target, stream)  # type: ignore[arg-type]
                 if empty:  # an empty result still carries its schema
                     yield pa.RecordBatch.from_pylist([], schema=target or reader.schema)
             finally:
@@ -438,6 +456,67 @@ class _Meta:
     def __exit__(self, *exc: object) -> None:
         if self.con is not None:
             self.con.close()
+
+
+_HINT = "__hw_hint"
+
+
+def _hint_value(t: pa.DataType) -> str:
+    """A literal of the storage class a column of mapped type ``t`` is read as."""
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return "0"
+    if pa.types.is_floating(t):
+        return "0.0"
+    if pa.types.is_binary(t):
+        return "x''"
+    return "''"
+
+
+def _hinted(
+    cols: Sequence[_Column],
+    select: str,
+    source: str,
+    where: str | None,
+    keys: Sequence[str],
+    limit: int | None,
+) -> str:
+    """The table read, behind one *hint row* that fixes each column's Arrow type.
+
+    The ADBC driver infers a column's type from the values of its first batch: a column
+    that is NULL there becomes int64 and a later text value fails the read ("Type
+    mismatch"), and an integer-looking NUMERIC column fails on its first REAL. The hint
+    row carries one value of the right storage class per column; it is filtered out of
+    the batches (``__hw_hint = 1``). With ``order_by`` the sort keys ride along as extra
+    columns, so the one compound ``ORDER BY`` keeps the hint row first.
+    """
+    hints = ", ".join(f"{_hint_value(c.type)} AS {quote_ident(c.name)}" for c in cols)
+    body = f"SELECT {select}, 0 AS {_HINT}"
+    head = f"SELECT {hints}, 1 AS {_HINT}"
+    for i, key in enumerate(keys):
+        body += f", {key} AS __hw_k{i}"
+        head += f", NULL AS __hw_k{i}"
+    body += f" FROM {source}"
+    if where:
+        body += f" WHERE {where}"
+    if keys:
+        order = ", ".join(f"__hw_k{i} ASC NULLS LAST" for i in range(len(keys)))
+        sql = f"{head} UNION ALL {body} ORDER BY {_HINT} DESC, {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit) + 1}"
+        return sql
+    if limit is not None:
+        body = f"SELECT * FROM ({body} LIMIT {int(limit)})"
+    return f"{head} UNION ALL {body}"
+
+
+def _without_hint(batch: pa.RecordBatch, width: int) -> pa.RecordBatch:
+    """``batch`` without the hint row and the helper columns after the first ``width``."""
+    import pyarrow.compute as pc
+
+    flag = batch.column(width)  # the hint flag follows the table's columns
+    if pc.any(pc.equal(flag, 1)).as_py():
+        batch = batch.filter(pc.equal(flag, 0))
+    return batch.select(list(range(width)))
 
 
 def _internal(name: str) -> bool:
