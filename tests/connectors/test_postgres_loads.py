@@ -293,15 +293,26 @@ def test_freeze_refuses_a_new_column(
     data = pa.table({"id": pa.array([9], pa.int64()), "name": ["x"], "new": [1]})
     with pytest.raises(SchemaContractError, match="`new`"):
         write(
-            config, people, data, mode=mode, keys=["id"] if mode == "merge" else None,
-            schema_contract="freeze", load_id=load_id,
-        )  # fmt: skip
+            config,
+            people,
+            data,
+            mode=mode,
+            keys=["id"] if mode == "merge" else None,
+            schema_contract="freeze",
+            load_id=load_id,
+        )
     assert [c for c, _ in columns(postgres_url, people)] == ["id", "name", "score"]
     assert sql(postgres_url, f'SELECT * FROM "{people}"') == [(1, "ann", Decimal("1.50"))]
     assert ledger(postgres_url, load_id) == []
     # the same data without the new column (and narrower types) goes in
-    ok = write(config, people, data.drop_columns(["new"]), mode=mode,
-               keys=["id"] if mode == "merge" else None, schema_contract="freeze")  # fmt: skip
+    ok = write(
+        config,
+        people,
+        data.drop_columns(["new"]),
+        mode=mode,
+        keys=["id"] if mode == "merge" else None,
+        schema_contract="freeze",
+    )
     assert ok.rows == 1
     assert [c for c, _ in columns(postgres_url, people)] == ["id", "name", "score"]
 
@@ -319,9 +330,14 @@ def test_discard_row_sends_rows_that_do_not_fit_to_rejects(
     )
     sink = ListRejectSink()
     result = write(
-        config, people, data, mode="append", schema_contract="discard_row", rejects=sink,
+        config,
+        people,
+        data,
+        mode="append",
+        schema_contract="discard_row",
+        rejects=sink,
         load_id=unique("run"),
-    )  # fmt: skip
+    )
     assert result.rows == 1 and result.details["rows_rejected"] == 4
     assert sql(postgres_url, f'SELECT * FROM "{people}" ORDER BY id') == [
         (1, "ann", Decimal("1.50")),
@@ -331,8 +347,11 @@ def test_discard_row_sends_rows_that_do_not_fit_to_rejects(
     by_id = {json.loads(r.raw_record)["id"]: r for r in sink.items}
     assert sorted(by_id) == [3, 5, 6, 2**40]
     assert json.loads(by_id[6].raw_record) == {
-        "id": 6, "name": "émile 🦆", "score": "-2.25", "extra": "kept?",
-    }  # fmt: skip
+        "id": 6,
+        "name": "émile 🦆",
+        "score": "-2.25",
+        "extra": "kept?",
+    }
     assert "`extra`" in by_id[6].error and "discard_row" in by_id[6].error
     assert "`id`" in by_id[2**40].error
     assert "`score`" in by_id[3].error and "`score`" in by_id[5].error
@@ -344,15 +363,23 @@ def test_discard_row_merge_rejects_null_keys(config: PostgresConfig, postgres_ur
     data = pa.table({"id": pa.array([None, 2, 4], pa.int64()), "v": ["n", "B", "d"]})
     sink = ListRejectSink()
     result = write(
-        config, name, data, mode="merge", keys=["id"], schema_contract="discard_row",
+        config,
+        name,
+        data,
+        mode="merge",
+        keys=["id"],
+        schema_contract="discard_row",
         rejects=sink,
-    )  # fmt: skip
+    )
     assert result.rows == 2 and result.details["rows_rejected"] == 1
     assert [json.loads(r.raw_record) for r in sink.items] == [{"id": None, "v": "n"}]
     assert "null" in sink.items[0].error
     assert sql(postgres_url, f"SELECT * FROM {name} ORDER BY id") == [
-        (1, "a"), (2, "B"), (3, "c"), (4, "d"),
-    ]  # fmt: skip
+        (1, "a"),
+        (2, "B"),
+        (3, "c"),
+        (4, "d"),
+    ]
 
 
 def test_overwrite_contracts(config: PostgresConfig, postgres_url: str, people: str) -> None:
@@ -364,8 +391,10 @@ def test_overwrite_contracts(config: PostgresConfig, postgres_url: str, people: 
     )
     assert result.rows == 1 and result.details["rows_rejected"] == 1
     assert columns(postgres_url, people) == [
-        ("id", "integer"), ("name", "text"), ("score", "numeric(5,2)"),
-    ]  # fmt: skip
+        ("id", "integer"),
+        ("name", "text"),
+        ("score", "numeric(5,2)"),
+    ]
     assert sql(postgres_url, f'SELECT * FROM "{people}"') == [(7, "g", None)]
     keys = sql(postgres_url, f"SELECT indexdef FROM pg_indexes WHERE tablename = '{people}'")
     assert len(keys) == 1 and "(id)" in keys[0][0]
@@ -373,8 +402,10 @@ def test_overwrite_contracts(config: PostgresConfig, postgres_url: str, people: 
     text_ids = pa.table({"id": ["a-1"], "name": ["z"], "score": pa.array([1.5], pa.float64())})
     write(config, people, text_ids, mode="overwrite")
     assert columns(postgres_url, people) == [
-        ("id", "text"), ("name", "text"), ("score", "double precision"),
-    ]  # fmt: skip
+        ("id", "text"),
+        ("name", "text"),
+        ("score", "double precision"),
+    ]
 
 
 def test_unconstrained_numeric_takes_decimals_and_integers(
@@ -382,12 +413,17 @@ def test_unconstrained_numeric_takes_decimals_and_integers(
 ) -> None:
     name = unique("num")
     sql(postgres_url, f"CREATE TABLE {name} (n numeric)")
-    write(config, name, pa.table({"n": pa.array([Decimal("1.123456789012345678901")],
-                                                pa.decimal128(38, 21))}), mode="append")  # fmt: skip
+    write(
+        config,
+        name,
+        pa.table({"n": pa.array([Decimal("1.123456789012345678901")], pa.decimal128(38, 21))}),
+        mode="append",
+    )
     write(config, name, pa.table({"n": pa.array([2**62], pa.int64())}), mode="append")
     assert sql(postgres_url, f"SELECT n FROM {name} ORDER BY n") == [
-        (Decimal("1.123456789012345678901"),), (Decimal(2**62),),
-    ]  # fmt: skip
+        (Decimal("1.123456789012345678901"),),
+        (Decimal(2**62),),
+    ]
 
 
 # -- crash points --------------------------------------------------------------------------
@@ -423,9 +459,12 @@ def run_write(url: str, target: str, mode: str, load_id: str, crash: str | None)
 
 @pytest.mark.parametrize(
     ("mode", "point"),
-    [("append", "load.before_commit"), ("merge", "load.before_commit"),
-     ("overwrite", "load.during_swap")],
-)  # fmt: skip
+    [
+        ("append", "load.before_commit"),
+        ("merge", "load.before_commit"),
+        ("overwrite", "load.during_swap"),
+    ],
+)
 def test_a_kill_at_the_crash_point_leaves_the_target_unchanged_then_loads_once(
     postgres_url: str, mode: str, point: str
 ) -> None:

@@ -8,23 +8,28 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from headwater.connectors.postgres.client import fetch_all
-from headwater.connectors.postgres.types import arrow_type
+from headwater.connectors.postgres.types import arrow_type, read_cast
 
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
 
 __all__ = ["Column", "TableInfo", "list_tables", "table_info"]
 
-# one row per column of every table, view and materialized view the user can see
+# one row per column of every table, view and materialized view the user can see; a domain
+# column is described by its base type (its values are the base type's)
 _COLUMNS = """
-SELECT n.nspname, c.relname, c.relkind::text, a.attname, a.attnum, t.typname,
-       t.typtype::text, coalesce(et.typname, ''), a.atttypmod, a.attnotnull,
-       format_type(a.atttypid, a.atttypmod)
+SELECT n.nspname, c.relname, c.relkind::text, a.attname, a.attnum,
+       coalesce(bt.typname, t.typname),
+       coalesce(bt.typtype, t.typtype)::text, coalesce(et.typname, ''),
+       CASE WHEN bt.oid IS NULL THEN a.atttypmod ELSE t.typtypmod END, a.attnotnull,
+       format_type(a.atttypid, a.atttypmod), coalesce(et.typtype, '')::text
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_catalog.pg_type et ON t.typcategory = 'A' AND et.oid = t.typelem
+LEFT JOIN pg_catalog.pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+LEFT JOIN pg_catalog.pg_type et ON coalesce(bt.typcategory, t.typcategory) = 'A'
+  AND et.oid = coalesce(bt.typelem, t.typelem)
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0 AND NOT a.attisdropped
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
   AND n.nspname NOT LIKE 'pg_temp%' AND has_schema_privilege(n.oid, 'USAGE')
@@ -52,6 +57,8 @@ class Column:
     arrow: pa.DataType
     nullable: bool
     is_enum: bool = False
+    read_cast: str = ""
+    """SQL cast a read applies so ADBC hands over the mapped Arrow type (``::text``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +75,12 @@ class TableInfo:
 
 
 def _column(row: tuple[object, ...]) -> Column:
-    _, _, _, name, _, typname, typtype, element, typmod, notnull, formatted = row
+    _, _, _, name, _, typname, typtype, element, typmod, notnull, formatted, elem_type = row
     elem = str(element) or None
     arrow = arrow_type(str(typname), int(str(typmod)), elem)
-    return Column(str(name), str(typname), str(formatted), arrow, not notnull, typtype == "e")
+    is_enum = typtype == "e"
+    cast = read_cast(str(typname), elem, is_enum=is_enum, element_is_enum=elem_type == "e")
+    return Column(str(name), str(typname), str(formatted), arrow, not notnull, is_enum, cast)
 
 
 def _collect(conn: Connection, where: str, params: tuple[str, ...]) -> list[TableInfo]:

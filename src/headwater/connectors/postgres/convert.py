@@ -3,20 +3,34 @@
 ADBC returns ``numeric`` as an opaque extension over its decimal text, json/jsonb
 as ``arrow.json`` and uuid as ``arrow.uuid`` (16 bytes). These become decimal128/256
 (or string for unconstrained numeric), string, and the canonical uuid text (reads
-already cast uuid columns to text in SQL).
+already cast uuid and other binary-only types to text in SQL, see
+:func:`~headwater.connectors.postgres.types.read_cast`).
+
+When the target Arrow types are known (table reads: the catalog mapping, the same one
+discover reports) they win over ADBC's metadata, which loses the precision and scale
+of numeric array elements. A batch whose columns need no conversion is passed on
+as is: no copy, only the schema's metadata dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
 from headwater.connectors.postgres.types import arrow_type
 
-__all__ = ["batch_converter"]
+__all__ = ["NUMERIC_SPECIALS", "batch_converter", "is_numeric"]
 
 Convert = Callable[[pa.Array], pa.Array]
+
+NUMERIC_SPECIALS = ("nan", "inf", "-inf")
+"""numeric values with no Arrow decimal form, as ADBC prints them (NaN, Infinity, -Infinity)."""
+
+
+def is_numeric(dtype: pa.DataType) -> bool:
+    """ADBC's opaque extension type for ``numeric`` (its storage is the decimal text)."""
+    return isinstance(dtype, pa.BaseExtensionType) and getattr(dtype, "type_name", "") == "numeric"
 
 
 def _uuid_text(array: pa.Array) -> pa.Array:
@@ -30,12 +44,17 @@ def _uuid_text(array: pa.Array) -> pa.Array:
     )
 
 
-def _field_converter(field: pa.Field) -> tuple[pa.DataType, Convert | None]:
+def _field_converter(
+    field: pa.Field, target: pa.DataType | None = None
+) -> tuple[pa.DataType, Convert | None]:
     dtype = field.type
     meta = field.metadata or {}
     typname = meta.get(b"POSTGRESQL:type", b"").decode()
     if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
-        inner_type, inner = _field_converter(dtype.value_field)
+        inner_target = (
+            target.value_type if target is not None and pa.types.is_list(target) else None
+        )
+        inner_type, inner = _field_converter(dtype.value_field, inner_target)
         if inner is None:
             return dtype, None
         fn = inner
@@ -49,12 +68,14 @@ def _field_converter(field: pa.Field) -> tuple[pa.DataType, Convert | None]:
         return dtype, None
     if typname == "uuid" or dtype.extension_name == "arrow.uuid":
         return pa.string(), _uuid_text
-    if typname == "numeric":
-        typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1") or -1)
-        target = arrow_type("numeric", typmod)
+    if typname == "numeric" or is_numeric(dtype):
+        if target is None or not (pa.types.is_decimal(target) or pa.types.is_string(target)):
+            typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1") or -1)
+            target = arrow_type("numeric", typmod)
         if pa.types.is_string(target):
             return target, lambda a: a.storage
-        return target, lambda a: a.storage.cast(target)
+        decimal = target
+        return decimal, lambda a: a.storage.cast(decimal)
     storage = dtype.storage_type
     if pa.types.is_binary(storage):
         return pa.string(), lambda a: a.storage.cast(pa.string())
@@ -62,17 +83,20 @@ def _field_converter(field: pa.Field) -> tuple[pa.DataType, Convert | None]:
 
 
 def batch_converter(
-    schema: pa.Schema,
+    schema: pa.Schema, targets: Sequence[pa.DataType | None] | None = None
 ) -> tuple[pa.Schema, Callable[[pa.RecordBatch], pa.RecordBatch]]:
-    """The output schema and a function converting each ADBC batch to it."""
-    plan = [_field_converter(f) for f in schema]
+    """The output schema and a function converting each ADBC batch to it.
+
+    ``targets`` are the Arrow types the columns must have (``None``: decide from ADBC's
+    metadata), in the schema's order.
+    """
+    wanted = list(targets) if targets is not None else [None] * len(schema)
+    plan = [_field_converter(f, t) for f, t in zip(schema, wanted, strict=True)]
     out = pa.schema(
         [pa.field(f.name, t, f.nullable) for f, (t, _) in zip(schema, plan, strict=True)]
     )
-    if all(fn is None for _, fn in plan):
-        plain = schema.remove_metadata()
-        stripped = pa.schema([pa.field(f.name, f.type, f.nullable) for f in plain])
-        return stripped, lambda b: pa.RecordBatch.from_arrays(b.columns, schema=stripped)
+    if all(fn is None for _, fn in plan):  # only the field metadata goes: no data is copied
+        return out, lambda b: pa.RecordBatch.from_arrays(b.columns, schema=out)
 
     def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
         arrays = [

@@ -57,7 +57,7 @@ from headwater.connectors.contract import (
     compatibility,
     plan_contract,
 )
-from headwater.connectors.postgres.catalog import TableInfo, table_info
+from headwater.connectors.postgres.catalog import Column, TableInfo, table_info
 from headwater.connectors.postgres.client import connect, driver_error, fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import pg_type, qualified, quote_ident, wire_type
@@ -183,6 +183,15 @@ class PostgresDestination:
             _rollback(conn)
             if counter.error is not None:
                 raise counter.error from None
+            if getattr(exc, "sqlstate", None) == "22021" and "0x00" in str(exc):
+                raise SchemaIncompatibleError(
+                    f"A text value written to {target!r} holds the NUL character (U+0000), "
+                    "which PostgreSQL text cannot store. Nothing was written.",
+                    connector=CONNECTOR,
+                    location=self.config.where,
+                    hint="Remove it in a transform: replace(col, chr(0), ''), or write the "
+                    "column as binary (bytea).",
+                ) from None
             raise driver_error(self.config, exc, f"writing {target!r}") from None
         finally:
             conn.close()
@@ -279,8 +288,7 @@ class _Job:
         existing = table_info(self.conn, self.schema, self.table)
         soft = plan.soft_delete if plan is not None else None
         if existing is None:
-            incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
-            dest = _create(self.conn, self.schema, self.table, incoming)
+            dest = _create(self.conn, self.schema, self.table, batches.schema)
         else:
             contract_plan = plan_contract(
                 self.name,
@@ -310,8 +318,7 @@ class _Job:
             batches = self._conformed(batches, contract_plan)
         elif existing is not None:
             keep = keep and _same_columns(existing, batches.schema)
-        incoming = pa.schema([pa.field(f.name, wire_type(f.type)) for f in batches.schema])
-        _overwrite(self.conn, self.schema, self.table, existing, keep, incoming, batches,
+        _overwrite(self.conn, self.schema, self.table, existing, keep, batches.schema, batches,
                    self.counter)  # fmt: skip
 
     def _add_columns(self, existing: TableInfo, plan: ContractPlan) -> TableInfo:
@@ -389,26 +396,37 @@ def _send(sink: RejectSink | None, rows: pa.RecordBatch, error: str) -> None:
 def _contract_schema(existing: TableInfo, incoming: pa.Schema, soft: str | None) -> pa.Schema:
     """The table's mapped Arrow schema, as the contract sees it.
 
-    An unconstrained ``numeric`` column reads as text (its exact decimal text) but takes
-    any number on write (PostgreSQL casts exactly), so it counts as the incoming numeric
-    type. A merge's soft-delete flag the table lacks is a boolean the merge consumes.
+    A column that takes the incoming type exactly although it reads as another (see
+    :func:`_takes`: an unconstrained ``numeric`` reads as text but takes any integer or
+    decimal) counts as the incoming type. A merge's soft-delete flag the table lacks is a
+    boolean the merge consumes.
     """
     by_name = {f.name: f for f in incoming}
     fields = []
     for col in existing.columns:
         dtype = col.arrow
         given = by_name.get(col.name)
-        if (
-            col.typname == "numeric"
-            and not pa.types.is_decimal(dtype)
-            and given is not None
-            and (pa.types.is_integer(given.type) or pa.types.is_decimal(given.type))
-        ):
+        if given is not None and _takes(col, given.type):
             dtype = given.type
         fields.append(pa.field(col.name, dtype, col.nullable))
     if soft is not None and soft not in {c.name for c in existing.columns}:
         fields.append(pa.field(soft, pa.bool_()))
     return pa.schema(fields)
+
+
+def _takes(col: Column, given: pa.DataType) -> bool:
+    """Whether ``col`` takes values of Arrow type ``given`` exactly although its mapped Arrow
+    type differs (the write converts them): numbers into an unconstrained ``numeric``, 16-byte
+    uuids into ``uuid``, durations into ``interval``, JSON text into json/jsonb."""
+    if col.typname == "numeric" and not pa.types.is_decimal(col.arrow):
+        return bool(pa.types.is_integer(given) or pa.types.is_decimal(given))
+    if col.typname == "uuid":
+        return _is_uuid_bytes(given)
+    if col.typname == "interval":
+        return bool(pa.types.is_duration(given))
+    if col.typname in ("json", "jsonb"):
+        return isinstance(given, pa.BaseExtensionType) and given.extension_name == "arrow.json"
+    return False
 
 
 def _same_columns(existing: TableInfo, incoming: pa.Schema) -> bool:
@@ -444,18 +462,31 @@ def _execute(conn: Connection, sql: str) -> None:
         cur.close()
 
 
-def _direct(info: TableInfo) -> bool:
-    for col in info.columns:
+def _direct_wire(cols: list[Column], incoming: pa.Schema) -> pa.Schema | None:
+    """The Arrow schema binary COPY can send straight into ``cols``; None when some column
+    needs PostgreSQL to cast it (through a temporary table)."""
+    fields = []
+    for col, given in zip(cols, incoming, strict=True):
+        if col.typname == "uuid" and _is_uuid_bytes(given.type):
+            fields.append(pa.field(col.name, pa.uuid()))  # COPY sends the 16 bytes uuid takes
+            continue
         if col.typname.startswith("_"):
             if col.typname[1:] not in _DIRECT_ELEMENTS:
-                return False
+                return None
         elif (
             col.typname not in _DIRECT
             or col.is_enum
             or (col.typname == "numeric" and not pa.types.is_decimal(col.arrow))
         ):
-            return False
-    return True
+            return None
+        fields.append(pa.field(col.name, col.arrow))
+    return pa.schema(fields)
+
+
+def _is_uuid_bytes(dtype: pa.DataType) -> bool:
+    if isinstance(dtype, pa.BaseExtensionType):
+        return bool(dtype.extension_name == "arrow.uuid")
+    return bool(pa.types.is_fixed_size_binary(dtype) and dtype.byte_width == 16)
 
 
 def _load(
@@ -473,11 +504,11 @@ def _load(
                 + " Add the column to the table, or drop it from the data.",
             )
     cols = [by_name[f.name] for f in batches.schema]
-    sub = TableInfo(info.schema, info.name, info.kind, tuple(cols), ())
+    direct = _direct_wire(cols, batches.schema)
     cur = conn.cursor()
     try:
-        if _direct(sub):
-            wire = pa.schema([pa.field(c.name, c.arrow) for c in cols])
+        if direct is not None:
+            wire = direct
             stream = pa.RecordBatchReader.from_batches(wire, _cast(batches, wire, counter))
             cur.adbc_ingest(info.name, stream, mode="append", db_schema_name=info.schema)
             return
@@ -525,6 +556,26 @@ def _cast_one(batch: pa.RecordBatch, schema: pa.Schema, counter: _Counter) -> pa
         ) from None
 
 
+def _duration_interval(array: pa.Array) -> pa.Array:
+    """Durations as intervals of (0 months, 0 days, n nanoseconds); Arrow has no such cast.
+
+    A month_day_nano value is 16 bytes (int32 months, int32 days, int64 nanoseconds): the
+    nanoseconds go to every second 8-byte word of a zeroed buffer.
+    """
+    nanos = pc.fill_null(array.cast(pa.duration("ns")).cast(pa.int64()), 0)
+    words = memoryview(bytearray(16 * len(array))).cast("q")
+    source = memoryview(nanos.buffers()[1]).cast("q")[nanos.offset : nanos.offset + len(array)]
+    words[1::2] = source
+    validity = pc.is_valid(array)
+    return pa.Array.from_buffers(
+        pa.month_day_nano_interval(),
+        len(array),
+        [validity.buffers()[1] if array.null_count else None, pa.py_buffer(words.cast("B"))],
+        null_count=array.null_count,
+        offset=0,
+    )
+
+
 def _wide_decimal(target: pa.DataType) -> pa.DataType:
     """A decimal every 64-bit integer fits, with ``target``'s scale (cast down value by value)."""
     precision = 20 + target.scale
@@ -544,6 +595,8 @@ def _cast_array(array: pa.Array, target: pa.DataType) -> pa.Array:
         return array
     if pa.types.is_integer(array.type) and pa.types.is_decimal(target):
         return array.cast(_wide_decimal(target)).cast(target)
+    if pa.types.is_duration(array.type) and target.equals(pa.month_day_nano_interval()):
+        return _duration_interval(array)
     return array.cast(target)
 
 

@@ -14,9 +14,11 @@ agrees with the Arrow mapping (``timestamptz`` is read as UTC instants).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
 
 from headwater.connectors.base import RejectSink, Stream
 from headwater.connectors.postgres.catalog import TableInfo, list_tables, table_info
@@ -26,21 +28,19 @@ from headwater.connectors.postgres.types import qualified, quote_ident
 from headwater.errors import (
     ConfigError,
     HeadwaterError,
+    SourceFormatError,
     SourceNotFoundError,
     UnsupportedOperationError,
     choices_hint,
 )
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
 
 __all__ = ["PostgresSource", "to_postgres_predicate"]
 
 _READ_OPTIONS = ("query",)
 _ALIAS = "hw_src"  # the relation read, so ORDER BY names its columns, not output aliases
-# text forms of types ADBC would hand over as raw bytes (uuid: 16 bytes)
-_TEXT_CASTS = {"uuid": "::text", "_uuid": "::text[]"}
 
 
 class PostgresSource:
@@ -94,6 +94,7 @@ class PostgresSource:
         order = _order_names(order_by)
         conn = self._connect()
         try:
+            targets: list[pa.DataType] | None = None
             if query:
                 source = f"({query}) AS {_ALIAS}"
                 projection = self._query_projection(conn, source, columns, stream)
@@ -102,7 +103,7 @@ class PostgresSource:
                 _check_columns(info, columns)
                 _check_columns(info, order, what="order_by")
                 source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
-                projection = _projection(info, columns)
+                projection, targets = _projection(info, columns)
         except BaseException:
             conn.close()
             raise
@@ -115,7 +116,7 @@ class PostgresSource:
             )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return self._scan(conn, sql, stream)
+        return self._scan(conn, sql, stream, targets, rejects)
 
     def column_bounds(
         self,
@@ -138,14 +139,16 @@ class PostgresSource:
         where = to_postgres_predicate(predicate) if predicate else None
         conn = self._connect()
         try:
+            cast = ""
             if query:
                 source = f"({query}) AS {_ALIAS}"
             else:
                 info = self._resolve(conn, stream)
                 _check_columns(info, [column])
                 source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
+                cast = next(c.read_cast for c in info.columns if c.name == column)
             ref = f"{_ALIAS}.{quote_ident(column)}"
-            sql = f"SELECT min({ref}) AS lo, max({ref}) AS hi FROM {source}"
+            sql = f"SELECT min({ref}){cast} AS lo, max({ref}){cast} AS hi FROM {source}"
             if where:
                 sql += f" WHERE {where}"
             cur = conn.cursor()
@@ -184,7 +187,7 @@ class PostgresSource:
     def _query_projection(
         self, conn: Connection, source: str, columns: list[str] | None, stream: str
     ) -> str:
-        """The select list over a query: uuid columns cast to text (known by a prepare)."""
+        """The select list over a query: binary-only types cast to text (known by a prepare)."""
         plain = ", ".join(f"{_ALIAS}.{quote_ident(c)}" for c in columns) if columns else "*"
         cur = conn.cursor()
         try:
@@ -193,15 +196,21 @@ class PostgresSource:
             raise driver_error(self.config, exc, f"reading {stream!r}") from None
         finally:
             cur.close()
-        names = [(f.name, _typname(f)) for f in schema]
-        if not any(t in _TEXT_CASTS for _, t in names):
+        casts = [(f.name, _query_cast(f)) for f in schema]
+        if not any(cast for _, cast in casts):
             return plain
         return ", ".join(
-            f"{_ALIAS}.{quote_ident(n)}{_TEXT_CASTS.get(t, '')} AS {quote_ident(n)}"
-            for n, t in names
+            f"{_ALIAS}.{quote_ident(n)}{cast} AS {quote_ident(n)}" for n, cast in casts
         )
 
-    def _scan(self, conn: Connection, sql: str, stream: str) -> Iterator[pa.RecordBatch]:
+    def _scan(
+        self,
+        conn: Connection,
+        sql: str,
+        stream: str,
+        targets: list[pa.DataType] | None,
+        rejects: RejectSink | None,
+    ) -> Iterator[pa.RecordBatch]:
         from headwater.connectors.postgres.convert import batch_converter
 
         try:
@@ -211,7 +220,7 @@ class PostgresSource:
                 reader = cur.fetch_record_batch()
             except Exception as exc:
                 raise driver_error(self.config, exc, f"reading {stream!r}") from None
-            _, convert = batch_converter(reader.schema)
+            _, convert = batch_converter(reader.schema, targets)
             rows_max = self.config.batch_rows
             while True:
                 try:
@@ -220,7 +229,10 @@ class PostgresSource:
                     break
                 except Exception as exc:
                     raise driver_error(self.config, exc, f"reading {stream!r}") from None
-                out = convert(batch)
+                try:
+                    out = convert(batch)
+                except pa.ArrowInvalid as exc:
+                    out = _salvage(batch, convert, stream, rejects, exc)
                 if out.num_rows <= rows_max:
                     yield out
                 else:
@@ -288,48 +300,99 @@ def _order_names(order_by: Sequence[str] | None) -> list[str]:
     return list(order_by)
 
 
-def _typname(field: pa.Field) -> str:
-    return str((field.metadata or {}).get(b"POSTGRESQL:type", b"").decode())
+def _query_cast(field: pa.Field) -> str:
+    """The cast of a query's column (by ADBC's type) so it reads as its mapped Arrow type."""
+    dtype = field.type
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return "::text[]" if _binary_only(dtype.value_type) else ""
+    typname = str((field.metadata or {}).get(b"POSTGRESQL:type", b"").decode())
+    if typname == "oid":
+        return "::int8"
+    if typname == "money":
+        return "::text"
+    return "::text" if _binary_only(dtype) else ""
 
 
-def _projection(info: TableInfo, columns: list[str] | None) -> str:
-    """The select list of a table read; uuid columns arrive as text (ADBC sends 16 bytes)."""
+def _binary_only(dtype: pa.DataType) -> bool:
+    """ADBC's form of a type it cannot decode: an opaque extension over the binary wire form."""
+
+    if not isinstance(dtype, pa.BaseExtensionType):
+        return False
+    return bool(dtype.extension_name == "arrow.uuid" or pa.types.is_binary(dtype.storage_type))
+
+
+def _projection(info: TableInfo, columns: list[str] | None) -> tuple[str, list[pa.DataType]]:
+    """The select list of a table read (with :attr:`Column.read_cast`) and its Arrow types."""
     by_name = {c.name: c for c in info.columns}
-    names = columns if columns else [c.name for c in info.columns]
-    if not any(by_name[n].typname in _TEXT_CASTS for n in names):
-        return ", ".join(f"{_ALIAS}.{quote_ident(n)}" for n in names) if columns else "*"
-    return ", ".join(
-        f"{_ALIAS}.{quote_ident(n)}{_TEXT_CASTS.get(by_name[n].typname, '')} AS {quote_ident(n)}"
-        for n in names
+    cols = [by_name[n] for n in columns] if columns else list(info.columns)
+    targets = [c.arrow for c in cols]
+    if not any(c.read_cast for c in cols):
+        plain = ", ".join(f"{_ALIAS}.{quote_ident(c.name)}" for c in cols) if columns else "*"
+        return plain, targets
+    items = [f"{_ALIAS}.{quote_ident(c.name)}{c.read_cast} AS {quote_ident(c.name)}" for c in cols]
+    return ", ".join(items), targets
+
+
+def _salvage(
+    batch: pa.RecordBatch,
+    convert: Callable[[pa.RecordBatch], pa.RecordBatch],
+    stream: str,
+    rejects: RejectSink | None,
+    error: Exception,
+) -> pa.RecordBatch:
+    """Convert a batch holding numeric NaN/Infinity (no decimal form): such rows are rejected.
+
+    Without a reject sink the read fails, naming the column and the value.
+    """
+    import json
+
+    import pyarrow.compute as pc
+
+    from headwater.connectors.base import Reject
+    from headwater.connectors.postgres.convert import NUMERIC_SPECIALS, is_numeric
+
+    specials = pa.array(NUMERIC_SPECIALS, pa.string())
+    bad: dict[int, str] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not is_numeric(column.type):
+            continue
+        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(column.storage, specials), False))
+        for i in hits.to_pylist():
+            value = column.storage[i].as_py()
+            bad.setdefault(int(i), f"numeric value {value} of column `{name}` has no decimal form")
+    if not bad:
+        raise error  # the conversion failed for another reason
+    if rejects is None:
+        first = min(bad)
+        raise SourceFormatError(
+            f"Cannot read {stream!r}: {bad[first]} (row {first + 1} of a batch).",
+            connector=CONNECTOR,
+            hint="Read the column as text or float8 through options.query "
+            "(SELECT amount::float8 ...), or let the step quarantine such rows.",
+        )
+    readable = pa.RecordBatch.from_arrays(
+        [c.storage if is_numeric(c.type) else c for c in batch.columns], names=batch.schema.names
     )
+    rows = readable.take(pa.array(sorted(bad), pa.int64())).to_pylist()
+    rejects.add(
+        Reject(raw_record=json.dumps(row, default=str, ensure_ascii=False), error=bad[i])
+        for i, row in zip(sorted(bad), rows, strict=True)
+    )
+    keep = [i not in bad for i in range(batch.num_rows)]
+    return convert(batch.filter(pa.array(keep, pa.bool_())))
 
 
 def _scalar(column: pa.ChunkedArray) -> Any:
     """One min/max value as a Python scalar (numeric as Decimal, uuid as text)."""
-    import pyarrow as pa
+    from headwater.connectors.postgres.convert import batch_converter, is_numeric
 
-    from headwater.connectors.postgres.convert import batch_converter
-
-    field = pa.field("v", column.type, metadata=None)
     chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if _numeric(column.type):
+    if is_numeric(column.type):
         text = chunk.storage[0].as_py()
-        if text is None:
-            return None
-        try:
-            return Decimal(text)
-        except InvalidOperation:  # pragma: no cover - PostgreSQL prints valid numerics
-            return text
-    _, convert = batch_converter(pa.schema([field]))
-    return (
-        convert(pa.RecordBatch.from_arrays([chunk], schema=pa.schema([field]))).column(0)[0].as_py()
-    )
-
-
-def _numeric(dtype: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    return isinstance(dtype, pa.BaseExtensionType) and "numeric" in str(dtype)
+        return None if text is None else Decimal(text)
+    schema = pa.schema([pa.field("v", column.type)])
+    _, convert = batch_converter(schema)
+    return convert(pa.RecordBatch.from_arrays([chunk], schema=schema)).column(0)[0].as_py()
 
 
 def _stream(info: TableInfo) -> Stream:

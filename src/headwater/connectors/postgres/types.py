@@ -41,7 +41,14 @@ from headwater.errors import UnsupportedOperationError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["arrow_type", "numeric_typmod", "pg_type", "qualified", "quote_ident"]
+__all__ = [
+    "arrow_type",
+    "numeric_typmod",
+    "pg_type",
+    "qualified",
+    "quote_ident",
+    "read_cast",
+]
 
 _SIMPLE: dict[str, pa.DataType] = {
     "int2": pa.int16(),
@@ -65,6 +72,35 @@ _SIMPLE: dict[str, pa.DataType] = {
     "bytea": pa.binary(),
     "oid": pa.int64(),
 }
+
+
+# types ADBC's reader decodes into the mapped Arrow type by itself (enums too: their label)
+_ADBC_NATIVE = frozenset(
+    ["int2", "int4", "int8", "float4", "float8", "bool", "text", "varchar", "bpchar", "name",
+     "date", "timestamp", "timestamptz", "time", "interval", "json", "jsonb", "bytea", "numeric"]
+)  # fmt: skip
+
+
+def read_cast(
+    typname: str,
+    element: str | None = None,
+    *,
+    is_enum: bool = False,
+    element_is_enum: bool = False,
+) -> str:
+    """The SQL cast a read applies to a column so ADBC returns its mapped Arrow type.
+
+    ``''`` for the types ADBC decodes itself; ``::int8`` for ``oid`` (unsigned 32 bits);
+    ``::text`` (``::text[]`` for arrays) for the rest (uuid, inet, money, xml, ranges, ...),
+    which ADBC would otherwise hand over as their binary wire form.
+    """
+    if element is not None:
+        return "" if element in _ADBC_NATIVE or element_is_enum else "::text[]"
+    if typname in _ADBC_NATIVE or is_enum:
+        return ""
+    if typname == "oid":
+        return "::int8"
+    return "::text"
 
 
 def numeric_typmod(typmod: int) -> tuple[int, int] | None:
@@ -98,7 +134,11 @@ def pg_type(dtype: pa.DataType, *, column: str = "") -> str:
     """The PostgreSQL column type a new table gets for an Arrow type."""
     if pa.types.is_dictionary(dtype):
         return pg_type(dtype.value_type, column=column)
-    if isinstance(dtype, pa.ExtensionType):
+    if isinstance(dtype, pa.BaseExtensionType):
+        if dtype.extension_name == "arrow.uuid":
+            return "uuid"
+        if dtype.extension_name == "arrow.json":
+            return "jsonb"
         return pg_type(dtype.storage_type, column=column)
     if pa.types.is_boolean(dtype):
         return "boolean"
@@ -154,7 +194,9 @@ def wire_type(dtype: pa.DataType) -> pa.DataType:
     """The Arrow type ADBC's binary COPY sends for a column created by :func:`pg_type`."""
     if pa.types.is_dictionary(dtype):
         return wire_type(dtype.value_type)
-    if isinstance(dtype, pa.ExtensionType):
+    if isinstance(dtype, pa.BaseExtensionType):
+        if dtype.extension_name == "arrow.uuid":
+            return dtype  # ADBC's COPY writes it as a PostgreSQL uuid
         return wire_type(dtype.storage_type)
     if pa.types.is_int8(dtype) or pa.types.is_uint8(dtype):
         return pa.int16()
