@@ -176,7 +176,7 @@ def test_round_trip(tmp_path: Path, case_name: str) -> None:
 
 
 def _same_type(got: pa.DataType, expected: pa.DataType) -> bool:
-    """Equal types; a list's child field may be named differently (DuckDB names it ``l``)."""
+    """Equal types; a list's child field may be named differently (DuckDB: after the column)."""
     if pa.types.is_list(got) and pa.types.is_list(expected):
         return _same_type(got.value_type, expected.value_type)
     if pa.types.is_struct(got) and pa.types.is_struct(expected):
