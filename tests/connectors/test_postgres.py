@@ -391,15 +391,20 @@ def test_append_then_overwrite_exact_counts(config: PostgresConfig, postgres_url
 def test_overwrite_keeps_types_keys_and_indexes(config: PostgresConfig, postgres_url: str) -> None:
     name = unique("keep")
     sql(postgres_url, f"CREATE TABLE {name} (id int4 PRIMARY KEY, doc jsonb, v varchar(3))")
-    sql(postgres_url, f"CREATE INDEX ON {name} (v)")
+    sql(postgres_url, f"CREATE INDEX my_v_index ON {name} (v)")
+    sql(postgres_url, f"CREATE UNIQUE INDEX my_lower_v ON {name} (lower(v)) WHERE id > 0")
+    names = f"SELECT indexname FROM pg_indexes WHERE tablename = '{name}' ORDER BY 1"
+    before = sql(postgres_url, names)
     data = pa.table({"v": ["a", "b"], "id": [1, 2], "doc": ['{"x": 1}', "[]"]})
     write(config, name, data, "overwrite")
+    write(config, name, data, "overwrite")
+    assert sql(postgres_url, names) == before  # the indexes keep their names
     stream = next(
         s for s in PostgresFactory().source(config).discover() if s.name == f"public.{name}"
     )
     assert stream.primary_key == ("id",)
     assert sql(postgres_url, f"SELECT count(*) FROM pg_indexes WHERE tablename = '{name}'") == [
-        (2,)
+        (3,)
     ]
     assert sql(postgres_url, f"SELECT doc->>'x' FROM {name} WHERE id = 1") == [("1",)]
 

@@ -10,6 +10,7 @@ retried). Neither message ever holds the password.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,14 @@ from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
 
-__all__ = ["PostgresAuthError", "PostgresQueryError", "connect", "driver_error", "scrub"]
+__all__ = [
+    "PostgresAuthError",
+    "PostgresQueryError",
+    "connect",
+    "connection_lost",
+    "driver_error",
+    "scrub",
+]
 
 
 class PostgresAuthError(ConnectorError, Terminal):
@@ -82,14 +90,48 @@ def connect_error(config: PostgresConfig, exc: BaseException) -> ConnectorError:
     )
 
 
-def driver_error(config: PostgresConfig, exc: BaseException, doing: str) -> ConnectorError:
-    """A query-time driver error as a ConnectorError; connection losses are transient."""
+def connection_lost(conn: Connection) -> bool:
+    """Whether ``conn`` no longer reaches its server (probed with ``SELECT 1``).
+
+    Errors raised while an Arrow stream is read carry no SQLSTATE (a killed session and a
+    failing expression look alike); a probe on the same connection tells them apart: after
+    query error the connection still answers once rolled back, after a lost session it
+    cannot. Rolls the transaction back: only for a statement that already failed.
+    """
+    import adbc_driver_manager
+
+    with contextlib.suppress(Exception):  # a failed statement aborted the transaction
+        conn.rollback()
+    try:
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        finally:
+            cur.close()
+    except Exception as exc:
+        state = getattr(exc, "sqlstate", None) or ""
+        if state:
+            return state.startswith(("08", "57P"))
+        return isinstance(exc, adbc_driver_manager.OperationalError)
+    return False
+
+
+def driver_error(
+    config: PostgresConfig, exc: BaseException, doing: str, *, lost: bool | None = None
+) -> ConnectorError:
+    """A query-time driver error as a ConnectorError; connection losses are transient.
+
+    ``lost`` is the caller's verdict (from :func:`connection_lost`) when it probed.
+    """
     import adbc_driver_manager  # type: ignore[import-untyped]
 
     detail = _detail(config, exc)
     state = getattr(exc, "sqlstate", None) or ""
-    lost = state.startswith(("08", "57P")) or (
-        isinstance(exc, adbc_driver_manager.OperationalError) and not state
+    lost = (
+        lost
+        or state.startswith(("08", "57P"))
+        or (isinstance(exc, adbc_driver_manager.OperationalError) and not state)
     )
     cls: type[ConnectorError] = ConnectorUnavailableError if lost else PostgresQueryError
     return cls(

@@ -58,7 +58,12 @@ from headwater.connectors.contract import (
     plan_contract,
 )
 from headwater.connectors.postgres.catalog import Column, TableInfo, table_info
-from headwater.connectors.postgres.client import connect, driver_error, fetch_all
+from headwater.connectors.postgres.client import (
+    connect,
+    connection_lost,
+    driver_error,
+    fetch_all,
+)
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import pg_type, qualified, quote_ident, wire_type
 from headwater.crashpoints import crash_point
@@ -180,6 +185,7 @@ class PostgresDestination:
             _rollback(conn)
             raise
         except Exception as exc:
+            lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
             _rollback(conn)
             if counter.error is not None:
                 raise counter.error from None
@@ -192,9 +198,10 @@ class PostgresDestination:
                     hint="Remove it in a transform: replace(col, chr(0), ''), or write the "
                     "column as binary (bytea).",
                 ) from None
-            raise driver_error(self.config, exc, f"writing {target!r}") from None
+            raise driver_error(self.config, exc, f"writing {target!r}", lost=lost) from None
         finally:
-            conn.close()
+            with contextlib.suppress(Exception):  # a dead connection may refuse to close
+                conn.close()
         return WriteResult(rows=rows, bytes=counter.bytes, location=location, details=details)
 
     def _split(self, conn: Connection, target: str) -> tuple[str, str]:
@@ -624,6 +631,39 @@ def _overwrite(
         info = _create(conn, schema, staging, incoming)
     _load(conn, info, batches, counter)
     crash_point("load.during_swap")
+    renames: list[tuple[str, str]] = []
     if existing is not None:
+        if keep:
+            renames = _index_renames(conn, schema, table, staging)
         _execute(conn, f"DROP TABLE {qualified(schema, table)}")
     _execute(conn, f"ALTER TABLE {qualified(schema, staging)} RENAME TO {quote_ident(table)}")
+    for new, old in renames:  # the copied indexes (and their constraints) get the old names
+        _execute(conn, f"ALTER INDEX {qualified(schema, new)} RENAME TO {quote_ident(old)}")
+
+
+# an index's shape, the same for the old table and its LIKE copy (same columns, same order)
+_INDEX_SHAPES = """
+SELECT c.relname, i.indkey::text || '|' || i.indclass::text || '|' || i.indoption::text
+       || '|' || i.indisunique::text || '|' || i.indisprimary::text || '|'
+       || coalesce(pg_get_expr(i.indexprs, i.indrelid), '') || '|'
+       || coalesce(pg_get_expr(i.indpred, i.indrelid), '')
+FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = to_regclass($1) ORDER BY c.relname
+"""
+
+
+def _index_renames(
+    conn: Connection, schema: str, table: str, staging: str
+) -> list[tuple[str, str]]:
+    """(staging index, old index) name pairs, matched by shape, for the old names to live on."""
+    old = fetch_all(conn, _INDEX_SHAPES, (qualified(schema, table),))
+    new = fetch_all(conn, _INDEX_SHAPES, (qualified(schema, staging),))
+    free: dict[str, list[str]] = {}
+    for name, shape in old:
+        free.setdefault(str(shape), []).append(str(name))
+    pairs = []
+    for name, shape in new:
+        names = free.get(str(shape))
+        if names:
+            pairs.append((str(name), names.pop(0)))
+    return pairs

@@ -14,6 +14,7 @@ agrees with the Arrow mapping (``timestamptz`` is read as UTC instants).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,12 @@ import pyarrow as pa
 
 from headwater.connectors.base import RejectSink, Stream
 from headwater.connectors.postgres.catalog import TableInfo, list_tables, table_info
-from headwater.connectors.postgres.client import connect, driver_error, fetch_all
+from headwater.connectors.postgres.client import (
+    connect,
+    connection_lost,
+    driver_error,
+    fetch_all,
+)
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
 from headwater.errors import (
@@ -213,13 +219,15 @@ class PostgresSource:
     ) -> Iterator[pa.RecordBatch]:
         from headwater.connectors.postgres.convert import batch_converter
 
+        cur = None
         try:
             cur = conn.cursor()
             try:
                 cur.execute(sql)
                 reader = cur.fetch_record_batch()
             except Exception as exc:
-                raise driver_error(self.config, exc, f"reading {stream!r}") from None
+                lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
+                raise driver_error(self.config, exc, f"reading {stream!r}", lost=lost) from None
             _, convert = batch_converter(reader.schema, targets)
             rows_max = self.config.batch_rows
             while True:
@@ -227,8 +235,9 @@ class PostgresSource:
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                except Exception as exc:
-                    raise driver_error(self.config, exc, f"reading {stream!r}") from None
+                except Exception as exc:  # no SQLSTATE here: probe the connection
+                    lost = connection_lost(conn)
+                    raise driver_error(self.config, exc, f"reading {stream!r}", lost=lost) from None
                 try:
                     out = convert(batch)
                 except pa.ArrowInvalid as exc:
@@ -238,9 +247,8 @@ class PostgresSource:
                 else:
                     for start in range(0, out.num_rows, rows_max):
                         yield out.slice(start, rows_max)
-            cur.close()
         finally:
-            conn.close()
+            _close(conn, cur)
 
     def _resolve(self, conn: Connection, stream: str) -> TableInfo:
         """``schema.table`` when that table exists, else ``stream`` in the default schema."""
@@ -264,6 +272,15 @@ class PostgresSource:
             location=self.config.where,
             hint=choices_hint(stream, names, "tables") + " Or read a query: options.query.",
         )
+
+
+def _close(conn: Connection, cur: Any) -> None:
+    """Close the cursor, then the connection (ADBC refuses the other order); never raise."""
+    if cur is not None:
+        with contextlib.suppress(Exception):
+            cur.close()
+    with contextlib.suppress(Exception):
+        conn.close()
 
 
 def _query_option(options: Mapping[str, Any] | None) -> str | None:
