@@ -61,7 +61,26 @@ def check_contract_name(value: str, *, field_name: str = "schema_contract") -> S
 
 
 def _base(t: pa.DataType) -> pa.DataType:
-    return t.value_type if pa.types.is_dictionary(t) else t
+    if pa.types.is_dictionary(t):
+        return t.value_type
+    if isinstance(t, pa.BaseExtensionType) and not _is_uuid(t):
+        return t.storage_type  # arrow.json is text, and so on
+    return t
+
+
+def _is_uuid(t: pa.DataType) -> bool:
+    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
+
+
+def _uuid_text(column: pa.Array) -> pa.Array:
+    """A uuid column as canonical text (Arrow has no uuid -> string cast)."""
+    import uuid
+
+    storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+    return pa.array(
+        [None if b is None else str(uuid.UUID(bytes=b)) for b in storage.to_pylist()],
+        pa.string(),
+    )
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -92,6 +111,8 @@ def _int_fits(source: pa.DataType, target: pa.DataType) -> bool:
 
 def compatibility(source: pa.DataType, target: pa.DataType) -> Compatibility:
     """How values of Arrow type ``source`` go into a column of type ``target``."""
+    if _is_uuid(source) and _is_text(_base(target)):
+        return "safe"
     source, target = _base(source), _base(target)
     if source.equals(target):
         return "same"
@@ -295,6 +316,10 @@ class Conformer:
             if column.type.equals(target.type):
                 columns.append(column)
                 continue
+            if _is_uuid(column.type) and _is_text(_base(target.type)):
+                column = _uuid_text(column)
+            elif isinstance(column.type, pa.BaseExtensionType) and not _is_uuid(column.type):
+                column = column.storage
             try:
                 columns.append(column.cast(target.type, safe=True))
                 continue
