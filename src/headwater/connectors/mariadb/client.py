@@ -8,6 +8,7 @@ the server answered and refused (1044, 1045, 1049, ...) is :class:`MariadbAuthEr
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
@@ -61,7 +62,7 @@ def connect(config: MariadbConfig, *, local_infile: bool = False) -> Connection:
     import pymysql  # type: ignore[import-untyped]
 
     try:
-        return pymysql.connect(
+        conn = _connection_class()(
             host=config.host,
             port=config.port,
             user=config.user,
@@ -71,10 +72,36 @@ def connect(config: MariadbConfig, *, local_infile: bool = False) -> Connection:
             connect_timeout=max(1, round(config.connect_timeout)),
             local_infile=local_infile,
             autocommit=False,
-            init_command="SET time_zone = '+00:00'",
+            init_command="SET time_zone = '+00:00', "
+            "sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
         )
     except pymysql.Error as exc:
         raise connect_error(config, exc) from None
+    return conn
+
+
+@functools.cache
+def _connection_class() -> type[Connection]:
+    """PyMySQL's Connection, with one TLS context shared by every "preferred TLS" connection.
+
+    PyMySQL builds a fresh default SSL context (loading the system's CA store, ~35 ms)
+    for every connection that names no TLS options; the context is the same each time.
+    """
+    import ssl
+
+    from pymysql.connections import Connection
+
+    preferred: list[ssl.SSLContext] = []
+
+    class _Connection(Connection):  # type: ignore[misc]
+        def _create_ssl_ctx(self, sslp: Any) -> Any:
+            if sslp:
+                return super()._create_ssl_ctx(sslp)
+            if not preferred:
+                preferred.append(super()._create_ssl_ctx(sslp))
+            return preferred[0]
+
+    return _Connection
 
 
 def connect_error(config: MariadbConfig, exc: BaseException) -> ConnectorError:

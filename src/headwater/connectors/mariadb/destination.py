@@ -359,7 +359,7 @@ def _contract_view(existing: TableInfo, incoming: pa.Schema) -> pa.Schema:
         t = c.arrow or pa.string()
         given = wanted.get(c.name.casefold())
         if given is not None:
-            ext = given.extension_name if isinstance(given, pa.ExtensionType) else None
+            ext = given.extension_name if isinstance(given, pa.BaseExtensionType) else None
             column_type = c.column_type.lower()
             faithful = (
                 (pa.types.is_boolean(given) and column_type.startswith("tinyint(1)"))
@@ -577,7 +577,7 @@ def _precast(batch: pa.RecordBatch, plan: ContractPlan) -> pa.RecordBatch:
 @dataclass(frozen=True)
 class _Check:
     column: str
-    kind: str  # "float" | "timestamp" | "length"
+    kind: str  # "float" | "timestamp" | "uuid" | "length"
     length: int = 0
 
 
@@ -592,6 +592,8 @@ def _checks(dest: TableInfo, schema: pa.Schema) -> list[_Check]:
             out.append(_Check(f.name, "float"))
         elif c.data_type == "timestamp" and pa.types.is_timestamp(f.type):
             out.append(_Check(f.name, "timestamp"))
+        elif c.data_type == "uuid" and (_is_uuid(f.type) or pa.types.is_string(f.type)):
+            out.append(_Check(f.name, "uuid"))
         elif (
             c.data_type in ("char", "varchar")
             and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
@@ -607,7 +609,28 @@ def _bad(array: pa.Array, check: _Check) -> pa.Array:
     if check.kind == "timestamp":
         micros = array.cast(pa.timestamp("us", array.type.tz)).cast(pa.int64())
         return pc.or_(pc.less(micros, _TS_MIN_US), pc.greater(micros, _TS_MAX_US))
+    if check.kind == "uuid":
+        return pa.array([_refused_uuid(v) for v in array.to_pylist()], pa.bool_())
     return pc.greater(pc.utf8_length(array), check.length)
+
+
+def _is_uuid(t: pa.DataType) -> bool:
+    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
+
+
+def _refused_uuid(value: Any) -> bool:
+    """MariaDB's ``uuid`` type refuses a value whose stored form would read as a swapped
+    version 1-5 uuid: byte 6 >= 0x80 (version nibble 8-f) and byte 8 in 0x01..0x80."""
+    if value is None:
+        return False
+    text = str(value)
+    if len(text) != 36:
+        return False  # not canonical: MariaDB parses it (or warns) itself
+    try:
+        byte6, byte8 = int(text[14:16], 16), int(text[19:21], 16)
+    except ValueError:
+        return False
+    return byte6 >= 0x80 and 0x01 <= byte8 <= 0x80
 
 
 def _why(check: _Check) -> str:
@@ -616,6 +639,11 @@ def _why(check: _Check) -> str:
     if check.kind == "timestamp":
         return (
             "MariaDB `timestamp` holds 1970-01-01 00:00:00.000001 .. 2038-01-19 03:14:07.999999 UTC"
+        )
+    if check.kind == "uuid":
+        return (
+            "MariaDB's uuid type refuses a version nibble 8-f when the next group starts "
+            "with 01..80 (xxxxxxxx-xxxx-[8-f]xxx-[01..80]xx-xxxxxxxxxxxx)"
         )
     return f"longer than the column's {check.length} characters"
 
@@ -712,7 +740,7 @@ def _chunks(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[list[p
 def _plain(array: pa.Array) -> pa.Array:
     """``array`` without dictionary/extension wrappers, as a type the CSV writer handles."""
     t = array.type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         if t.extension_name == "arrow.uuid":
             return pa.array(
                 [None if v is None else str(v) for v in array.to_pylist()], type=pa.string()
@@ -741,7 +769,7 @@ def _csv_array(array: pa.Array, column: Column) -> pa.Array:
     """``array`` as a type the CSV writer renders the way LOAD DATA parses it."""
     t = array.type
     if column.is_binary:
-        if isinstance(t, pa.ExtensionType):
+        if isinstance(t, pa.BaseExtensionType):
             array = array.storage
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             array = array.cast(pa.binary())

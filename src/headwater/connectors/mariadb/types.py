@@ -98,7 +98,7 @@ def mysql_type(t: pa.DataType, *, column: str | None = None, uuid_type: str = "u
     ``uuid_type`` is the column type for ``arrow.uuid`` values: ``uuid`` on MariaDB 10.7+,
     ``char(36)`` elsewhere (the destination asks the server).
     """
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         name = t.extension_name
         if name == "arrow.uuid":
             return uuid_type
