@@ -144,6 +144,7 @@ def test_weird_identifiers(config: PostgresConfig, postgres_url: str) -> None:
         "updated": 1,
         "deleted": 1,
         "duplicates": 0,
+        "changed": 1,
         "rows_rejected": 0,
     }
     got = sql(postgres_url, 'SELECT * FROM "we""ird; tab le ✓" ORDER BY 1')
