@@ -283,3 +283,55 @@ def test_merge_into_jsonb_uuid_enum_columns(config: PostgresConfig, postgres_url
     assert result.details["updated"] == 1 and result.details["inserted"] == 1
     got = sql(postgres_url, f'SELECT id::text, doc::text, m::text FROM "{name}" ORDER BY doc')
     assert sorted(got) == sorted([(u1, '{"a": 2}', "sad"), (u2, "[]", "ok")])
+
+
+def test_unchanged_rows_are_not_rewritten(config: PostgresConfig, postgres_url: str) -> None:
+    """Re-merging the same data writes nothing; only rows whose values differ are updated."""
+    name = unique()
+    sql(
+        postgres_url,
+        f'CREATE TABLE "{name}" (id bigint PRIMARY KEY, t text, j json, b jsonb, n numeric, '
+        "f float8, ts timestamptz)",
+    )
+    data = pa.table(
+        {
+            "id": [1, 2, 3, 4, 5, 6],
+            "t": ["a", "b", "c", "d", "e", None],
+            "j": ['{"a": 1}', "[1]", None, "{}", "2", "3"],
+            "b": ['{"a": 1}', "[1]", None, "{}", "2", "3"],
+            "n": pa.array(["1.5", "2", None, "4", "5", "6"]).cast(pa.decimal128(10, 2)),
+            "f": [1.5, float("nan"), None, 0.0, 5.0, 6.0],
+            "ts": pa.array([0, 1, None, 3, 4, 5], pa.timestamp("us", "UTC")),
+        }
+    )
+    merge(config, name, data, ["id"])
+    versions = f'SELECT id, xmin::text FROM "{name}" ORDER BY id'
+    before = sql(postgres_url, versions)
+    again = merge(config, name, data, ["id"])
+    assert again.details["updated"] == 6 and again.details["changed"] == 0
+    assert sql(postgres_url, versions) == before  # no row was rewritten
+    edits = data.set_column(1, "t", pa.array(["A", "b", "c", "d", "e", "x"]))  # case counts
+    edits = edits.set_column(2, "j", pa.array(['{"a":1}', "[1]", None, "{}", "2", "3"]))
+    edits = edits.set_column(3, "b", pa.array(['{"a": 2}', "[1]", "null", "{}", "2", "3"]))
+    result = merge(config, name, edits, ["id"])
+    assert result.details["changed"] == 3 and result.details["updated"] == 6
+    changed = {row[0] for row in sql(postgres_url, versions) if row not in before}
+    assert changed == {1, 3, 6}
+    assert sql(postgres_url, f'SELECT t, j::text FROM "{name}" WHERE id = 1') == [("A", '{"a":1}')]
+
+
+def test_shuffled_keys_with_repeats_keep_the_last(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    """Keys out of order (the increasing fast path does not apply) still de-duplicate."""
+    name = unique()
+    ids = [5, 3, 5, 1, 3, 9, 5]
+    data = pa.table({"id": ids, "v": [f"v{i}" for i in range(len(ids))]})
+    result = merge(config, name, data, ["id"])
+    assert result.details["duplicates"] == 3 and result.rows == 4
+    assert rows(postgres_url, name, "id") == [(1, "v3"), (3, "v4"), (5, "v6"), (9, "v5")]
+    # increasing keys across batches, one repeated at a batch boundary
+    data = pa.table({"id": [10, 11, 11, 12], "v": ["a", "b", "c", "d"]})
+    result = merge(config, name, data, ["id"])
+    assert result.details["duplicates"] == 1
+    assert rows(postgres_url, name, "id")[-3:] == [(10, "a"), (11, "c"), (12, "d")]
