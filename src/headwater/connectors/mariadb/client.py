@@ -71,6 +71,7 @@ def connect(config: MariadbConfig, *, local_infile: bool = False) -> Connection:
             charset="utf8mb4",
             connect_timeout=max(1, round(config.connect_timeout)),
             local_infile=local_infile,
+            write_timeout=config.write_timeout,
             autocommit=False,
             init_command="SET time_zone = '+00:00', "
             "sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')",
@@ -123,16 +124,27 @@ def connect_error(config: MariadbConfig, exc: BaseException) -> ConnectorError:
     )
 
 
-def driver_error(config: MariadbConfig, exc: BaseException, doing: str) -> ConnectorError:
-    """A query-time driver error as a ConnectorError; connection losses are transient."""
+def driver_error(
+    config: MariadbConfig, exc: BaseException, doing: str, conn: Connection | None = None
+) -> ConnectorError:
+    """A query-time driver error as a ConnectorError; connection losses are transient.
+
+    ``conn`` (when given) decides first: a connection PyMySQL closed under the error was
+    lost, whatever error surfaced last (after a killed ``LOAD DATA LOCAL``, PyMySQL's
+    clean-up fails with an AttributeError on the closed socket).
+    """
     import pymysql
 
     detail = _detail(config, exc)
     code = _code(exc)
-    if isinstance(exc, (pymysql.err.InterfaceError, OSError, EOFError)):
+    if conn is not None and not conn.open:
+        lost = True
+        if not isinstance(exc, pymysql.Error):
+            detail = f"the connection was closed under the statement ({detail})"
+    elif isinstance(exc, (pymysql.err.InterfaceError, OSError, EOFError)):
         lost = True  # PyMySQL's "the connection is closed" (after a kill or a network drop)
     elif code is not None and code > 0:
-        lost = code in _LOST or code in _KILLED or code in _RETRY
+        lost = transient_code(code)
     else:
         lost = "connection" in detail.lower()
     cls: type[ConnectorError] = ConnectorUnavailableError if lost else MariadbQueryError
@@ -142,6 +154,11 @@ def driver_error(config: MariadbConfig, exc: BaseException, doing: str) -> Conne
         location=config.where,
         error_code=code,
     )
+
+
+def transient_code(code: int) -> bool:
+    """A MySQL error code after which retrying may succeed (lost/killed session, deadlock)."""
+    return code in _LOST or code in _KILLED or code in _RETRY
 
 
 def fetch_all(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

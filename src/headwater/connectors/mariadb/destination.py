@@ -70,7 +70,12 @@ from headwater.connectors.mariadb.client import (
     fetch_all,
 )
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
-from headwater.connectors.mariadb.types import mysql_type, qualified, quote_ident
+from headwater.connectors.mariadb.types import (
+    check_identifier,
+    mysql_type,
+    qualified,
+    quote_ident,
+)
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
@@ -191,14 +196,17 @@ class MariadbDestination:
                 connector=CONNECTOR,
                 hint="Only mode: merge takes a write option (soft_delete_column).",
             )
-        for f in batches.schema:
+        check_identifier(target.rpartition(".")[2] or target, "table")
+        for f in batches.schema:  # refuse unmappable types and names before connecting
+            check_identifier(f.name, "column")
             if spec is None or f.name != spec.soft_delete:
-                mysql_type(f.type, column=f.name)  # refuse unmappable types before connecting
+                mysql_type(f.type, column=f.name)
         conn = connect(self.config, local_infile=True)
         job: _Job | None = None
         details: dict[str, Any] = {"mode": mode}
         try:
             database, table = self._split(conn, target)
+            check_identifier(table, "table")
             job = _Job(conn, self.config, database, table, contract, rejects)
             if load_id is not None:
                 ledger.ensure(conn, database, job.collation())
@@ -219,7 +227,7 @@ class MariadbDestination:
             _rollback(conn)
             if job is not None and job.counter.error is not None:
                 raise job.counter.error from None
-            raise driver_error(self.config, exc, f"writing {target!r}") from None
+            raise driver_error(self.config, exc, f"writing {target!r}", conn) from None
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
@@ -458,14 +466,27 @@ def _overwrite(job: _Job, batches: pa.RecordBatchReader, load_id: str | None) ->
             )
     except BaseException:
         _rollback(job.conn)
-        with contextlib.suppress(Exception):
-            execute(job.conn, f"DROP TABLE IF EXISTS {qualified(database, staging)}")
+        _drop_quietly(job, staging)
         raise
     if existing is not None:
         kind = "VIEW" if existing.kind == "VIEW" else "TABLE"
         execute(job.conn, f"DROP {kind} IF EXISTS {qualified(database, old)}")
     # RENAME TABLE committed by itself: the ledger row follows in its own transaction
     _commit(job, load_id, "overwrite", job.counter.rows, None)
+
+
+def _drop_quietly(job: _Job, table: str) -> None:
+    """Drop ``table`` after a failure; on a fresh connection when the write's was lost."""
+    drop = f"DROP TABLE IF EXISTS {qualified(job.database, table)}"
+    with contextlib.suppress(Exception):
+        if job.conn.open:
+            execute(job.conn, drop)
+            return
+        conn = connect(job.config)
+        try:
+            execute(conn, drop)
+        finally:
+            conn.close()
 
 
 def _stage_prefix(table: str) -> str:

@@ -49,6 +49,12 @@ class MariadbConfig(ConnectorConfig):
     connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a connection before failing."
     )
+    write_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a write may wait for the server to take more data (LOAD DATA); "
+        "a killed session stops reading, and the write then fails as transient after this.",
+    )
     batch_rows: int = Field(
         default=250_000, ge=1, description="Upper bound on rows per Arrow batch yielded by reads."
     )

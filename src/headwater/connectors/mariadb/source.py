@@ -15,6 +15,7 @@ so it is one expression, never a second statement.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from headwater.connectors.base import RejectSink, Stream
 from headwater.connectors.mariadb.catalog import Column, TableInfo, list_tables, table_info
 from headwater.connectors.mariadb.client import connect, driver_error, fetch_all, scrub
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
-from headwater.connectors.mariadb.types import qualified, quote_ident
+from headwater.connectors.mariadb.types import check_identifier, qualified, quote_ident
 from headwater.errors import ConfigError, HeadwaterError, SourceNotFoundError, choices_hint
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ class MariadbSource:
         target: pa.Schema | None = None
         if query:
             source = _subquery(query)
+            # connectorx's pool retries a refused login for 30 s: PyMySQL tells at once
+            connect(self.config).close()
         else:
             info = self._table(stream)
             source = f"{qualified(info.database, info.name)} AS {quote_ident(_ALIAS)}"
@@ -173,6 +176,7 @@ class MariadbSource:
         return low, high
 
     def _table(self, stream: str) -> TableInfo:
+        check_identifier(stream.rpartition(".")[2] or stream, "table")
         conn = connect(self.config)
         try:
             return self._resolve(conn, stream)
@@ -207,11 +211,7 @@ class MariadbSource:
         from headwater.connectors.mariadb.client import MariadbQueryError
 
         text = scrub(self.config, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        lost = any(
-            w in text.lower()
-            for w in ("connect", "timed out", "broken pipe", "reset", "killed", "gone away")
-        )
-        if lost:
+        if _lost(text):
             from headwater.errors import ConnectorUnavailableError
 
             return ConnectorUnavailableError(
@@ -246,6 +246,37 @@ class MariadbSource:
             location=self.config.where,
             hint=choices_hint(stream, names, "tables") + " Or read a query: options.query.",
         )
+
+
+_LOST_WORDS = (
+    "io error",  # connectorx: the socket closed under a read (e.g. KILL from another session)
+    "codecerror",
+    "bytes remaining on stream",
+    "connectionclosed",
+    "disconnected",
+    "connect",
+    "timed out",
+    "broken pipe",
+    "reset",
+    "killed",
+    "gone away",
+)
+
+
+def _lost(text: str) -> bool:
+    """Whether a connectorx error means the connection was lost (retrying may help).
+
+    A server error carries its code (``ERROR 1146 (42S02): ...``): decided by
+    the code, as for PyMySQL errors; anything else by the driver's words for a closed
+    or broken connection.
+    """
+    from headwater.connectors.mariadb.client import transient_code
+
+    found = re.search(r"\b(?:code:\s*|ERROR\s+)(\d+)", text)
+    if found:
+        return transient_code(int(found.group(1)))
+    lowered = text.lower()
+    return any(word in lowered for word in _LOST_WORDS)
 
 
 def _check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from headwater.errors import SchemaIncompatibleError
 
-__all__ = ["arrow_type", "mysql_type", "qualified", "quote_ident"]
+__all__ = ["arrow_type", "check_identifier", "mysql_type", "qualified", "quote_ident"]
 
 _INTS = {
     "tinyint": (pa.int8(), pa.uint8()),
@@ -49,10 +49,38 @@ _STRINGS = {
 _BINARIES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
 
 
+def check_identifier(name: str, what: str = "name") -> str:
+    """``name`` if MariaDB can hold it as a table/column name, else a clear error.
+
+    MariaDB identifiers are utf8mb3 (no character above U+FFFF, such as emoji), at most
+    64 characters, without NUL and without trailing spaces. Anything else (quotes,
+    backticks, semicolons, dots, spaces, accents, CJK) is fine once quoted.
+    """
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif "\x00" in name:
+        problem = "holds a NUL character"
+    elif any(ord(ch) > 0xFFFF for ch in name):
+        problem = "holds a character above U+FFFF (such as an emoji), which MariaDB names cannot"
+    elif len(name) > 64:
+        problem = f"is {len(name)} characters long; MariaDB names hold at most 64"
+    elif name.endswith(" "):
+        problem = "ends with a space, which MariaDB names cannot"
+    if problem is None:
+        return name
+    column = name if what == "column" else None
+    raise SchemaIncompatibleError(
+        f"The {what} name {name!r} {problem}.",
+        connector="mariadb",
+        column=column,
+        hint=f"Rename the {what} (a transform or `rename` for columns, the target for tables).",
+    )
+
+
 def quote_ident(name: str) -> str:
     """A MySQL identifier in backticks (inner backticks doubled)."""
-    if "\x00" in name:
-        raise SchemaIncompatibleError(f"The name {name!r} holds a NUL character.")
+    check_identifier(name)
     return "`" + name.replace("`", "``") + "`"
 
 
