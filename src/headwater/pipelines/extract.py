@@ -137,7 +137,9 @@ def _execute(ctx: RunContext, job: ExtractJob, step_name: str) -> StepOutcome:
             rejects=rejects,
             connector=factory.name,
         )
-    else:
+    elif job.checkpoint_every is None:
+        batches = prefetch(_read(source, job, predicate, rejects))
+    else:  # chunks: rejected rows must be quarantined with the chunk they were read in
         batches = _read(source, job, predicate, rejects)
 
     tracker = (
@@ -253,6 +255,53 @@ def _esc(name: str) -> str:
 
 def _display(value: Any) -> Any:
     return value if isinstance(value, int | float | str | None) else str(value)
+
+
+def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[pa.RecordBatch]:
+    """``batches`` read ahead on a thread of their own, so that fetching and decoding the
+    source overlaps encoding and writing the dataset (both release the GIL)."""
+    import queue
+    import threading
+
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put(exc)
+            return
+        put(done)
+
+    thread = threading.Thread(target=work, name="hw-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        close = getattr(batches, "close", None)
+        if close is not None and not thread.is_alive():
+            close()
 
 
 def _read(

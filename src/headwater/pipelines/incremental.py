@@ -279,8 +279,8 @@ def _less(a: Any, b: Any) -> bool:
     except TypeError:  # e.g. naive vs aware after a column changed type
         raise ConfigError(
             f"Cannot compare cursor values {a!r} and {b!r}: the cursor column changed type.",
-            hint="Reset the step's checkpoint (`headwater checkpoints reset PIPELINE STEP`) after changing "
-            "the cursor column's type.",
+            hint="Reset the step's checkpoint (`headwater checkpoints reset PIPELINE STEP`) "
+            "after changing the cursor column's type.",
         ) from None
 
 
