@@ -335,3 +335,38 @@ def test_shuffled_keys_with_repeats_keep_the_last(
     result = merge(config, name, data, ["id"])
     assert result.details["duplicates"] == 1
     assert rows(postgres_url, name, "id")[-3:] == [(10, "a"), (11, "c"), (12, "d")]
+
+
+def test_counts_on_a_partitioned_table(config: PostgresConfig, postgres_url: str) -> None:
+    """A partitioned target counts its inserts by its rows (its statistics are per partition)."""
+    name = unique()
+    sql(postgres_url, f'CREATE TABLE "{name}" (id bigint, v text) PARTITION BY RANGE (id)')
+    sql(postgres_url, f'CREATE TABLE "{name}_a" PARTITION OF "{name}" FOR VALUES FROM (0) TO (10)')
+    sql(postgres_url, f'CREATE TABLE "{name}_b" PARTITION OF "{name}" FOR VALUES FROM (10) TO (99)')
+    merge(config, name, pa.table({"id": [1, 11], "v": ["a", "b"]}), ["id"])
+    data = pa.table({"id": [1, 2, 11, 12, 13], "v": ["a", "x", "B", "y", "z"]})
+    result = merge(config, name, data, ["id"])
+    assert {k: result.details[k] for k in ("inserted", "updated", "changed")} == {
+        "inserted": 3,
+        "updated": 2,
+        "changed": 1,
+    }
+    assert rows(postgres_url, name, "id") == [(1, "a"), (2, "x"), (11, "B"), (12, "y"), (13, "z")]
+
+
+def test_counts_with_soft_deletes_on_a_filled_table(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]}), ["id"])
+    data = pa.table(
+        {"id": [1, 2, 4, 5], "v": ["a", "B", "d", "e"], "gone": [True, False, True, None]}
+    )
+    result = merge(config, name, data, ["id"], {"soft_delete_column": "gone"})
+    assert {k: result.details[k] for k in ("inserted", "updated", "deleted", "changed")} == {
+        "inserted": 1,
+        "updated": 1,
+        "deleted": 1,
+        "changed": 1,
+    }
+    assert rows(postgres_url, name, "id") == [(2, "B"), (3, "c"), (5, "e")]

@@ -7,15 +7,17 @@
    The pass is skipped when no key can repeat: a single key column that strictly
    increases along the stream is checked batch by batch for free; other keys are
    grouped once in Arrow.
-3. An empty target takes the staged rows with one ``INSERT ... SELECT``. Otherwise, in
-   order: with a soft-delete column, ``DELETE ... USING staging`` removes the matched rows
-   whose incoming flag is true; ``INSERT ... SELECT ... WHERE NOT EXISTS`` adds the new
-   keys (flagged rows excepted); then, unless every kept row was new, ``UPDATE ... FROM
-   staging`` rewrites the matched rows whose non-key values differ (a row that would not
-   change is not rewritten: re-merging the same data writes nothing). Each statement's
-   row count gives the result's counts.
-   (PostgreSQL 15's ``MERGE`` does the same in one statement but measured twice as slow
-   as the ``INSERT`` it replaces, and cannot tell inserted from updated rows.)
+3. An empty target takes the staged rows with one ``INSERT ... SELECT`` (PostgreSQL 15's
+   ``MERGE`` measured twice as slow for pure inserts). Otherwise: with a soft-delete
+   column and flagged rows, ``DELETE ... USING staging`` removes the matched rows whose
+   incoming flag is true; then one ``MERGE INTO target USING staging`` updates the matched
+   rows whose non-key values differ (a row that would not change is not rewritten:
+   re-merging the same data writes nothing) and inserts the new keys (flagged rows
+   excepted). One join instead of an ``INSERT ... WHERE NOT EXISTS`` plus an ``UPDATE ...
+   FROM``: measured 25-40% faster on mixed inserts and updates.
+4. Counts: ``MERGE`` reports inserts and updates together, so the inserts are read from
+   the transaction's own statistics (``pg_stat_xact_all_tables``; a partitioned target
+   counts its rows before and after instead); updates are the incoming rows that matched.
 
 Everything runs in the caller's transaction, so a failure anywhere (including in the
 caller's stream) leaves the target as it was. The target is locked in ``SHARE ROW
@@ -194,7 +196,6 @@ def merge(
     non_keys = [n for n in written if n not in plan.keys]
     cols = ", ".join(q(n) for n in written)
     values = ", ".join(f"s.{q(n)}" for n in written)
-    keep = f" AND NOT ({flag})" if flag else ""
     deleted = changed = 0
     if not _count(conn, f"SELECT count(*) FROM (SELECT 1 FROM {t_table} LIMIT 1) AS any_row"):
         # an empty target (locked: it stays empty): every kept row is new
@@ -204,24 +205,26 @@ def merge(
             + (f" WHERE NOT ({flag})" if flag else ""),
         )
     else:
-        _execute(conn, f"ANALYZE {s_table}")  # row estimates for the joins below
-        if flag:
+        _execute(conn, f"ANALYZE {s_table} ({keys})")  # estimates for the join on the keys
+        if flagged:
             deleted = _rowcount(
                 conn, f"DELETE FROM {t_table} t USING {s_table} s WHERE {flag} AND {on}"
             )
-        inserted = _rowcount(
-            conn,
-            f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {t_table} t WHERE {on}){keep}",
-        )
-        if non_keys and staged - flagged - inserted > 0:  # some kept rows matched a row
+        clauses = []
+        if non_keys:  # a matched row whose values would not change is not rewritten
             sets = ", ".join(f"{q(n)} = s.{q(n)}" for n in non_keys)
             differs = " OR ".join(_differs(by_name[n], n) for n in non_keys)
-            changed = _rowcount(
-                conn,
-                f"UPDATE {t_table} AS t SET {sets} FROM {s_table} AS s "
-                f"WHERE {on}{keep} AND ({differs})",
-            )
+            clauses.append(f"WHEN MATCHED AND ({differs}) THEN UPDATE SET {sets}")
+        clauses.append(
+            "WHEN NOT MATCHED " + (f"AND NOT ({flag}) " if flag else "")
+            + f"THEN INSERT ({cols}) VALUES ({values})"
+        )  # fmt: skip
+        counts = _Inserts(conn, target)
+        written_rows = _rowcount(
+            conn, f"MERGE INTO {t_table} AS t USING {s_table} AS s ON {on} " + " ".join(clauses)
+        )
+        inserted = counts.since()
+        changed = written_rows - inserted
     return {
         "rows": staged,
         "keys": list(plan.keys),
@@ -231,6 +234,36 @@ def merge(
         "duplicates": duplicates,
         "changed": changed,
     }
+
+
+class _Inserts:
+    """Rows inserted into the target by the statements run after it was made.
+
+    ``MERGE`` (PostgreSQL 15) reports one row count for inserts and updates together.
+    The transaction's own statistics (``pg_stat_xact_all_tables``, exact and free) split
+    them; a partitioned table (counted per partition) or ``track_counts = off`` falls back
+    to counting the table's rows before and after (the lock keeps other writers out).
+    """
+
+    def __init__(self, conn: Connection, target: TableInfo) -> None:
+        self.conn = conn
+        self.table = qualified(target.schema, target.name)
+        tracked = target.kind == "r" and _count(
+            conn, "SELECT (current_setting('track_counts') = 'on')::int"
+        )
+        self.params: tuple[str, ...] = ()
+        if tracked:
+            self.sql = (
+                "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_catalog.pg_stat_xact_all_tables "
+                "WHERE relid = to_regclass($1)"
+            )
+            self.params = (self.table,)
+        else:
+            self.sql = f"SELECT count(*) FROM {self.table}"
+        self.before = _count(conn, self.sql, self.params)
+
+    def since(self) -> int:
+        return _count(self.conn, self.sql, self.params) - self.before
 
 
 # column types whose = is exact (a changed value never compares equal); text-like ones are
@@ -264,8 +297,8 @@ def _rowcount(conn: Connection, sql: str) -> int:
         cur.close()
 
 
-def _count(conn: Connection, sql: str) -> int:
-    return int(fetch_all(conn, sql)[0][0])
+def _count(conn: Connection, sql: str, params: tuple[Any, ...] = ()) -> int:
+    return int(fetch_all(conn, sql, params)[0][0])
 
 
 class _KeySet:
