@@ -458,8 +458,14 @@ def test_nul_characters_are_refused_clearly(config: PostgresConfig, postgres_url
 
 def test_values_finer_than_microseconds_are_refused(config: PostgresConfig) -> None:
     dst = PostgresFactory().destination(config)
-    for column in (pa.array([1_001], pa.timestamp("ns")), pa.array([1_001], pa.time64("ns"))):
-        with pytest.raises(SchemaIncompatibleError, match="lose data"):
+    finer = (
+        pa.array([1_001], pa.timestamp("ns")),
+        pa.array([1_001], pa.time64("ns")),
+        pa.array([1_500, None], pa.duration("ns")),
+        pa.array([None, pa.MonthDayNano([0, 0, 1_500])], pa.month_day_nano_interval()).slice(1),
+    )
+    for column in finer:
+        with pytest.raises(SchemaIncompatibleError, match="lose data"):  # not truncated
             dst.write(unique("ns"), pa.table({"t": column}).to_reader(), mode="append")
 
 

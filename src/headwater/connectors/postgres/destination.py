@@ -549,6 +549,9 @@ def _cast_one(batch: pa.RecordBatch, schema: pa.Schema, counter: _Counter) -> pa
     counter.rows += batch.num_rows
     counter.bytes += batch.nbytes
     if batch.schema.equals(schema):
+        for column in batch.columns:
+            if pa.types.is_interval(column.type):
+                _check_microseconds(column)
         return batch
     try:
         if batch.schema.names != schema.names:
@@ -598,13 +601,37 @@ def _cast_array(array: pa.Array, target: pa.DataType) -> pa.Array:
     even when every value fits; going through decimal128(19 + scale, scale) first keeps
     the cast checked value by value, so an out-of-range value still fails.
     """
+    if pa.types.is_interval(target):
+        if pa.types.is_duration(array.type):
+            array = _duration_interval(array)
+        if pa.types.is_interval(array.type):
+            _check_microseconds(array)
     if array.type.equals(target):
         return array
     if pa.types.is_integer(array.type) and pa.types.is_decimal(target):
         return array.cast(_wide_decimal(target)).cast(target)
-    if pa.types.is_duration(array.type) and target.equals(pa.month_day_nano_interval()):
-        return _duration_interval(array)
     return array.cast(target)
+
+
+def _check_microseconds(array: pa.Array) -> None:
+    """Refuse intervals finer than PostgreSQL's microsecond (the driver would truncate them)."""
+    if not len(array):
+        return
+    words = pa.Array.from_buffers(
+        pa.int64(), 2 * (len(array) + array.offset), [None, array.buffers()[1]]
+    ).slice(2 * array.offset)
+    pairs = pa.FixedSizeListArray.from_arrays(words, 2)
+    nanos = pc.list_element(pairs, 1)
+    rest = pc.subtract(nanos, pc.multiply(pc.divide(nanos, 1000), 1000))
+    bad = pc.and_(pc.not_equal(rest, 0), pc.is_valid(array))
+    if pc.any(bad).as_py():
+        first = array[int(pc.index(bad, True).as_py())]
+        raise SchemaIncompatibleError(
+            f"Cannot convert the data to the table's column types: the interval {first} "
+            "has a part finer than a microsecond, which PostgreSQL would lose data of.",
+            connector=CONNECTOR,
+            hint="Round the interval to microseconds in a transform.",
+        )
 
 
 def _overwrite(

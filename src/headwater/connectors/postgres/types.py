@@ -21,13 +21,17 @@ uuid                         string (canonical 8-4-4-4-12 lower-case form)
 bytea                        binary
 <type>[]                     list<mapped element type> (one dimension)
 enum types                   string (the label)
-anything else                string (PostgreSQL's text output)
+domains                      the base type's mapping
+oid                          int64 (read as bigint: oid is unsigned)
+anything else                string (PostgreSQL's text output; reads cast to text,
+                             see :func:`read_cast`)
 ===========================  ====================================================
 
 Writes map the other way; Arrow types PostgreSQL has no equivalent for are widened:
 int8 -> int2, uint8 -> int2, uint16 -> int4, uint32 -> int8, uint64 -> numeric(20, 0),
 float16 -> float4, large/view strings -> text, large/fixed binary -> bytea,
-duration -> interval, time32/time64 -> time, null -> text.
+duration -> interval, time32/time64 -> time, null -> text; Arrow's uuid extension
+type -> uuid, Arrow's JSON extension type -> jsonb.
 """
 
 from __future__ import annotations
