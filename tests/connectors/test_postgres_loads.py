@@ -491,3 +491,37 @@ def test_a_kill_at_the_crash_point_leaves_the_target_unchanged_then_loads_once(
     assert sql(postgres_url, f"SELECT count(*), count(*) FILTER (WHERE v = 'new') FROM {name}") == [
         (expected, 1000)
     ]
+
+
+def test_a_ledger_created_meanwhile_by_another_writer(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    """The writer's CREATE TABLE waits on another transaction creating the same ledger, then
+    fails on the catalog's unique index when that one commits: the write goes on."""
+    import psycopg
+
+    schema = unique("race")
+    sql(postgres_url, f'CREATE SCHEMA "{schema}"')
+    results: list[Any] = []
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute(
+            f'CREATE TABLE "{schema}"._headwater_loads (load_id varchar(128) PRIMARY KEY, '
+            "target_table varchar(1024) NOT NULL, mode varchar(16) NOT NULL, "
+            "rows bigint NOT NULL, committed_at timestamp NOT NULL)"
+        )
+
+        def run() -> None:
+            try:
+                results.append(write(config, f"{schema}.t", DATA, mode="append", load_id="x"))
+            except BaseException as exc:
+                results.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and results == []  # waiting on the uncommitted ledger
+        holder.commit()
+    thread.join(20)
+    assert len(results) == 1 and isinstance(results[0], WriteResult), results
+    assert results[0].rows == 3
+    assert ledger(postgres_url, "x", schema) == [(f"{schema}.t", "append", 3)]
