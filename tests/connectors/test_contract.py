@@ -149,3 +149,14 @@ def test_unknown_contract_name() -> None:
     with pytest.raises(ConfigError, match="Unknown schema contract 'frozen'") as info:
         check_contract_name("frozen")
     assert "freeze" in (info.value.hint or "")
+
+
+def test_integers_into_a_narrower_decimal_are_checked_value_by_value() -> None:
+    existing = pa.schema([("amount", pa.decimal128(12, 2))])
+    incoming = pa.schema([("amount", pa.int64())])
+    plan = plan_contract("t", existing, incoming, "discard_row")
+    sink = ListRejectSink()
+    conformer = Conformer(plan, sink)
+    out = conformer(pa.record_batch([pa.array([5, 10**11, None])], schema=incoming))
+    assert out.to_pylist() == [{"amount": Decimal("5.00")}, {"amount": None}]
+    assert conformer.rows_rejected == 1 and "does not fit" in sink.items[0].error

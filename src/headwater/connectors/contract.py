@@ -321,7 +321,7 @@ class Conformer:
             elif isinstance(column.type, pa.BaseExtensionType) and not _is_uuid(column.type):
                 column = column.storage
             try:
-                columns.append(column.cast(target.type, safe=True))
+                columns.append(_cast(column, target.type))
                 continue
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 if plan.contract != "discard_row":
@@ -349,6 +349,18 @@ class Conformer:
             )
             for i, row in zip(sorted(reasons), rows, strict=True)
         )
+
+
+def _cast(column: pa.Array, target: pa.DataType) -> pa.Array:
+    """A value-checked cast; integers reach a decimal through a wide decimal (Arrow refuses
+    int64 -> decimal128(12, 2) outright, even when every value fits)."""
+    if pa.types.is_integer(column.type) and pa.types.is_decimal(target):
+        scale = max(int(target.scale), 0)
+        wide = (
+            pa.decimal128(min(38, 20 + scale), scale) if scale <= 18 else pa.decimal256(76, scale)
+        )
+        column = column.cast(wide, safe=True)
+    return column.cast(target, safe=True)
 
 
 def _find(schema: pa.Schema, name: str) -> int:
@@ -384,7 +396,7 @@ def _cast_each(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, list[in
             values.append(None)
             continue
         try:
-            values.append(item.cast(target, safe=True)[0].as_py())
+            values.append(_cast(item, target)[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             failed.append(i)
             values.append(None)
