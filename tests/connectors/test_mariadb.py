@@ -457,7 +457,7 @@ def test_insert_fallback_when_local_infile_is_refused(
     def destination_error(code: int, msg: str) -> Exception:
         return pymysql.err.OperationalError(code, msg)
 
-    monkeypatch.setattr(destination, "_load_csv", refused)
+    monkeypatch.setattr(destination, "_load_file", refused)
     table = _typed_table()
     name = unique("ins")
     result = write(config, name, table, "overwrite")

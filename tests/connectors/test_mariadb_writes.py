@@ -133,6 +133,42 @@ def test_merge_creates_a_keyed_table_then_upserts_last_occurrence_wins(
     ]
 
 
+def test_merge_into_a_new_table_loads_straight_in_last_occurrence_wins(
+    config: MariadbConfig,
+) -> None:
+    name = unique("mn")
+    stream = pa.table({"id": [1, 2, 1, 3, 2], "v": ["a", "b", "a2", "c", "b2"]})
+    result = write(config, name, stream, "merge", keys=["id"], load_id=f"mn-{name}")
+    assert result.details["merge_statement"] == "load data replace"
+    assert (result.rows, result.details["inserted"], result.details["duplicates"]) == (3, 3, 2)
+    assert rows(config, name) == [(1, "a2"), (2, "b2"), (3, "c")]
+    assert ledger(config, f"mn-{name}")[0][2] == 3
+
+
+def test_merge_into_a_new_table_with_text_keys_or_soft_deletes(config: MariadbConfig) -> None:
+    name = unique("mt")
+    long_key = "k" * 300  # longer than the staging index prefix: compared in full
+    stream = pa.table({"k": [long_key, "b", long_key + "x", "b"], "v": [1, 2, 3, 4]})
+    result = write(config, name, stream, "merge", keys=["k"])
+    assert result.details["merge_statement"] == "update join"  # longtext: no primary key
+    assert sql(config, f"SELECT k, v FROM `{name}` ORDER BY v") == [
+        (long_key, 1),
+        (long_key + "x", 3),
+        ("b", 4),
+    ]
+    again = write(config, name, pa.table({"k": [long_key + "x", "z"], "v": [30, 5]}), "merge",
+                  keys=["k"])  # fmt: skip
+    assert (again.details["inserted"], again.details["updated"]) == (1, 1)
+    assert sql(config, f"SELECT v FROM `{name}` ORDER BY v") == [(1,), (4,), (5,), (30,)]
+    soft = unique("ms")
+    flagged = pa.table({"id": [1, 2, 1], "v": ["a", "b", "a2"], "del": [False, True, True]})
+    result = write(config, soft, flagged, "merge", keys=["id"],
+                   options={"soft_delete_column": "del"})  # fmt: skip
+    assert result.details["merge_statement"] == "on duplicate key update"
+    assert rows(config, soft) == []  # the last occurrence of each key deletes it
+    assert result.details["inserted"] == 0
+
+
 def test_merge_without_a_unique_key_updates_and_inserts(config: MariadbConfig) -> None:
     name = unique("mu")
     sql(config, f"CREATE TABLE `{name}` (id int, k varchar(10), v text, extra int DEFAULT 7)")

@@ -43,8 +43,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import queue
 import re
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -94,7 +96,7 @@ if TYPE_CHECKING:
 __all__ = ["MariadbDestination"]
 
 _MODES = ("append", "overwrite", "merge")
-_CHUNK_ROWS = 1_000_000  # rows per temporary CSV file / LOAD DATA statement
+_CHUNK_ROWS = 250_000  # rows per temporary CSV file / LOAD DATA statement (pipelined)
 _INSERT_ROWS = 5_000  # rows per executemany call on the fallback path
 _REFUSED = {1148, 2068, 3948, 4166}  # LOAD DATA LOCAL disabled on the server or client
 _LOCK_SECONDS = 600  # how long an overwrite/merge waits for another one on the same table
@@ -322,6 +324,7 @@ def _append_or_merge(
             planned = incoming
         plan = _plan(job, existing, planned)
         try:
+            created = existing is None
             if existing is None:
                 primary = spec.keys if spec is not None else ()
                 dest = _create(job, job.table, plan.schema, primary_key=primary)
@@ -343,7 +346,7 @@ def _append_or_merge(
         from headwater.connectors.mariadb.merge import merge
 
         spec = spec.resolved(dest, plan.schema.names)
-        details.update(merge(job.conn, dest, spec, stream, job.counter))
+        details.update(merge(job.conn, dest, spec, stream, job.counter, created=created))
         rows = int(details["rows"])
     _commit(job, load_id, "merge" if spec is not None else "append", rows, "load.before_commit")
 
@@ -714,9 +717,18 @@ def _check_values(job: _Job, batch: pa.RecordBatch, checks: list[_Check]) -> pa.
 
 
 def _load(
-    conn: Connection, info: TableInfo, batches: pa.RecordBatchReader, counter: _Counter
+    conn: Connection,
+    info: TableInfo,
+    batches: pa.RecordBatchReader,
+    counter: _Counter,
+    *,
+    replace: bool = False,
 ) -> None:
-    """Load ``batches`` into the existing table ``info`` (inside the open transaction)."""
+    """Load ``batches`` into the existing table ``info`` (inside the open transaction).
+
+    ``replace``: a row whose unique key is already in the table replaces it
+    (``LOAD DATA ... REPLACE``, the last occurrence wins).
+    """
     names = []
     for f in batches.schema:
         column = info.column(f.name)
@@ -730,17 +742,85 @@ def _load(
                 + " Add the column to the table, or drop it from the data.",
             )
         names.append(column.name)
-    columns = [info.column(n) for n in names]
-    for chunk in _chunks(batches, counter):
-        if counter.method == "load data local infile":
+    columns: list[Column] = [info.column(n) for n in names]  # type: ignore[misc]
+    for chunk, path in _prepared(batches, counter, columns):
+        try:
+            if counter.method == "load data local infile":
+                try:
+                    _load_file(conn, info, columns, path, replace)
+                    continue
+                except Exception as exc:
+                    if getattr(exc, "args", (None,))[0] not in _REFUSED:
+                        raise
+                    counter.method = "insert"  # the server refuses LOCAL INFILE: slower path
+            _insert(conn, info, names, chunk, replace)
+        finally:
+            _unlink(path)
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+def _prepared(
+    batches: pa.RecordBatchReader, counter: _Counter, columns: list[Column]
+) -> Iterator[tuple[list[pa.RecordBatch], str]]:
+    """Chunks of ``batches`` with their CSV files, the next one written while one loads.
+
+    A thread reads the stream and writes each chunk's CSV file (pyarrow's writer, outside
+    the GIL) while the server parses and inserts the previous one: on two cores the CSV
+    work hides behind LOAD DATA. At most one finished chunk waits; errors of the stream
+    (or of the checks inside it) are raised here, in the caller's thread.
+    """
+    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
             try:
-                _load_csv(conn, info, names, columns, chunk)  # type: ignore[arg-type]
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
                 continue
-            except Exception as exc:
-                if getattr(exc, "args", (None,))[0] not in _REFUSED:
-                    raise
-                counter.method = "insert"  # the server refuses LOCAL INFILE: slower path
-        _insert(conn, info, names, chunk)
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in _chunks(batches, counter):
+                path = _write_csv(chunk, columns)
+                if not put((chunk, path)):
+                    _unlink(path)
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failed(exc))
+
+    worker = threading.Thread(target=produce, name="hw-mariadb-csv", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+        while not ready.empty():
+            item = ready.get_nowait()
+            if isinstance(item, tuple):
+                _unlink(item[1])
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _chunks(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[list[pa.RecordBatch]]:
@@ -811,22 +891,10 @@ def _micro(array: pa.Array, to: pa.DataType) -> pa.Array:
         ) from None
 
 
-def _load_csv(
-    conn: Connection,
-    info: TableInfo,
-    names: list[str],
-    columns: list[Column],
-    chunk: list[pa.RecordBatch],
-) -> None:
+def _write_csv(chunk: list[pa.RecordBatch], columns: list[Column]) -> str:
+    """``chunk`` as a temporary CSV file the way LOAD DATA below parses it; its path."""
     import pyarrow.csv as pacsv
 
-    targets, sets = [], []
-    for i, column in enumerate(columns):
-        if column.is_binary:
-            targets.append(f"@v{i}")
-            sets.append(f"{quote_ident(column.name)} = UNHEX(@v{i})")
-        else:
-            targets.append(quote_ident(column.name))
     fd, path = tempfile.mkstemp(prefix="hw_mariadb_", suffix=".csv")
     os.close(fd)
     try:
@@ -845,40 +913,58 @@ def _load_csv(
                 writer.write_batch(out)
             if writer is not None:
                 writer.close()
-        literal = conn.escape(path)
-        sql = (
-            f"LOAD DATA LOCAL INFILE {literal} INTO TABLE {qualified(info.database, info.name)} "
-            "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
-            "ESCAPED BY '' LINES TERMINATED BY '\\n' "
-            f"({', '.join(targets)})"
+    except BaseException:
+        _unlink(path)
+        raise
+    return path
+
+
+def _load_file(
+    conn: Connection, info: TableInfo, columns: list[Column], path: str, replace: bool
+) -> None:
+    targets, sets = [], []
+    for i, column in enumerate(columns):
+        if column.is_binary:
+            targets.append(f"@v{i}")
+            sets.append(f"{quote_ident(column.name)} = UNHEX(@v{i})")
+        else:
+            targets.append(quote_ident(column.name))
+    sql = (
+        f"LOAD DATA LOCAL INFILE {conn.escape(path)} {'REPLACE ' if replace else ''}"
+        f"INTO TABLE {qualified(info.database, info.name)} "
+        "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
+        "ESCAPED BY '' LINES TERMINATED BY '\\n' "
+        f"({', '.join(targets)})"
+    )
+    if sets:
+        sql += " SET " + ", ".join(sets)
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        warnings = cur.warning_count if hasattr(cur, "warning_count") else 0
+    if not warnings:
+        warnings = int(fetch_all(conn, "SELECT @@warning_count")[0][0])
+    if warnings:
+        first = fetch_all(conn, "SHOW WARNINGS LIMIT 1")
+        text = str(first[0][2]) if first else f"{warnings} warnings"
+        raise SchemaIncompatibleError(
+            f"MariaDB did not accept the data for {info.database}.{info.name}: {text}. "
+            "No row was committed.",
+            connector=CONNECTOR,
+            hint="Cast the columns in a transform so they fit the table.",
         )
-        if sets:
-            sql += " SET " + ", ".join(sets)
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            warnings = cur.warning_count if hasattr(cur, "warning_count") else 0
-        if not warnings:
-            warnings = int(fetch_all(conn, "SELECT @@warning_count")[0][0])
-        if warnings:
-            first = fetch_all(conn, "SHOW WARNINGS LIMIT 1")
-            text = str(first[0][2]) if first else f"{warnings} warnings"
-            raise SchemaIncompatibleError(
-                f"MariaDB did not accept the data for {info.database}.{info.name}: {text}. "
-                "No row was committed.",
-                connector=CONNECTOR,
-                hint="Cast the columns in a transform so they fit the table.",
-            )
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _insert(
-    conn: Connection, info: TableInfo, names: list[str], chunk: list[pa.RecordBatch]
+    conn: Connection,
+    info: TableInfo,
+    names: list[str],
+    chunk: list[pa.RecordBatch],
+    replace: bool = False,
 ) -> None:
     cols = ", ".join(quote_ident(n) for n in names)
     marks = ", ".join(["%s"] * len(names))
-    sql = f"INSERT INTO {qualified(info.database, info.name)} ({cols}) VALUES ({marks})"
+    verb = "REPLACE" if replace else "INSERT"
+    sql = f"{verb} INTO {qualified(info.database, info.name)} ({cols}) VALUES ({marks})"
     with conn.cursor() as cur:
         for batch in chunk:
             for start in range(0, batch.num_rows, _INSERT_ROWS):

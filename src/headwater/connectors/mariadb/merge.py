@@ -22,6 +22,7 @@ serialized by a ``GET_LOCK`` session lock, so two merges cannot both insert one 
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -142,8 +143,15 @@ def merge(
     spec: MergeSpec,
     batches: pa.RecordBatchReader,
     counter: _Counter,
+    *,
+    created: bool = False,
 ) -> dict[str, Any]:
-    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts."""
+    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts.
+
+    ``created``: this write just created ``target`` (empty, its primary key the merge
+    keys): with no soft-delete column the stream is loaded straight into it with
+    ``LOAD DATA ... REPLACE``, which keeps the last occurrence of a key.
+    """
     from headwater.connectors.mariadb.destination import _load
 
     q = quote_ident
@@ -159,8 +167,24 @@ def merge(
     ]
     if soft is not None and flag_in_table:
         soft = target.column(soft).name  # type: ignore[union-attr]
+    t_table = qualified(target.database, target.name)
+    if created and soft is None and _unique_on_keys(target, spec.keys, written):
+        seen: list[pa.RecordBatch] = []
+        _load(conn, target, _checked(batches, spec.keys, seen), counter, replace=True)
+        kept = _count(conn, f"SELECT COUNT(*) FROM {t_table}")
+        return {
+            "rows": kept,
+            "keys": list(spec.keys),
+            "inserted": kept,
+            "updated": 0,
+            "deleted": 0,
+            "duplicates": counter.rows - kept,
+            "merge_statement": "load data replace",
+        }
+
     taken = {n.casefold() for n in incoming}
     seq = _fresh("hw_seq", taken)
+    matched = _fresh("hw_matched", taken | {seq})
     stage = f"hw_merge_{uuid.uuid4().hex[:12]}"
     stage_cols = [target.column(n) for n in written]
     defs = [f"{q(seq)} bigint NOT NULL AUTO_INCREMENT PRIMARY KEY"]
@@ -168,11 +192,13 @@ def merge(
     if soft is not None and not flag_in_table:
         stage_cols.append(Column(soft, "tinyint", "tinyint(1)", pa.int8(), True))
         defs.append(f"{q(soft)} tinyint(1) NULL")
+    defs.append(f"{q(matched)} tinyint NOT NULL DEFAULT 0")
+    # the keys are indexed in staging: every join below probes it instead of scanning
+    defs.append(f"KEY `hw_keys` ({_key_parts(target, spec.keys)})")
     s_table = qualified(target.database, stage)
-    t_table = qualified(target.database, target.name)
     execute(conn, f"CREATE TEMPORARY TABLE {s_table} ({', '.join(defs)}) ENGINE=InnoDB")
     info = TableInfo(target.database, stage, "TEMPORARY", tuple(stage_cols), (seq,))  # type: ignore[arg-type]
-    seen: list[pa.RecordBatch] = []
+    seen = []
     _load(conn, info, _checked(batches, spec.keys, seen), counter)
     staged = counter.rows
 
@@ -195,25 +221,20 @@ def merge(
         execute(conn, f"DROP TEMPORARY TABLE {dups}")
     flagged = f"s.{q(soft)} <=> 1" if soft is not None else None
     keep = f"NOT ({flagged})" if flagged else "TRUE"
-    inserted = _count(
-        conn,
-        f"SELECT COUNT(*) FROM {s_table} AS s WHERE {keep} AND "
-        f"NOT EXISTS (SELECT 1 FROM {t_table} AS t WHERE {on})",
-    )
+    flags = _count(conn, f"SELECT COUNT(*) FROM {s_table} AS s WHERE {flagged}") if flagged else 0
     deleted = 0
-    flags = 0
     if flagged:
-        flags = _count(conn, f"SELECT COUNT(*) FROM {s_table} AS s WHERE {flagged}")
         deleted = execute(
             conn, f"DELETE t FROM {t_table} AS t JOIN {s_table} AS s ON {on} WHERE {flagged}"
         )
     cols = ", ".join(q(n) for n in written)
     values = ", ".join(f"s.{q(n)}" for n in written)
     non_keys = [n for n in written if n not in spec.keys]
-    method = (
-        "on duplicate key update" if _unique_on_keys(target, spec.keys, written) else "update join"
-    )
-    if method == "on duplicate key update":
+    if _unique_on_keys(target, spec.keys, written):
+        method = "on duplicate key update"
+        # new rows = the table's growth, read in this transaction's snapshot (rows other
+        # sessions commit meanwhile are not in it); cheaper than probing every staged key
+        before = _count(conn, f"SELECT COUNT(*) FROM {t_table}")
         if non_keys:
             sets = ", ".join(f"{q(n)} = VALUES({q(n)})" for n in non_keys)
         else:
@@ -223,16 +244,17 @@ def merge(
             f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} AS s WHERE {keep} "
             f"ORDER BY s.{q(seq)} ON DUPLICATE KEY UPDATE {sets}",
         )
+        inserted = _count(conn, f"SELECT COUNT(*) FROM {t_table}") - before
     else:
-        if non_keys:
-            sets = ", ".join(f"t.{q(n)} = s.{q(n)}" for n in non_keys)
-            execute(
-                conn, f"UPDATE {t_table} AS t JOIN {s_table} AS s ON {on} SET {sets} WHERE {keep}"
-            )
-        execute(
+        # no unique key to probe: one UPDATE scans the target, probes the staging index,
+        # updates the matched rows and marks their staged rows; the unmarked ones are new
+        method = "update join"
+        sets = ", ".join([f"t.{q(n)} = s.{q(n)}" for n in non_keys] + [f"s.{q(matched)} = 1"])
+        execute(conn, f"UPDATE {t_table} AS t JOIN {s_table} AS s ON {on} SET {sets} WHERE {keep}")
+        inserted = execute(
             conn,
-            f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} AS s WHERE {keep} "
-            f"AND NOT EXISTS (SELECT 1 FROM {t_table} AS t WHERE {on}) ORDER BY s.{q(seq)}",
+            f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} AS s "
+            f"WHERE {keep} AND s.{q(matched)} = 0 ORDER BY s.{q(seq)}",
         )
     execute(conn, f"DROP TEMPORARY TABLE {s_table}")
     rows = staged - duplicates
@@ -245,6 +267,28 @@ def merge(
         "duplicates": duplicates,
         "merge_statement": method,
     }
+
+
+_INDEX_BYTES = 3072  # InnoDB's longest index key (DYNAMIC rows)
+_PREFIXED = ("char", "varchar", "binary", "varbinary", "tinytext", "text", "mediumtext",
+             "longtext", "tinyblob", "blob", "mediumblob", "longblob", "json")  # fmt: skip
+
+
+def _key_parts(target: TableInfo, keys: tuple[str, ...]) -> str:
+    """The staging index's columns; text and binary keys by a prefix that fits InnoDB."""
+    share = _INDEX_BYTES // (4 * len(keys))  # characters per key, 4 bytes each (utf8mb4)
+    parts = []
+    for key in keys:
+        column = target.column(key)
+        part = quote_ident(key)
+        if column is not None and column.data_type in _PREFIXED:
+            sized = re.match(r"\w+\((\d+)\)", column.column_type)
+            length = int(sized.group(1)) if sized else None  # char(n), varbinary(n), ...
+            prefix = min(255, share)
+            if length is None or length > prefix:
+                part += f"({prefix})"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def _count(conn: Connection, sql: str) -> int:
