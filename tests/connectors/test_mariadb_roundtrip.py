@@ -160,13 +160,13 @@ CASES: dict[str, tuple[pa.DataType, st.SearchStrategy[Any], pa.DataType, Same]] 
     "bool": (pa.bool_(), st.booleans(), pa.int8(), lambda b: None if b is None else int(b)),
     "date32": (
         pa.date32(),
-        st.dates(dt.date(1000, 1, 1), dt.date(9999, 12, 31)),
+        st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)),
         pa.date32(),
         ident,
     ),
     "timestamp[us]": (
         pa.timestamp("us"),
-        st.datetimes(dt.datetime(1000, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),
+        st.datetimes(dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),
         pa.timestamp("us"),
         ident,
     ),
