@@ -351,6 +351,36 @@ def test_racing_writers_create_the_ledger_and_load_once(mariadb_url: str) -> Non
         sql(MariadbConfig(url=mariadb_url), f"DROP DATABASE IF EXISTS `{database}`")
 
 
+@pytest.mark.parametrize("mode", ["overwrite", "merge"])
+def test_one_load_id_written_twice_at_once_loads_once(config: MariadbConfig, mode: str) -> None:
+    name = unique("twice")
+    write(config, name, pa.table({"id": [-1], "v": ["old"]}), "merge", keys=["id"])
+    table = pa.table({"id": list(range(20_000)), "v": ["new"] * 20_000})
+    keys = ["id"] if mode == "merge" else None
+    results: list[WriteResult] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        try:
+            barrier.wait(10)
+            results.append(write(config, name, table, mode, keys=keys, load_id=f"{name}-L"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(bool(r.details.get("already_loaded")) for r in results) == [False, True]
+    assert all(r.rows == 20_000 for r in results)
+    expected = 20_000 if mode == "overwrite" else 20_001
+    assert sql(config, f"SELECT count(*) FROM `{name}`") == [(expected,)]
+    assert len(ledger(config, f"{name}-L")) == 1
+
+
 def test_a_failed_write_records_no_load_id(config: MariadbConfig) -> None:
     name = unique("fail")
     table = pa.table({"id": list(range(10)), "v": ["a"] * 10})

@@ -215,6 +215,7 @@ class MariadbDestination:
                 done = ledger.recorded(conn, database, load_id)
                 if done is not None:
                     return self._already(job, load_id, done, mode)
+                conn.commit()  # end the read snapshot: the check after the lock reads afresh
             if mode == "overwrite":
                 _overwrite(job, batches, load_id)
             else:
@@ -306,7 +307,7 @@ def _append_or_merge(
 ) -> None:
     soft = spec.soft_delete if spec is not None else None
     if spec is not None:
-        _lock(job)  # one merge at a time per table: two cannot both insert a new key
+        _lock(job, load_id)  # one merge at a time per table: two cannot both insert a key
     for attempt in range(3):
         existing = table_info(job.conn, job.database, job.table)
         if existing is not None and existing.kind == "VIEW" and spec is not None:
@@ -420,7 +421,7 @@ def _add_columns(job: _Job, existing: TableInfo, columns: tuple[pa.Field, ...]) 
 
 def _overwrite(job: _Job, batches: pa.RecordBatchReader, load_id: str | None) -> None:
     database, table = job.database, job.table
-    _lock(job)
+    _lock(job, load_id)
     prefix = _stage_prefix(table)
     _drop_leftovers(job, prefix)  # staging tables of an overwrite that crashed
     existing = table_info(job.conn, database, table)
@@ -510,8 +511,12 @@ def _drop_leftovers(job: _Job, prefix: str) -> None:
         execute(job.conn, f"DROP {what} IF EXISTS {qualified(job.database, str(name))}")
 
 
-def _lock(job: _Job) -> None:
-    """Serialize overwrites and merges of one table (a session lock, freed on disconnect)."""
+def _lock(job: _Job, load_id: str | None = None) -> None:
+    """Serialize overwrites and merges of one table (a session lock, freed on disconnect).
+
+    A writer that waited may find its load id committed meanwhile by the one it waited
+    for (the same load retried concurrently): it then stops, already loaded.
+    """
     key = f"{job.database}\x00{job.table}".encode()
     name = "headwater:" + hashlib.sha1(key).hexdigest()
     got = fetch_all(job.conn, "SELECT GET_LOCK(%s, %s)", (name, _LOCK_SECONDS))
@@ -522,6 +527,10 @@ def _lock(job: _Job) -> None:
             location=job.config.where,
             hint="Retry when the other overwrite or merge of this table has finished.",
         )
+    if load_id is not None:
+        done = ledger.recorded(job.conn, job.database, load_id)
+        if done is not None:
+            raise _AlreadyLoaded(done)
 
 
 # -- conforming batches ------------------------------------------------------------------------
