@@ -275,6 +275,19 @@ def test_merge_refusals_write_nothing(config: MariadbConfig) -> None:
         write(config, view, pa.table({"id": [1], "v": ["b"]}), "merge", keys=["id"])
 
 
+def test_merge_discard_row_quarantines_null_keys(config: MariadbConfig) -> None:
+    name = unique("mk")
+    write(config, name, pa.table({"id": [1], "v": ["a"]}), "merge", keys=["id"])
+    sink = ListRejectSink()
+    incoming = pa.table({"id": [None, 1, 2], "v": ["lost", "a2", "b"]})
+    result = write(config, name, incoming, "merge", keys=["id"],
+                   schema_contract="discard_row", rejects=sink)  # fmt: skip
+    assert result.details["rows_rejected"] == 1 and result.rows == 2
+    assert rows(config, name) == [(1, "a2"), (2, "b")]
+    assert json.loads(sink.items[0].raw_record) == {"id": None, "v": "lost"}
+    assert "null merge key" in sink.items[0].error and sink.items[0].column == "id"
+
+
 def test_merge_evolves_the_target(config: MariadbConfig) -> None:
     name = unique("me")
     write(config, name, pa.table({"id": [1, 2], "v": ["a", "b"]}), "merge", keys=["id"])

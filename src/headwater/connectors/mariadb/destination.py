@@ -339,7 +339,7 @@ def _append_or_merge(
             if getattr(exc, "args", (None,))[0] not in _RACED or attempt == 2:
                 raise
     extra = soft if soft is not None and not soft_in_table else None
-    stream = _conformed(job, batches, plan, dest, extra)
+    stream = _conformed(job, batches, plan, dest, extra, spec.keys if spec else ())
     if spec is None:
         _load(job.conn, dest, stream, job.counter)
         rows = job.counter.rows
@@ -542,6 +542,7 @@ def _conformed(
     plan: ContractPlan,
     dest: TableInfo,
     extra: str | None,
+    keys: tuple[str, ...] = (),
 ) -> pa.RecordBatchReader:
     """``batches`` conformed to ``plan`` (plus the column ``extra`` as is), values checked."""
     if extra is not None and not plan.created:
@@ -555,7 +556,7 @@ def _conformed(
         else pa.schema([pa.field(f.name, f.type) for f in plan.schema])
     )
     conformer = Conformer(plan, job.rejects)
-    checks = _checks(dest, out_schema)
+    checks = _checks(dest, out_schema, keys)
     counter = job.counter
 
     def gen() -> Iterator[pa.RecordBatch]:
@@ -610,13 +611,15 @@ def _precast(batch: pa.RecordBatch, plan: ContractPlan) -> pa.RecordBatch:
 @dataclass(frozen=True)
 class _Check:
     column: str
-    kind: str  # "float" | "timestamp" | "uuid" | "length"
+    kind: str  # "null_key" | "float" | "timestamp" | "uuid" | "length"
     length: int = 0
 
 
-def _checks(dest: TableInfo, schema: pa.Schema) -> list[_Check]:
-    """Values of ``schema`` that the columns of ``dest`` cannot hold and Arrow cannot tell."""
-    out = []
+def _checks(dest: TableInfo, schema: pa.Schema, keys: tuple[str, ...] = ()) -> list[_Check]:
+    """Values of ``schema`` that the columns of ``dest`` cannot hold and Arrow cannot tell
+    (and null merge ``keys``)."""
+    folded = {k.casefold() for k in keys}
+    out = [_Check(f.name, "null_key") for f in schema if f.name.casefold() in folded]
     for f in schema:
         c = dest.column(f.name)
         if c is None:
@@ -637,6 +640,8 @@ def _checks(dest: TableInfo, schema: pa.Schema) -> list[_Check]:
 
 
 def _bad(array: pa.Array, check: _Check) -> pa.Array:
+    if check.kind == "null_key":
+        return pc.is_null(array)
     if check.kind == "float":
         return pc.or_(pc.is_nan(array), pc.is_inf(array))
     if check.kind == "timestamp":
@@ -667,6 +672,8 @@ def _refused_uuid(value: Any) -> bool:
 
 
 def _why(check: _Check) -> str:
+    if check.kind == "null_key":
+        return "a null merge key can never match a row"
     if check.kind == "float":
         return "NaN and infinities cannot be stored in a MariaDB float/double column"
     if check.kind == "timestamp":
@@ -690,6 +697,16 @@ def _check_values(job: _Job, batch: pa.RecordBatch, checks: list[_Check]) -> pa.
         if not pc.any(mask).as_py():
             continue
         rows = pc.indices_nonzero(mask).to_pylist()
+        if job.contract != "discard_row" and check.kind == "null_key":
+            raise SchemaIncompatibleError(
+                f"Merge key {check.column!r} is null in {len(rows)} incoming row(s); a null "
+                f"key can never match a row, so the merge into {job.name} was refused. "
+                "No row was committed.",
+                connector=CONNECTOR,
+                column=check.column,
+                hint=f"Filter out or fill the rows where {check.column!r} is null in a "
+                "transform, or use `schema_contract: discard_row` to quarantine them.",
+            )
         if job.contract != "discard_row":
             value = batch.column(check.column)[rows[0]].as_py()
             raise SchemaIncompatibleError(
