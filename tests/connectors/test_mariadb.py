@@ -447,7 +447,7 @@ def test_append_of_an_unknown_column_names_it_under_freeze(
 def test_insert_fallback_when_local_infile_is_refused(
     config: MariadbConfig, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from headwater.connectors.mariadb import destination
+    from headwater.connectors.mariadb import loading
 
     def refused(*args: Any, **kwargs: Any) -> None:
         raise destination_error(1148, "The used command is not allowed with this MariaDB version")
@@ -457,7 +457,7 @@ def test_insert_fallback_when_local_infile_is_refused(
     def destination_error(code: int, msg: str) -> Exception:
         return pymysql.err.OperationalError(code, msg)
 
-    monkeypatch.setattr(destination, "_load_file", refused)
+    monkeypatch.setattr(loading, "_load_file", refused)
     table = _typed_table()
     name = unique("ins")
     result = write(config, name, table, "overwrite")

@@ -136,7 +136,8 @@ CASES: dict[str, tuple[pa.DataType, st.SearchStrategy[Any], pa.DataType, Same]] 
     "uint64": (pa.uint64(), ints(64, False), pa.uint64(), ident),
     "float32": (
         pa.float32(),
-        st.floats(width=32, allow_nan=False, allow_infinity=False),
+        st.floats(width=32, allow_nan=False, allow_infinity=False)
+        | st.sampled_from([3.4028234663852886e38, -3.4028234663852886e38, 1.401298464324817e-45]),
         pa.float32(),
         ident,
     ),

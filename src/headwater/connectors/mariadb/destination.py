@@ -41,21 +41,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
-import os
-import queue
 import re
-import tempfile
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from headwater.connectors.base import Reject, RejectSink, SchemaContract, WriteMode, WriteResult
+from headwater.connectors.base import RejectSink, SchemaContract, WriteMode, WriteResult
 from headwater.connectors.contract import (
     Conformer,
     ContractPlan,
@@ -64,7 +58,7 @@ from headwater.connectors.contract import (
     plan_contract,
 )
 from headwater.connectors.mariadb import ledger
-from headwater.connectors.mariadb.catalog import Column, TableInfo, table_info
+from headwater.connectors.mariadb.catalog import TableInfo, table_info
 from headwater.connectors.mariadb.client import (
     connect,
     driver_error,
@@ -72,20 +66,20 @@ from headwater.connectors.mariadb.client import (
     fetch_all,
 )
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
+from headwater.connectors.mariadb.loading import Counter, load
 from headwater.connectors.mariadb.types import (
     check_identifier,
     mysql_type,
     qualified,
     quote_ident,
 )
+from headwater.connectors.mariadb.values import check_values, checks_for
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
     ConnectorUnavailableError,
     HeadwaterError,
-    SchemaIncompatibleError,
     UnsupportedOperationError,
-    choices_hint,
 )
 
 if TYPE_CHECKING:
@@ -96,23 +90,8 @@ if TYPE_CHECKING:
 __all__ = ["MariadbDestination"]
 
 _MODES = ("append", "overwrite", "merge")
-_CHUNK_ROWS = 250_000  # rows per temporary CSV file / LOAD DATA statement (pipelined)
-_INSERT_ROWS = 5_000  # rows per executemany call on the fallback path
-_REFUSED = {1148, 2068, 3948, 4166}  # LOAD DATA LOCAL disabled on the server or client
 _LOCK_SECONDS = 600  # how long an overwrite/merge waits for another one on the same table
-_TS_MIN_US, _TS_MAX_US = 1, 2**31 * 1_000_000 - 1  # MariaDB `timestamp`: (1970, 2038-01-19]
-_FLOATS = ("float", "double", "real", "double precision")
 _RACED = {1050, 1060}  # table exists / duplicate column: a concurrent writer's DDL won
-_LENGTH = re.compile(r"^(?:var)?char\((\d+)\)")
-
-
-@dataclass
-class _Counter:
-    rows: int = 0
-    bytes: int = 0
-    rejected: int = 0
-    method: str = "load data local infile"
-    error: BaseException | None = None  # raised by the caller's stream, re-raised as is
 
 
 @dataclass
@@ -125,7 +104,7 @@ class _Job:
     table: str
     contract: SchemaContract
     rejects: RejectSink | None
-    counter: _Counter = field(default_factory=_Counter)
+    counter: Counter = field(default_factory=Counter)
     _version: tuple[bool, tuple[int, int]] | None = None
 
     @property
@@ -341,7 +320,7 @@ def _append_or_merge(
     extra = soft if soft is not None and not soft_in_table else None
     stream = _conformed(job, batches, plan, dest, extra, spec.keys if spec else ())
     if spec is None:
-        _load(job.conn, dest, stream, job.counter)
+        load(job.conn, dest, stream, job.counter)
         rows = job.counter.rows
     else:
         from headwater.connectors.mariadb.merge import merge
@@ -454,7 +433,7 @@ def _overwrite(job: _Job, batches: pa.RecordBatchReader, load_id: str | None) ->
     else:
         info = _create(job, staging, incoming)
     try:
-        _load(job.conn, info, _conformed(job, batches, plan, info, None), job.counter)
+        load(job.conn, info, _conformed(job, batches, plan, info, None), job.counter)
         job.conn.commit()
         crash_point("load.during_swap")
         if existing is None:
@@ -556,7 +535,7 @@ def _conformed(
         else pa.schema([pa.field(f.name, f.type) for f in plan.schema])
     )
     conformer = Conformer(plan, job.rejects)
-    checks = _checks(dest, out_schema, keys)
+    checks = checks_for(dest, out_schema, keys)
     counter = job.counter
 
     def gen() -> Iterator[pa.RecordBatch]:
@@ -566,13 +545,16 @@ def _conformed(
             counter.rejected += conformer.rows_rejected - before
             if plan.created:
                 batch = batch.select(names)
-            batch = _check_values(job, batch, checks)
+            batch, dropped = check_values(
+                batch, checks, table=job.name, contract=job.contract, rejects=job.rejects
+            )
+            counter.rejected += dropped
             yield pa.RecordBatch.from_arrays(batch.columns, schema=out_schema)
 
     return pa.RecordBatchReader.from_batches(out_schema, gen())
 
 
-def _guarded(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[pa.RecordBatch]:
+def _guarded(batches: pa.RecordBatchReader, counter: Counter) -> Iterator[pa.RecordBatch]:
     try:
         yield from batches
     except BaseException as exc:
@@ -606,395 +588,3 @@ def _precast(batch: pa.RecordBatch, plan: ContractPlan) -> pa.RecordBatch:
     if not changed:
         return batch
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-@dataclass(frozen=True)
-class _Check:
-    column: str
-    kind: str  # "null_key" | "float" | "timestamp" | "uuid" | "length"
-    length: int = 0
-
-
-def _checks(dest: TableInfo, schema: pa.Schema, keys: tuple[str, ...] = ()) -> list[_Check]:
-    """Values of ``schema`` that the columns of ``dest`` cannot hold and Arrow cannot tell
-    (and null merge ``keys``)."""
-    folded = {k.casefold() for k in keys}
-    out = [_Check(f.name, "null_key") for f in schema if f.name.casefold() in folded]
-    for f in schema:
-        c = dest.column(f.name)
-        if c is None:
-            continue
-        if c.data_type in _FLOATS and pa.types.is_floating(f.type):
-            out.append(_Check(f.name, "float"))
-        elif c.data_type == "timestamp" and pa.types.is_timestamp(f.type):
-            out.append(_Check(f.name, "timestamp"))
-        elif c.data_type == "uuid" and (_is_uuid(f.type) or pa.types.is_string(f.type)):
-            out.append(_Check(f.name, "uuid"))
-        elif (
-            c.data_type in ("char", "varchar")
-            and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
-            and (m := _LENGTH.match(c.column_type.lower()))
-        ):
-            out.append(_Check(f.name, "length", int(m.group(1))))
-    return out
-
-
-def _bad(array: pa.Array, check: _Check) -> pa.Array:
-    if check.kind == "null_key":
-        return pc.is_null(array)
-    if check.kind == "float":
-        return pc.or_(pc.is_nan(array), pc.is_inf(array))
-    if check.kind == "timestamp":
-        micros = array.cast(pa.timestamp("us", array.type.tz)).cast(pa.int64())
-        return pc.or_(pc.less(micros, _TS_MIN_US), pc.greater(micros, _TS_MAX_US))
-    if check.kind == "uuid":
-        return pa.array([_refused_uuid(v) for v in array.to_pylist()], pa.bool_())
-    return pc.greater(pc.utf8_length(array), check.length)
-
-
-def _is_uuid(t: pa.DataType) -> bool:
-    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
-
-
-def _refused_uuid(value: Any) -> bool:
-    """MariaDB's ``uuid`` type refuses a value whose stored form would read as a swapped
-    version 1-5 uuid: byte 6 >= 0x80 (version nibble 8-f) and byte 8 in 0x01..0x80."""
-    if value is None:
-        return False
-    text = str(value)
-    if len(text) != 36:
-        return False  # not canonical: MariaDB parses it (or warns) itself
-    try:
-        byte6, byte8 = int(text[14:16], 16), int(text[19:21], 16)
-    except ValueError:
-        return False
-    return byte6 >= 0x80 and 0x01 <= byte8 <= 0x80
-
-
-def _why(check: _Check) -> str:
-    if check.kind == "null_key":
-        return "a null merge key can never match a row"
-    if check.kind == "float":
-        return "NaN and infinities cannot be stored in a MariaDB float/double column"
-    if check.kind == "timestamp":
-        return (
-            "MariaDB `timestamp` holds 1970-01-01 00:00:00.000001 .. 2038-01-19 03:14:07.999999 UTC"
-        )
-    if check.kind == "uuid":
-        return (
-            "MariaDB's uuid type refuses a version nibble 8-f when the next group starts "
-            "with 01..80 (xxxxxxxx-xxxx-[8-f]xxx-[01..80]xx-xxxxxxxxxxxx)"
-        )
-    return f"longer than the column's {check.length} characters"
-
-
-def _check_values(job: _Job, batch: pa.RecordBatch, checks: list[_Check]) -> pa.RecordBatch:
-    if not checks or batch.num_rows == 0:
-        return batch
-    reasons: dict[int, str] = {}
-    for check in checks:
-        mask = pc.fill_null(_bad(batch.column(check.column), check), False)
-        if not pc.any(mask).as_py():
-            continue
-        rows = pc.indices_nonzero(mask).to_pylist()
-        if job.contract != "discard_row" and check.kind == "null_key":
-            raise SchemaIncompatibleError(
-                f"Merge key {check.column!r} is null in {len(rows)} incoming row(s); a null "
-                f"key can never match a row, so the merge into {job.name} was refused. "
-                "No row was committed.",
-                connector=CONNECTOR,
-                column=check.column,
-                hint=f"Filter out or fill the rows where {check.column!r} is null in a "
-                "transform, or use `schema_contract: discard_row` to quarantine them.",
-            )
-        if job.contract != "discard_row":
-            value = batch.column(check.column)[rows[0]].as_py()
-            raise SchemaIncompatibleError(
-                f"Column `{check.column}` of {job.name}: the value {value!r} cannot be stored "
-                f"({_why(check)}). No row was committed.",
-                connector=CONNECTOR,
-                column=check.column,
-                hint="Fix or filter the values in a transform, or use `schema_contract: "
-                "discard_row` to quarantine such rows.",
-            )
-        for i in rows:
-            reasons.setdefault(int(i), f"column `{check.column}`: {_why(check)}")
-    if not reasons:
-        return batch
-    job.counter.rejected += len(reasons)
-    order = sorted(reasons)
-    if job.rejects is not None:
-        rows_ = batch.take(pa.array(order, pa.int64())).to_pylist()
-        job.rejects.add(
-            Reject(
-                raw_record=json.dumps(row, default=str, ensure_ascii=False),
-                error=f"{reasons[i]} (schema contract discard_row)",
-                column=reasons[i].split("`")[1],
-            )
-            for i, row in zip(order, rows_, strict=True)
-        )
-    keep = [True] * batch.num_rows
-    for i in order:
-        keep[i] = False
-    return batch.filter(pa.array(keep, pa.bool_()))
-
-
-# -- loading -----------------------------------------------------------------------------------
-
-
-def _load(
-    conn: Connection,
-    info: TableInfo,
-    batches: pa.RecordBatchReader,
-    counter: _Counter,
-    *,
-    replace: bool = False,
-) -> None:
-    """Load ``batches`` into the existing table ``info`` (inside the open transaction).
-
-    ``replace``: a row whose unique key is already in the table replaces it
-    (``LOAD DATA ... REPLACE``, the last occurrence wins).
-    """
-    names = []
-    for f in batches.schema:
-        column = info.column(f.name)
-        if column is None:
-            known = [c.name for c in info.columns]
-            raise SchemaIncompatibleError(
-                f"Table {info.database}.{info.name} has no column {f.name!r}.",
-                connector=CONNECTOR,
-                column=f.name,
-                hint=choices_hint(f.name, known, "columns")
-                + " Add the column to the table, or drop it from the data.",
-            )
-        names.append(column.name)
-    columns: list[Column] = [info.column(n) for n in names]  # type: ignore[misc]
-    for chunk, path in _prepared(batches, counter, columns):
-        try:
-            if counter.method == "load data local infile":
-                try:
-                    _load_file(conn, info, columns, path, replace)
-                    continue
-                except Exception as exc:
-                    if getattr(exc, "args", (None,))[0] not in _REFUSED:
-                        raise
-                    counter.method = "insert"  # the server refuses LOCAL INFILE: slower path
-            _insert(conn, info, names, chunk, replace)
-        finally:
-            _unlink(path)
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-def _prepared(
-    batches: pa.RecordBatchReader, counter: _Counter, columns: list[Column]
-) -> Iterator[tuple[list[pa.RecordBatch], str]]:
-    """Chunks of ``batches`` with their CSV files, the next one written while one loads.
-
-    A thread reads the stream and writes each chunk's CSV file (pyarrow's writer, outside
-    the GIL) while the server parses and inserts the previous one: on two cores the CSV
-    work hides behind LOAD DATA. At most one finished chunk waits; errors of the stream
-    (or of the checks inside it) are raised here, in the caller's thread.
-    """
-    ready: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in _chunks(batches, counter):
-                path = _write_csv(chunk, columns)
-                if not put((chunk, path)):
-                    _unlink(path)
-                    return
-            put(_DONE)
-        except BaseException as exc:
-            put(_Failed(exc))
-
-    worker = threading.Thread(target=produce, name="hw-mariadb-csv", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-        while not ready.empty():
-            item = ready.get_nowait()
-            if isinstance(item, tuple):
-                _unlink(item[1])
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _chunks(batches: pa.RecordBatchReader, counter: _Counter) -> Iterator[list[pa.RecordBatch]]:
-    pending: list[pa.RecordBatch] = []
-    rows = 0
-    for batch in batches:
-        counter.rows += batch.num_rows
-        counter.bytes += batch.nbytes
-        pending.append(batch)
-        rows += batch.num_rows
-        if rows >= _CHUNK_ROWS:
-            yield pending
-            pending, rows = [], 0
-    if pending:
-        yield pending
-
-
-def _plain(array: pa.Array) -> pa.Array:
-    """``array`` without dictionary/extension wrappers, as a type the CSV writer handles."""
-    t = array.type
-    if isinstance(t, pa.BaseExtensionType):
-        if t.extension_name == "arrow.uuid":
-            return pa.array(
-                [None if v is None else str(v) for v in array.to_pylist()], type=pa.string()
-            )
-        return _plain(array.storage)
-    if pa.types.is_dictionary(t):
-        return _plain(array.cast(t.value_type))
-    if pa.types.is_boolean(t):
-        return array.cast(pa.int8())
-    if pa.types.is_timestamp(t):
-        return _micro(array, pa.timestamp("us"))  # zoned: UTC wall time (session is UTC)
-    if pa.types.is_time(t):
-        return _micro(array, pa.time64("us"))
-    if pa.types.is_float16(t):
-        return array.cast(pa.float32())
-    if pa.types.is_date64(t):
-        return array.cast(pa.date32())
-    if pa.types.is_string_view(t) or pa.types.is_null(t):
-        return array.cast(pa.string())
-    if pa.types.is_binary_view(t):
-        return array.cast(pa.binary())
-    return array
-
-
-def _csv_array(array: pa.Array, column: Column) -> pa.Array:
-    """``array`` as a type the CSV writer renders the way LOAD DATA parses it."""
-    t = array.type
-    if column.is_binary:
-        if isinstance(t, pa.BaseExtensionType):
-            array = array.storage
-        elif pa.types.is_string(t) or pa.types.is_large_string(t):
-            array = array.cast(pa.binary())
-        return pa.array(
-            [None if v is None else v.hex() for v in array.to_pylist()], type=pa.string()
-        )
-    return _plain(array)
-
-
-def _micro(array: pa.Array, to: pa.DataType) -> pa.Array:
-    try:
-        return array.cast(to)
-    except pa.ArrowInvalid as exc:
-        raise SchemaIncompatibleError(
-            f"Cannot store values finer than microseconds in MariaDB: {exc}",
-            connector=CONNECTOR,
-            hint="Round the column to microseconds in a transform.",
-        ) from None
-
-
-def _write_csv(chunk: list[pa.RecordBatch], columns: list[Column]) -> str:
-    """``chunk`` as a temporary CSV file the way LOAD DATA below parses it; its path."""
-    import pyarrow.csv as pacsv
-
-    fd, path = tempfile.mkstemp(prefix="hw_mariadb_", suffix=".csv")
-    os.close(fd)
-    try:
-        options = pacsv.WriteOptions(
-            include_header=False, quoting_style="all_valid", null_string="NULL"
-        )
-        writer: pacsv.CSVWriter | None = None
-        with open(path, "wb") as sink:
-            for batch in chunk:
-                out = pa.RecordBatch.from_arrays(
-                    [_csv_array(a, c) for a, c in zip(batch.columns, columns, strict=True)],
-                    names=[f"c{i}" for i in range(len(columns))],
-                )
-                if writer is None:
-                    writer = pacsv.CSVWriter(sink, out.schema, write_options=options)
-                writer.write_batch(out)
-            if writer is not None:
-                writer.close()
-    except BaseException:
-        _unlink(path)
-        raise
-    return path
-
-
-def _load_file(
-    conn: Connection, info: TableInfo, columns: list[Column], path: str, replace: bool
-) -> None:
-    targets, sets = [], []
-    for i, column in enumerate(columns):
-        if column.is_binary:
-            targets.append(f"@v{i}")
-            sets.append(f"{quote_ident(column.name)} = UNHEX(@v{i})")
-        else:
-            targets.append(quote_ident(column.name))
-    sql = (
-        f"LOAD DATA LOCAL INFILE {conn.escape(path)} {'REPLACE ' if replace else ''}"
-        f"INTO TABLE {qualified(info.database, info.name)} "
-        "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
-        "ESCAPED BY '' LINES TERMINATED BY '\\n' "
-        f"({', '.join(targets)})"
-    )
-    if sets:
-        sql += " SET " + ", ".join(sets)
-    with conn.cursor() as cur:
-        cur.execute(sql)
-        warnings = cur.warning_count if hasattr(cur, "warning_count") else 0
-    if not warnings:
-        warnings = int(fetch_all(conn, "SELECT @@warning_count")[0][0])
-    if warnings:
-        first = fetch_all(conn, "SHOW WARNINGS LIMIT 1")
-        text = str(first[0][2]) if first else f"{warnings} warnings"
-        raise SchemaIncompatibleError(
-            f"MariaDB did not accept the data for {info.database}.{info.name}: {text}. "
-            "No row was committed.",
-            connector=CONNECTOR,
-            hint="Cast the columns in a transform so they fit the table.",
-        )
-
-
-def _insert(
-    conn: Connection,
-    info: TableInfo,
-    names: list[str],
-    chunk: list[pa.RecordBatch],
-    replace: bool = False,
-) -> None:
-    cols = ", ".join(quote_ident(n) for n in names)
-    marks = ", ".join(["%s"] * len(names))
-    verb = "REPLACE" if replace else "INSERT"
-    sql = f"{verb} INTO {qualified(info.database, info.name)} ({cols}) VALUES ({marks})"
-    with conn.cursor() as cur:
-        for batch in chunk:
-            for start in range(0, batch.num_rows, _INSERT_ROWS):
-                part = batch.slice(start, _INSERT_ROWS)
-                arrays = [_plain(a) for a in part.columns]
-                rows = list(zip(*(a.to_pylist() for a in arrays), strict=True))
-                cur.executemany(sql, rows)

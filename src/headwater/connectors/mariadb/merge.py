@@ -39,7 +39,7 @@ from headwater.errors import ConfigError, SchemaIncompatibleError, choices_hint
 if TYPE_CHECKING:
     from pymysql.connections import Connection  # type: ignore[import-untyped]
 
-    from headwater.connectors.mariadb.destination import _Counter
+    from headwater.connectors.mariadb.loading import Counter
 
 __all__ = ["MergeSpec", "merge", "merge_spec"]
 
@@ -142,7 +142,7 @@ def merge(
     target: TableInfo,
     spec: MergeSpec,
     batches: pa.RecordBatchReader,
-    counter: _Counter,
+    counter: Counter,
     *,
     created: bool = False,
 ) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def merge(
     keys): with no soft-delete column the stream is loaded straight into it with
     ``LOAD DATA ... REPLACE``, which keeps the last occurrence of a key.
     """
-    from headwater.connectors.mariadb.destination import _load
+    from headwater.connectors.mariadb.loading import load
 
     q = quote_ident
     incoming = batches.schema.names
@@ -170,7 +170,7 @@ def merge(
     t_table = qualified(target.database, target.name)
     if created and soft is None and _unique_on_keys(target, spec.keys, written):
         seen: list[pa.RecordBatch] = []
-        _load(conn, target, _checked(batches, spec.keys, seen), counter, replace=True)
+        load(conn, target, _checked(batches, spec.keys, seen), counter, replace=True)
         kept = _count(conn, f"SELECT COUNT(*) FROM {t_table}")
         return {
             "rows": kept,
@@ -199,7 +199,7 @@ def merge(
     execute(conn, f"CREATE TEMPORARY TABLE {s_table} ({', '.join(defs)}) ENGINE=InnoDB")
     info = TableInfo(target.database, stage, "TEMPORARY", tuple(stage_cols), (seq,))  # type: ignore[arg-type]
     seen = []
-    _load(conn, info, _checked(batches, spec.keys, seen), counter)
+    load(conn, info, _checked(batches, spec.keys, seen), counter)
     staged = counter.rows
 
     keys = ", ".join(q(k) for k in spec.keys)
