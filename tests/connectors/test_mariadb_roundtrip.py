@@ -266,6 +266,13 @@ def test_every_type_in_one_table_and_empty_tables(config: MariadbConfig) -> None
     check()
 
 
+def test_every_type_with_no_rows(config: MariadbConfig) -> None:
+    table = pa.table({case: _arrow_values(CASES[case][0], []) for case in sorted(CASES)})
+    got = round_trip(config, table, unique("empty"))
+    assert got.num_rows == 0
+    assert got.schema == pa.schema([(c, CASES[c][2]) for c in sorted(CASES)])
+
+
 def test_null_only_and_dictionary_columns(config: MariadbConfig) -> None:
     table = pa.table(
         {
