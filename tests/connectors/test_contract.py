@@ -160,3 +160,11 @@ def test_integers_into_a_narrower_decimal_are_checked_value_by_value() -> None:
     out = conformer(pa.record_batch([pa.array([5, 10**11, None])], schema=incoming))
     assert out.to_pylist() == [{"amount": Decimal("5.00")}, {"amount": None}]
     assert conformer.rows_rejected == 1 and "does not fit" in sink.items[0].error
+
+
+def test_integers_into_floats_are_never_refused() -> None:
+    existing = pa.schema([("x", pa.float32())])
+    incoming = pa.schema([("x", pa.int64())])
+    plan = plan_contract("t", existing, incoming, "freeze")
+    out = Conformer(plan)(pa.record_batch([pa.array([2**24 + 1])], schema=incoming))
+    assert out.column(0).type == pa.float32() and out.to_pylist()[0]["x"] == float(2**24)

@@ -360,6 +360,8 @@ def _cast(column: pa.Array, target: pa.DataType) -> pa.Array:
             pa.decimal128(min(38, 20 + scale), scale) if scale <= 18 else pa.decimal256(76, scale)
         )
         column = column.cast(wide, safe=True)
+    elif pa.types.is_integer(column.type) and pa.types.is_floating(target):
+        return column.cast(target, safe=False)  # int -> float is lossy by nature, never refused
     return column.cast(target, safe=True)
 
 
