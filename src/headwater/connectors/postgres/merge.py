@@ -318,7 +318,12 @@ class _KeySet:
     def add(self, batch: pa.RecordBatch) -> None:
         if self.increasing and batch.num_rows:
             self.increasing = self._still_increasing(batch.column(self.keys[0]))
-        self.kept.append(batch.select(list(self.keys)))
+        # copies: a column imported from DuckDB (C data interface) keeps its whole batch alive
+        self.kept.append(
+            pa.RecordBatch.from_arrays(
+                [pa.concat_arrays([batch.column(k)]) for k in self.keys], names=list(self.keys)
+            )
+        )
 
     def _still_increasing(self, column: pa.Array) -> bool:
         try:
@@ -328,7 +333,7 @@ class _KeySet:
                 return False
         except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid):
             return False
-        self.last = column[len(column) - 1]
+        self.last = pa.scalar(column[len(column) - 1].as_py(), column.type)
         return True
 
     def may_repeat(self) -> bool:
