@@ -34,7 +34,8 @@ from headwater.connectors.mariadb.catalog import Column, TableInfo
 from headwater.connectors.mariadb.client import execute, fetch_all
 from headwater.connectors.mariadb.factory import CONNECTOR
 from headwater.connectors.mariadb.types import qualified, quote_ident
-from headwater.errors import ConfigError, SchemaIncompatibleError, choices_hint
+from headwater.connectors.server.merge_plan import check_merge_plan, fresh_name, null_key_error
+from headwater.errors import SchemaIncompatibleError, choices_hint
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection  # type: ignore[import-untyped]
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
     from headwater.connectors.mariadb.loading import Counter
 
 __all__ = ["MergeSpec", "merge", "merge_spec"]
-
-_OPTIONS = ("soft_delete_column",)
 
 
 @dataclass(frozen=True)
@@ -73,68 +72,9 @@ def merge_spec(
     schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
 ) -> MergeSpec:
     """Check keys and options against the data's schema before connecting."""
-    opts = dict(options or {})
-    soft = opts.pop("soft_delete_column", None)
-    if opts:
-        name = sorted(opts)[0]
-        raise ConfigError(
-            f"Unknown write option {name!r} for a mariadb merge.",
-            connector=CONNECTOR,
-            hint=choices_hint(name, _OPTIONS, "options"),
-        )
-    if not keys:
-        raise ConfigError(
-            "mode: merge on mariadb needs the key columns that identify a row.",
-            connector=CONNECTOR,
-            hint="Set `keys: [id]` (one or more columns) on the load step.",
-        )
-    names = schema.names
-    folded = [n.casefold() for n in names]
-    for key in keys:
-        if not isinstance(key, str) or key not in names:
-            raise ConfigError(
-                f"Merge key {key!r} is not a column of the data.",
-                connector=CONNECTOR,
-                column=str(key),
-                hint=choices_hint(str(key), names, "columns"),
-            )
-    if len({k.casefold() for k in keys}) != len(keys):
-        raise ConfigError(
-            f"Merge keys {keys!r} name a column twice.",
-            connector=CONNECTOR,
-            hint="List each key column once (MariaDB column names ignore case).",
-        )
-    if len(set(folded)) != len(folded):
-        raise ConfigError(
-            "The data has two columns with the same name (MariaDB ignores case in column "
-            "names); a merge cannot tell them apart.",
-            connector=CONNECTOR,
-            hint="Rename or drop the duplicate column in a transform.",
-        )
-    if soft is not None:
-        if not isinstance(soft, str) or soft not in names:
-            raise ConfigError(
-                f"soft_delete_column {soft!r} is not a column of the data.",
-                connector=CONNECTOR,
-                column=str(soft),
-                hint=choices_hint(str(soft), names, "columns"),
-            )
-        if soft in keys:
-            raise ConfigError(
-                f"soft_delete_column {soft!r} is also a merge key.",
-                connector=CONNECTOR,
-                column=soft,
-                hint="The soft-delete column is a boolean flag, not part of the key.",
-            )
-        dtype = schema.field(soft).type
-        if not pa.types.is_boolean(dtype):
-            raise ConfigError(
-                f"soft_delete_column {soft!r} has type {dtype}; it must be boolean.",
-                connector=CONNECTOR,
-                column=soft,
-                hint="Cast it to BOOLEAN in a transform (true = delete the row).",
-            )
-    return MergeSpec(tuple(keys), soft)
+    return MergeSpec(
+        *check_merge_plan(schema, keys, options, connector=CONNECTOR, ignores_case="MariaDB")
+    )
 
 
 def merge(
@@ -183,8 +123,8 @@ def merge(
         }
 
     taken = {n.casefold() for n in incoming}
-    seq = _fresh("hw_seq", taken)
-    matched = _fresh("hw_matched", taken | {seq})
+    seq = fresh_name("hw_seq", taken, ignores_case=True)
+    matched = fresh_name("hw_matched", taken | {seq}, ignores_case=True)
     stage = f"hw_merge_{uuid.uuid4().hex[:12]}"
     stage_cols = [target.column(n) for n in written]
     defs = [f"{q(seq)} bigint NOT NULL AUTO_INCREMENT PRIMARY KEY"]
@@ -295,14 +235,6 @@ def _count(conn: Connection, sql: str) -> int:
     return int(fetch_all(conn, sql)[0][0])
 
 
-def _fresh(base: str, taken: set[str]) -> str:
-    name, n = base, 0
-    while name.casefold() in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
 def _unique_on_keys(target: TableInfo, keys: tuple[str, ...], written: list[str]) -> bool:
     """A unique index on exactly ``keys``, and no other unique index the insert could hit."""
     wanted = {k.casefold() for k in keys}
@@ -355,13 +287,7 @@ def _checked(
             for key in columns:
                 nulls = batch.column(key).null_count
                 if nulls:
-                    raise SchemaIncompatibleError(
-                        f"Merge key {key!r} is null in {nulls} incoming row(s); a null key "
-                        "can never match a row, so the merge was refused (nothing written).",
-                        connector=CONNECTOR,
-                        column=key,
-                        hint=f"Filter out or fill the rows where {key!r} is null in a transform.",
-                    )
+                    raise null_key_error(key, nulls, connector=CONNECTOR)
             seen.append(batch.select(columns))
             yield batch
 

@@ -39,12 +39,8 @@ from headwater.connectors.postgres.catalog import Column, TableInfo
 from headwater.connectors.postgres.client import fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR
 from headwater.connectors.postgres.types import qualified, quote_ident
-from headwater.errors import (
-    ConfigError,
-    SchemaIncompatibleError,
-    UnsupportedOperationError,
-    choices_hint,
-)
+from headwater.connectors.server.merge_plan import check_merge_plan, fresh_name, null_key_error
+from headwater.errors import SchemaIncompatibleError, UnsupportedOperationError, choices_hint
 
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
@@ -53,7 +49,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MergePlan", "merge", "merge_plan"]
 
-_OPTIONS = ("soft_delete_column",)
 _TEMP_BUFFERS = "256MB"
 _WORK_MEM = "256MB"
 
@@ -68,66 +63,7 @@ def merge_plan(
     schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
 ) -> MergePlan:
     """Check keys and options against the data's schema before connecting."""
-    opts = dict(options or {})
-    soft = opts.pop("soft_delete_column", None)
-    if opts:
-        name = sorted(opts)[0]
-        raise ConfigError(
-            f"Unknown write option {name!r} for a postgres merge.",
-            connector=CONNECTOR,
-            hint=choices_hint(name, _OPTIONS, "options"),
-        )
-    if not keys:
-        raise ConfigError(
-            "mode: merge on postgres needs the key columns that identify a row.",
-            connector=CONNECTOR,
-            hint="Set `keys: [id]` (one or more columns) on the load step.",
-        )
-    names = schema.names
-    for key in keys:
-        if not isinstance(key, str) or key not in names:
-            raise ConfigError(
-                f"Merge key {key!r} is not a column of the data.",
-                connector=CONNECTOR,
-                column=str(key),
-                hint=choices_hint(str(key), names, "columns"),
-            )
-    if len(set(keys)) != len(keys):
-        raise ConfigError(
-            f"Merge keys {keys!r} name a column twice.",
-            connector=CONNECTOR,
-            hint="List each key column once.",
-        )
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            "The data has two columns with the same name; a merge cannot tell them apart.",
-            connector=CONNECTOR,
-            hint="Rename or drop the duplicate column in a transform.",
-        )
-    if soft is not None:
-        if not isinstance(soft, str) or soft not in names:
-            raise ConfigError(
-                f"soft_delete_column {soft!r} is not a column of the data.",
-                connector=CONNECTOR,
-                column=str(soft),
-                hint=choices_hint(str(soft), names, "columns"),
-            )
-        if soft in keys:
-            raise ConfigError(
-                f"soft_delete_column {soft!r} is also a merge key.",
-                connector=CONNECTOR,
-                column=soft,
-                hint="The soft-delete column is a boolean flag, not part of the key.",
-            )
-        dtype = schema.field(soft).type
-        if not pa.types.is_boolean(dtype):
-            raise ConfigError(
-                f"soft_delete_column {soft!r} has type {dtype}; it must be boolean.",
-                connector=CONNECTOR,
-                column=soft,
-                hint="Cast it to BOOLEAN in a transform (true = delete the row).",
-            )
-    return MergePlan(tuple(keys), soft)
+    return MergePlan(*check_merge_plan(schema, keys, options, connector=CONNECTOR))
 
 
 def merge(
@@ -157,7 +93,7 @@ def merge(
                 hint=choices_hint(name, by_name, "columns")
                 + " Add the column to the table, or drop it from the data.",
             )
-    seq = _fresh_name("hw_seq", incoming)
+    seq = fresh_name("hw_seq", incoming)
     stage_cols = [
         by_name[n] if n in by_name else Column(n, "bool", "boolean", pa.bool_(), True)
         for n in incoming
@@ -346,14 +282,6 @@ class _KeySet:
             return True  # key types Arrow cannot group: let PostgreSQL find the duplicates
 
 
-def _fresh_name(base: str, taken: list[str]) -> str:
-    name, n = base, 0
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
 def _numbered(
     batches: pa.RecordBatchReader, keys: tuple[str, ...], seq: str, keyset: _KeySet
 ) -> pa.RecordBatchReader:
@@ -369,13 +297,7 @@ def _numbered(
             for key in keys:
                 nulls = batch.column(key).null_count
                 if nulls:
-                    raise SchemaIncompatibleError(
-                        f"Merge key {key!r} is null in {nulls} incoming row(s); a null key "
-                        "can never match a row, so the merge was refused (nothing written).",
-                        connector=CONNECTOR,
-                        column=key,
-                        hint=f"Filter out or fill the rows where {key!r} is null in a transform.",
-                    )
+                    raise null_key_error(key, nulls, connector=CONNECTOR)
             keyset.add(batch)
             n = batch.num_rows
             ones = pa.nulls(n, pa.int64()).fill_null(1)
