@@ -1,0 +1,1 @@
+"""What the file-backed SQL connectors (``sqlite``, ``duckdb``) share: config and writes."""
