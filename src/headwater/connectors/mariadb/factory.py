@@ -8,12 +8,14 @@ when a source or a destination is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
 from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
+from headwater.connectors.server.config import as_config
+from headwater.connectors.server.urls import ServerUrl, check_url, redact_url
 
 if TYPE_CHECKING:
     from headwater.connectors.base import Destination, Source
@@ -24,18 +26,7 @@ CONNECTOR = "mariadb"
 _SCHEMES = ("mysql", "mariadb")
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its user-info replaced by ``****`` (never show a user or password)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"****@{host}" if "@" in parts.netloc else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-class MariadbConfig(ConnectorConfig):
+class MariadbConfig(ServerUrl, ConnectorConfig):
     """Settings of a ``mariadb`` connection.
 
     ``url`` is SQLAlchemy-style, ``mysql://user:password@host:port/database`` or
@@ -44,6 +35,8 @@ class MariadbConfig(ConnectorConfig):
     ``url: mysql://me:${MYSQL_PASSWORD}@db/x``. The password never appears in a repr,
     an error or a log line.
     """
+
+    default_port: ClassVar[int] = 3306
 
     url: str = Field(description="mysql://user:password@host:port/database")
     connect_timeout: float = Field(
@@ -62,24 +55,9 @@ class MariadbConfig(ConnectorConfig):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            raise ValueError("`url` is not a valid URL") from None
-        scheme = parts.scheme.lower().partition("+")[0]
-        if scheme not in _SCHEMES:
-            raise ValueError(
-                f"unsupported URL scheme `{parts.scheme}://` in {redact_url(value)!r}; "
-                "use mysql://user:password@host:port/database"
-            )
-        if not parts.path.strip("/"):
-            raise ValueError(f"the URL {redact_url(value)!r} names no database (/database)")
-        return value
-
-    def __repr_args__(self) -> Any:
-        for key, value in super().__repr_args__():
-            yield key, (redact_url(value) if key == "url" else value)
+        return check_url(
+            value, _SCHEMES, "mysql://user:password@host:port/database", check_port=True
+        )
 
     @property
     def user(self) -> str:
@@ -88,31 +66,13 @@ class MariadbConfig(ConnectorConfig):
 
     @property
     def password(self) -> str:
-        value = urlsplit(self.url).password
-        return unquote(value) if value else ""
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "localhost"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or 3306
-
-    @property
-    def database(self) -> str:
-        return unquote(urlsplit(self.url).path.strip("/"))
+        return self._url_password() or ""
 
     @property
     def cx_url(self) -> str:
         """The URL connectorx understands: ``mysql://`` without ``+driver`` or query."""
         parts = urlsplit(self.url)
         return urlunsplit(("mysql", parts.netloc, parts.path, "", ""))
-
-    @property
-    def where(self) -> str:
-        """``host:port/database``: names the endpoint in messages, never the credentials."""
-        return f"{self.host}:{self.port}/{self.database}"
 
 
 class MariadbFactory(ConnectorFactory):
@@ -146,16 +106,4 @@ class MariadbFactory(ConnectorFactory):
 
 
 def _as_config(config: ConnectorConfig) -> MariadbConfig:
-    if isinstance(config, MariadbConfig):
-        return config
-    from pydantic import ValidationError
-
-    from headwater.errors import ConfigError
-
-    try:
-        return MariadbConfig.model_validate(config.model_dump())
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid `mariadb` connection settings: {exc.errors()[0]['msg']}.",
-            connector=CONNECTOR,
-        ) from None
+    return as_config(config, MariadbConfig, CONNECTOR)

@@ -7,12 +7,14 @@ a destination is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
 from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
+from headwater.connectors.server.config import as_config
+from headwater.connectors.server.urls import ServerUrl, check_url, redact_url
 
 if TYPE_CHECKING:
     from headwater.connectors.base import Destination, Source
@@ -23,18 +25,7 @@ CONNECTOR = "postgres"
 _SCHEMES = ("postgresql", "postgres")
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its user-info replaced by ``****`` (never show a user or password)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"****@{host}" if "@" in parts.netloc else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-class PostgresConfig(ConnectorConfig):
+class PostgresConfig(ServerUrl, ConnectorConfig):
     """Settings of a ``postgres`` connection.
 
     ``url`` is SQLAlchemy-style, ``postgresql://user:password@host:port/database``
@@ -42,6 +33,8 @@ class PostgresConfig(ConnectorConfig):
     Put the password in an environment variable: ``url: postgresql://me:${PG_PASSWORD}@db/x``.
     The password never appears in a repr, an error or a log line.
     """
+
+    default_port: ClassVar[int] = 5432
 
     url: str = Field(description="postgresql://user:password@host:port/database")
     schema_: str = Field(
@@ -61,23 +54,7 @@ class PostgresConfig(ConnectorConfig):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            raise ValueError("`url` is not a valid URL") from None
-        scheme = parts.scheme.lower().partition("+")[0]
-        if scheme not in _SCHEMES:
-            raise ValueError(
-                f"unsupported URL scheme `{parts.scheme}://` in {redact_url(value)!r}; "
-                "use postgresql://user:password@host:port/database"
-            )
-        if not parts.path.strip("/"):
-            raise ValueError(f"the URL {redact_url(value)!r} names no database (/database)")
-        return value
-
-    def __repr_args__(self) -> Any:
-        for key, value in super().__repr_args__():
-            yield key, (redact_url(value) if key == "url" else value)
+        return check_url(value, _SCHEMES, "postgresql://user:password@host:port/database")
 
     @property
     def schema_name(self) -> str:
@@ -95,25 +72,7 @@ class PostgresConfig(ConnectorConfig):
 
     @property
     def password(self) -> str | None:
-        value = urlsplit(self.url).password
-        return unquote(value) if value else None
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "localhost"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or 5432
-
-    @property
-    def database(self) -> str:
-        return unquote(urlsplit(self.url).path.strip("/"))
-
-    @property
-    def where(self) -> str:
-        """``host:port/database``: names the endpoint in messages, never the credentials."""
-        return f"{self.host}:{self.port}/{self.database}"
+        return self._url_password()
 
 
 class PostgresFactory(ConnectorFactory):
@@ -145,16 +104,4 @@ class PostgresFactory(ConnectorFactory):
 
 
 def _as_config(config: ConnectorConfig) -> PostgresConfig:
-    if isinstance(config, PostgresConfig):
-        return config
-    from pydantic import ValidationError
-
-    from headwater.errors import ConfigError
-
-    try:
-        return PostgresConfig.model_validate(config.model_dump())
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid `postgres` connection settings: {exc.errors()[0]['msg']}.",
-            connector=CONNECTOR,
-        ) from None
+    return as_config(config, PostgresConfig, CONNECTOR)
