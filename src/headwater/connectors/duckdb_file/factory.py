@@ -6,12 +6,16 @@ only when a source or a destination is built.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
+from headwater.connectors.sql.files import (
+    FILE_DATABASE_CAPABILITIES,
+    FileDatabaseConfig,
+    as_config,
+)
 
 if TYPE_CHECKING:
     from headwater.connectors.base import Destination, Source
@@ -19,19 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["DuckdbConfig", "DuckdbFactory"]
 
 
-class DuckdbConfig(ConnectorConfig):
+class DuckdbConfig(FileDatabaseConfig):
     """Settings of a ``duckdb`` connection.
 
     ``path`` names the database file; a relative path resolves against ``base_dir``
     (the workspace root, filled in by the workspace), else the current directory.
     """
 
+    product: ClassVar[str] = "DuckDB"
+
     path: str = Field(description="The DuckDB database file.")
-    base_dir: str | None = Field(
-        default=None,
-        description="Directory a relative `path` is resolved against (the workspace root).",
-    )
-    batch_rows: int = Field(default=65_536, ge=1, description="Rows per Arrow batch on read.")
     read_only: bool = Field(
         default=False,
         description="Open the file read-only (sources: lets other processes read it too).",
@@ -39,39 +40,13 @@ class DuckdbConfig(ConnectorConfig):
     threads: int | None = Field(default=None, ge=1, description="DuckDB threads (default: all).")
     memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. 1GB.")
 
-    @field_validator("path")
-    @classmethod
-    def _check_path(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("`path` must name a DuckDB database file")
-        if value.strip() == ":memory:":
-            raise ValueError("`path` must name a file; an in-memory database is not shared")
-        return value
-
-    @property
-    def file(self) -> Path:
-        """The absolute database path."""
-        path = Path(self.path).expanduser()
-        if not path.is_absolute():
-            path = Path(self.base_dir or Path.cwd()) / path
-        return path.resolve()
-
 
 class DuckdbFactory(ConnectorFactory):
     """A DuckDB database file."""
 
     name: ClassVar[str] = "duckdb"
     config_model: ClassVar[type[ConnectorConfig]] = DuckdbConfig
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        source=True,
-        destination=True,
-        pushdown=True,
-        incremental=True,
-        partitioned=True,
-        idempotent=True,
-        merge=True,
-        write_modes=("append", "overwrite", "merge"),
-    )
+    capabilities: ClassVar[Capabilities] = FILE_DATABASE_CAPABILITIES
     description: ClassVar[str] = "Tables of a DuckDB database file (read and write)."
 
     def source(self, config: ConnectorConfig) -> Source:
@@ -95,16 +70,4 @@ class DuckdbFactory(ConnectorFactory):
 
 
 def _as_config(config: ConnectorConfig) -> DuckdbConfig:
-    if isinstance(config, DuckdbConfig):
-        return config
-    from pydantic import ValidationError
-
-    from headwater.errors import ConfigError
-
-    try:
-        return DuckdbConfig.model_validate(config.model_dump())
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid `duckdb` connection settings: {exc.errors()[0]['msg']}.",
-            connector="duckdb",
-        ) from None
+    return as_config(config, DuckdbConfig, "duckdb")
