@@ -12,6 +12,12 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
+from headwater.connectors.server.errors import (
+    failed_error,
+    refused_error,
+    scrub_secrets,
+    unreachable_error,
+)
 from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal
 
 if TYPE_CHECKING:
@@ -19,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MariadbAuthError", "MariadbQueryError", "connect", "driver_error", "fetch_all"]
 
+_PRODUCT = "MariaDB"
 # "server gone / unreachable / this session was killed" codes: retrying may help
 _LOST = {2002, 2003, 2005, 2006, 2013, 2055, 1053, 1077, 1152, 1153, 1158, 1159, 1160, 1161}
 _KILLED = {1317, 1927}  # query interrupted / connection killed (KILL from another session)
@@ -35,10 +42,7 @@ class MariadbQueryError(ConnectorError, Terminal):
 
 def scrub(config: MariadbConfig, text: str) -> str:
     """``text`` with the password and the full URL removed."""
-    for secret in (config.url, config.cx_url, config.password):
-        if secret and secret in text:
-            text = text.replace(secret, "****")
-    return text
+    return scrub_secrets(text, (config.url, config.cx_url, config.password))
 
 
 def _code(exc: BaseException) -> int | None:
@@ -109,18 +113,14 @@ def connect_error(config: MariadbConfig, exc: BaseException) -> ConnectorError:
     detail = _detail(config, exc)
     code = _code(exc)
     if code is None or code in _LOST or code >= 2000:
-        return ConnectorUnavailableError(
-            f"Cannot reach MariaDB at {config.where}: {detail}",
-            connector=CONNECTOR,
-            location=config.where,
-            hint="Check the host and port in the connection `url`, and that the server is up.",
-        )
-    return MariadbAuthError(
-        f"MariaDB at {config.where} refused the connection: {detail}",
+        return unreachable_error(_PRODUCT, config.where, detail, connector=CONNECTOR)
+    return refused_error(
+        MariadbAuthError,
+        _PRODUCT,
+        config.where,
+        detail,
         connector=CONNECTOR,
-        location=config.where,
-        hint="Check the user, password and database in the connection `url` "
-        "(put the password in an environment variable: ${MYSQL_PASSWORD}).",
+        password_variable="MYSQL_PASSWORD",
     )
 
 
@@ -148,11 +148,8 @@ def driver_error(
     else:
         lost = "connection" in detail.lower()
     cls: type[ConnectorError] = ConnectorUnavailableError if lost else MariadbQueryError
-    return cls(
-        f"MariaDB at {config.where} failed while {doing}: {detail}",
-        connector=CONNECTOR,
-        location=config.where,
-        error_code=code,
+    return failed_error(
+        cls, _PRODUCT, config.where, doing, detail, connector=CONNECTOR, error_code=code
     )
 
 

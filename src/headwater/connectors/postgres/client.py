@@ -15,6 +15,12 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
+from headwater.connectors.server.errors import (
+    failed_error,
+    refused_error,
+    scrub_secrets,
+    unreachable_error,
+)
 from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ __all__ = [
     "scrub",
 ]
 
+_PRODUCT = "PostgreSQL"
+
 
 class PostgresAuthError(ConnectorError, Terminal):
     """The server refused the login (password, role, database, pg_hba): not retried."""
@@ -36,10 +44,7 @@ class PostgresAuthError(ConnectorError, Terminal):
 
 def scrub(config: PostgresConfig, text: str) -> str:
     """``text`` with the password and the full URL removed."""
-    for secret in (config.url, config.libpq_url, config.password or ""):
-        if len(secret) >= 1 and secret in text:
-            text = text.replace(secret, "****")
-    return text
+    return scrub_secrets(text, (config.url, config.libpq_url, config.password))
 
 
 def _detail(config: PostgresConfig, exc: BaseException) -> str:
@@ -75,18 +80,14 @@ def connect(config: PostgresConfig, *, autocommit: bool = False) -> Connection:
 def connect_error(config: PostgresConfig, exc: BaseException) -> ConnectorError:
     detail = _detail(config, exc)
     if not _reachable(config):
-        return ConnectorUnavailableError(
-            f"Cannot reach PostgreSQL at {config.where}: {detail}",
-            connector=CONNECTOR,
-            location=config.where,
-            hint="Check the host and port in the connection `url`, and that the server is up.",
-        )
-    return PostgresAuthError(
-        f"PostgreSQL at {config.where} refused the connection: {detail}",
+        return unreachable_error(_PRODUCT, config.where, detail, connector=CONNECTOR)
+    return refused_error(
+        PostgresAuthError,
+        _PRODUCT,
+        config.where,
+        detail,
         connector=CONNECTOR,
-        location=config.where,
-        hint="Check the user, password and database in the connection `url` "
-        "(put the password in an environment variable: ${PG_PASSWORD}).",
+        password_variable="PG_PASSWORD",
     )
 
 
@@ -134,11 +135,8 @@ def driver_error(
         or (isinstance(exc, adbc_driver_manager.OperationalError) and not state)
     )
     cls: type[ConnectorError] = ConnectorUnavailableError if lost else PostgresQueryError
-    return cls(
-        f"PostgreSQL at {config.where} failed while {doing}: {detail}",
-        connector=CONNECTOR,
-        location=config.where,
-        sqlstate=state or None,
+    return failed_error(
+        cls, _PRODUCT, config.where, doing, detail, connector=CONNECTOR, sqlstate=state or None
     )
 
 
