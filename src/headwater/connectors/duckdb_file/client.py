@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from headwater.connectors.base import (
     RejectSink,
-    SchemaContract,
     Stream,
-    WriteMode,
-    WriteResult,
 )
 from headwater.connectors.duckdb_file.factory import DuckdbConfig
+from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -37,22 +35,18 @@ from headwater.errors import (
 if TYPE_CHECKING:
     import duckdb
 
+    from headwater.connectors.duckdb_file.writer import DuckdbWriter
+
 __all__ = ["DuckdbClient", "quote_ident"]
 
 CONNECTOR = "duckdb"
 
 
-def quote_ident(name: str) -> str:
-    """A SQL identifier in double quotes, embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-class DuckdbClient:
+class DuckdbClient(FileDatabaseClient[DuckdbConfig]):
     """A DuckDB database file as a source and a destination."""
 
-    def __init__(self, config: DuckdbConfig) -> None:
-        self.config = config
-        self.file = config.file
+    connector: ClassVar[str] = CONNECTOR
+    product: ClassVar[str] = "DuckDB"
 
     # -- checks and metadata -----------------------------------------------------------------
     def check(self) -> None:
@@ -115,17 +109,9 @@ class DuckdbClient:
         ``columns``, ``predicate`` (DuckDB SQL, checked to be one expression), ``order_by``
         (ascending, NULLs last) and ``limit`` run in DuckDB.
         """
-        opts = dict(options or {})
-        query = opts.pop("query", None)
-        batch_rows = int(opts.pop("batch_rows", self.config.batch_rows))
-        if opts:
-            raise ConfigError(
-                f"Unknown read option(s) for duckdb: {', '.join(sorted(opts))}.",
-                connector=CONNECTOR,
-                hint="Valid read options: query, batch_rows.",
-            )
-        if limit is not None and limit < 0:
-            raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
+        query, rows = self._read_options(options)
+        batch_rows = int(rows)
+        self._check_limit(limit)
         where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)
@@ -182,15 +168,7 @@ class DuckdbClient:
         Python scalars as a read returns them (``int``, ``float``, ``Decimal``, ``date``,
         ``datetime``, tz-aware for ``TIMESTAMPTZ``); ``(None, None)`` when no row matches.
         """
-        opts = dict(options or {})
-        query = opts.pop("query", None)
-        opts.pop("batch_rows", None)
-        if opts:
-            raise ConfigError(
-                f"Unknown read option(s) for duckdb: {', '.join(sorted(opts))}.",
-                connector=CONNECTOR,
-                hint="Valid read options: query, batch_rows.",
-            )
+        query, _ = self._read_options(options)
         where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)
@@ -246,51 +224,13 @@ class DuckdbClient:
         return f"{quote_ident(schema)}.{quote_ident(table)}"
 
     # -- write ---------------------------------------------------------------------------------
-    def write(
-        self,
-        target: str,
-        batches: pa.RecordBatchReader,
-        *,
-        mode: WriteMode = "append",
-        keys: list[str] | None = None,
-        options: Mapping[str, Any] | None = None,
-        load_id: str | None = None,
-        schema_contract: SchemaContract = "evolve",
-        rejects: RejectSink | None = None,
-    ) -> WriteResult:
-        """Append, overwrite (atomic swap) or merge (upsert) ``batches`` into ``target``.
-
-        ``target`` is one table name in the ``main`` schema (quoted as given). See
-        :mod:`headwater.connectors.duckdb_file.writer`.
-        """
+    def _writer(self) -> DuckdbWriter:
+        """See :mod:`headwater.connectors.duckdb_file.writer`."""
         from headwater.connectors.duckdb_file.writer import DuckdbWriter
 
-        return DuckdbWriter(self).write(
-            target,
-            batches,
-            mode=mode,
-            keys=keys,
-            options=options,
-            load_id=load_id,
-            schema_contract=schema_contract,
-            rejects=rejects,
-        )
+        return DuckdbWriter(self)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _require_file(self) -> None:
-        if not self.file.is_file():
-            where = (
-                "its directory does not exist either"
-                if not self.file.parent.is_dir()
-                else "no such file"
-            )
-            raise SourceNotFoundError(
-                f"The DuckDB database {str(self.file)!r} does not exist ({where}).",
-                connector=CONNECTOR,
-                location=str(self.file),
-                hint="Fix the connection's `path` (relative paths start at the workspace root).",
-            )
-
     def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         import duckdb
 
@@ -385,35 +325,9 @@ def render_predicate(predicate: str) -> str:
     Rendering from the parsed tree (never the raw text) means the predicate cannot close
     the WHERE clause and start a second statement.
     """
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import ParseError, TokenError
+    from headwater.connectors.sql.predicate import parse_predicate
 
-    try:
-        parsed = sqlglot.parse(predicate, read="duckdb")
-    except (ParseError, TokenError) as exc:
-        raise QueryError(
-            f"The predicate {predicate!r} does not parse: {_first_line(exc)}",
-            connector=CONNECTOR,
-            field="predicate",
-        ) from None
-    if (
-        len(parsed) != 1
-        or parsed[0] is None
-        or isinstance(parsed[0], (exp.Query, exp.Command, exp.DDL, exp.DML))
-    ):
-        raise QueryError(
-            f"The predicate {predicate!r} must be one boolean expression.",
-            connector=CONNECTOR,
-            field="predicate",
-            hint="Write it like a WHERE clause, e.g. `amount > 10 AND country = 'FR'`.",
-        )
-    return "(" + parsed[0].sql(dialect="duckdb") + ")"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return "(" + parse_predicate(predicate, CONNECTOR).sql(dialect="duckdb") + ")"
 
 
 _first_line = first_line

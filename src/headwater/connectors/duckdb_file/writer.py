@@ -36,10 +36,10 @@ from headwater.connectors.contract import Conformer
 from headwater.connectors.duckdb_file.client import (
     CONNECTOR,
     DuckdbClient,
-    first_line,
     open_error,
     quote_ident,
 )
+from headwater.connectors.sql.client import first_line
 from headwater.connectors.sql.writer import (
     LEDGER,
     Dialect,

@@ -35,6 +35,7 @@ from headwater.connectors.contract import (
     check_contract_name,
     plan_contract,
 )
+from headwater.connectors.sql.client import first_line, quote_ident
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
@@ -52,7 +53,6 @@ __all__ = [
     "Progress",
     "WritePlan",
     "dedup_sql",
-    "first_line",
     "has_column",
     "ledger_ddl",
     "ledger_insert_sql",
@@ -60,7 +60,6 @@ __all__ = [
     "may_repeat",
     "merge_result",
     "plan_write",
-    "quote_ident",
     "staging_name",
     "stream_batches",
     "text_extensions",
@@ -76,16 +75,6 @@ _JSON = pa.json_()
 
 Tx = TypeVar("Tx")
 Con = TypeVar("Con")
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier in double quotes, embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,15 @@ import os
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from headwater.connectors.base import (
     RejectSink,
-    SchemaContract,
     Stream,
-    WriteMode,
-    WriteResult,
 )
+from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
 from headwater.connectors.sqlite.factory import SqliteConfig
 from headwater.connectors.sqlite.predicate import to_sqlite
 from headwater.connectors.sqlite.types import (
@@ -46,14 +44,11 @@ from headwater.errors import (
 if TYPE_CHECKING:
     from adbc_driver_manager.dbapi import Connection
 
+    from headwater.connectors.sqlite.writer import SqliteWriter
+
 __all__ = ["SqliteClient", "quote_ident"]
 
 CONNECTOR = "sqlite"
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier in double quotes, embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -65,12 +60,11 @@ class _Column:
     pk: int
 
 
-class SqliteClient:
+class SqliteClient(FileDatabaseClient[SqliteConfig]):
     """A SQLite database file as a source and a destination."""
 
-    def __init__(self, config: SqliteConfig) -> None:
-        self.config = config
-        self.file = config.file
+    connector: ClassVar[str] = CONNECTOR
+    product: ClassVar[str] = "SQLite"
 
     # -- checks and metadata -----------------------------------------------------------------
     def check(self) -> None:
@@ -132,17 +126,9 @@ class SqliteClient:
         ``columns``, ``predicate`` (DuckDB SQL, rendered for SQLite with exact temporal
         literals), ``order_by`` (ascending, NULLs last) and ``limit`` run in SQLite.
         """
-        opts = dict(options or {})
-        query = opts.pop("query", None)
-        batch_rows = int(opts.pop("batch_rows", self.config.batch_rows))
-        if opts:
-            raise ConfigError(
-                f"Unknown read option(s) for sqlite: {', '.join(sorted(opts))}.",
-                connector=CONNECTOR,
-                hint="Valid read options: query, batch_rows.",
-            )
-        if limit is not None and limit < 0:
-            raise ConfigError(f"limit must be >= 0, got {limit}.", connector=CONNECTOR)
+        query, rows = self._read_options(options)
+        batch_rows = int(rows)
+        self._check_limit(limit)
         self._require_file()
         sql, target = self._select(stream, query, columns, predicate, limit, order_by)
         return self._stream(sql, target, stream, batch_rows)
@@ -162,15 +148,7 @@ class SqliteClient:
         when no row matches. Over ``options.query`` the values are SQLite's own (the
         query's columns have no declared type).
         """
-        opts = dict(options or {})
-        query = opts.pop("query", None)
-        opts.pop("batch_rows", None)
-        if opts:
-            raise ConfigError(
-                f"Unknown read option(s) for sqlite: {', '.join(sorted(opts))}.",
-                connector=CONNECTOR,
-                hint="Valid read options: query, batch_rows.",
-            )
+        query, _ = self._read_options(options)
         self._require_file()
         col_type: pa.DataType | None = None
         if query:
@@ -347,50 +325,13 @@ class SqliteClient:
         return pa.RecordBatch.from_arrays(arrays, schema=target)
 
     # -- write ---------------------------------------------------------------------------------
-    def write(
-        self,
-        target: str,
-        batches: pa.RecordBatchReader,
-        *,
-        mode: WriteMode = "append",
-        keys: list[str] | None = None,
-        options: Mapping[str, Any] | None = None,
-        load_id: str | None = None,
-        schema_contract: SchemaContract = "evolve",
-        rejects: RejectSink | None = None,
-    ) -> WriteResult:
-        """Append, overwrite (atomic swap) or merge (upsert) ``batches`` into ``target``.
-
-        See :mod:`headwater.connectors.sqlite.writer`.
-        """
+    def _writer(self) -> SqliteWriter:
+        """See :mod:`headwater.connectors.sqlite.writer`."""
         from headwater.connectors.sqlite.writer import SqliteWriter
 
-        return SqliteWriter(self).write(
-            target,
-            batches,
-            mode=mode,
-            keys=keys,
-            options=options,
-            load_id=load_id,
-            schema_contract=schema_contract,
-            rejects=rejects,
-        )
+        return SqliteWriter(self)
 
     # -- helpers -------------------------------------------------------------------------------
-    def _require_file(self) -> None:
-        if not self.file.is_file():
-            where = (
-                "its directory does not exist either"
-                if not self.file.parent.is_dir()
-                else "no such file"
-            )
-            raise SourceNotFoundError(
-                f"The SQLite database {str(self.file)!r} does not exist ({where}).",
-                connector=CONNECTOR,
-                location=str(self.file),
-                hint="Fix the connection's `path` (relative paths start at the workspace root).",
-            )
-
     def _meta(self) -> _Meta:
         return _Meta(self)
 
@@ -601,11 +542,6 @@ def _query_error(path: Any, stream: str, exc: BaseException) -> ConnectorError:
         connector=CONNECTOR,
         location=str(path),
     )
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _first_line = first_line

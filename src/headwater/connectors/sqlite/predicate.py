@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from headwater.connectors.sql.predicate import parse_predicate
 from headwater.connectors.sqlite.types import canonical_literal, literal_kind
 from headwater.errors import QueryError
 
@@ -123,33 +124,3 @@ def to_sqlite(predicate: str, columns: Mapping[str, pa.DataType] | None = None) 
 
     rendered = tree.transform(rewrite, copy=True)
     return "(" + rendered.sql(dialect="sqlite") + ")"
-
-
-def parse_predicate(predicate: str, connector: str) -> exp.Expr:
-    """Parse ``predicate`` as DuckDB SQL: exactly one expression, never a statement."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import ParseError, TokenError
-
-    try:
-        parsed = sqlglot.parse(predicate, read="duckdb")
-    except (ParseError, TokenError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise QueryError(
-            f"The predicate {predicate!r} does not parse: {first}",
-            connector=connector,
-            field="predicate",
-        ) from None
-    if (
-        len(parsed) != 1
-        or parsed[0] is None
-        or isinstance(parsed[0], (exp.Query, exp.Command, exp.DDL, exp.DML))
-    ):
-        raise QueryError(
-            f"The predicate {predicate!r} must be one boolean expression.",
-            connector=connector,
-            field="predicate",
-            hint="Write it like a WHERE clause, e.g. `amount > 10 AND country = 'FR'`.",
-        )
-    tree: exp.Expr = parsed[0]
-    return tree
