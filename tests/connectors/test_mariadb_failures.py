@@ -24,6 +24,7 @@ from headwater.errors import (
     Terminal,
     Transient,
 )
+from tests.connectors.server_cases import unique
 
 
 def _admin() -> Any:
@@ -48,10 +49,6 @@ def sql(
             return list(cur.fetchall()) if cur.description else []
     finally:
         conn.close()
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def read(config: MariadbConfig, stream: str, **kwargs: Any) -> pa.Table:

@@ -7,7 +7,6 @@ same rows (read back through the connector): the pushdown must select exactly th
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +18,7 @@ from headwater.connectors.base import PartitionedSource
 from headwater.connectors.mariadb.factory import MariadbConfig, MariadbFactory
 from headwater.connectors.mariadb.source import to_mysql_predicate
 from headwater.errors import ConfigError
+from tests.connectors.server_cases import unique
 
 UTC = dt.UTC
 
@@ -26,10 +26,6 @@ UTC = dt.UTC
 @pytest.fixture
 def config(mariadb_url: str) -> MariadbConfig:
     return MariadbConfig(url=mariadb_url)
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def read(config: MariadbConfig, stream: str, **kwargs: Any) -> pa.Table:

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headwater.connectors.mariadb.factory import MariadbConfig, MariadbFactory
+from tests.connectors.server_cases import unique
 
 UTC = dt.UTC
 SETTINGS = settings(
@@ -48,10 +49,6 @@ def sql(config: MariadbConfig, statement: str) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def config(mariadb_url: str) -> MariadbConfig:
     return MariadbConfig(url=mariadb_url)
-
-
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 _runs = iter(range(1, 10**9))

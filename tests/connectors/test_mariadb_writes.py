@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from headwater.errors import (
     SchemaIncompatibleError,
     UnsupportedOperationError,
 )
+from tests.connectors.server_cases import CRASH_POINTS, failing, unique, untouchable
 
 LEDGER = "_headwater_loads"
 
@@ -56,10 +56,6 @@ def sql(
         conn.close()
 
 
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
 def write(
     config: MariadbConfig, target: str, table: pa.Table, mode: str = "append", **kwargs: Any
 ) -> WriteResult:
@@ -84,24 +80,8 @@ class Boom(Exception):
     pass
 
 
-def untouchable(schema: pa.Schema) -> pa.RecordBatchReader:
-    """A reader that fails the test if anything reads it."""
-
-    def gen() -> Iterator[pa.RecordBatch]:
-        raise AssertionError("the batches were read")
-        yield  # pragma: no cover
-
-    return pa.RecordBatchReader.from_batches(schema, gen())
-
-
-def failing(table: pa.Table, after: int) -> pa.RecordBatchReader:
-    def gen() -> Iterator[pa.RecordBatch]:
-        for i, batch in enumerate(table.to_batches(max_chunksize=2)):
-            if i == after:
-                raise Boom("the upstream broke")
-            yield batch
-
-    return pa.RecordBatchReader.from_batches(table.schema, gen())
+def _failing(table: pa.Table, after: int) -> pa.RecordBatchReader:
+    return failing(table, after, Boom("the upstream broke"))
 
 
 # -- merge -------------------------------------------------------------------------------------
@@ -267,7 +247,7 @@ def test_merge_refusals_write_nothing(config: MariadbConfig) -> None:
     with pytest.raises(Boom):
         dst = MariadbFactory().destination(config)
         big = pa.table({"id": list(range(10)), "v": ["z"] * 10})
-        dst.write(name, failing(big, 2), mode="merge", keys=["id"])
+        dst.write(name, _failing(big, 2), mode="merge", keys=["id"])
     assert rows(config, name) == [(1, "a")]
     view = unique("v")
     sql(config, f"CREATE VIEW `{view}` AS SELECT * FROM `{name}`")
@@ -399,7 +379,7 @@ def test_a_failed_write_records_no_load_id(config: MariadbConfig) -> None:
     table = pa.table({"id": list(range(10)), "v": ["a"] * 10})
     dst = MariadbFactory().destination(config)
     with pytest.raises(Boom):
-        dst.write(name, failing(table, 2), mode="append", load_id="failing-load")
+        dst.write(name, _failing(table, 2), mode="append", load_id="failing-load")
     assert ledger(config, "failing-load") == []
     assert write(config, name, table, "append", load_id="failing-load").rows == 10
 
@@ -563,14 +543,7 @@ def _crash(config: MariadbConfig, table: str, mode: str, point: str, load_id: st
     assert "committed" not in done.stdout
 
 
-@pytest.mark.parametrize(
-    ("mode", "point"),
-    [
-        ("append", "load.before_commit"),
-        ("merge", "load.before_commit"),
-        ("overwrite", "load.during_swap"),
-    ],
-)
+@pytest.mark.parametrize(("mode", "point"), CRASH_POINTS)
 def test_kill_9_leaves_the_target_unchanged_and_a_rerun_loads_once(
     config: MariadbConfig, mode: str, point: str
 ) -> None:

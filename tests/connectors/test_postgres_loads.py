@@ -22,6 +22,7 @@ from headwater.connectors.base import ListRejectSink, WriteResult
 from headwater.connectors.contract import SchemaContractError
 from headwater.connectors.postgres.factory import PostgresConfig, PostgresFactory
 from headwater.errors import ConfigError, ConnectorError
+from tests.connectors.server_cases import CRASH_POINTS, failing, untouchable
 
 
 @pytest.fixture
@@ -59,28 +60,12 @@ def ledger(url: str, load_id: str, schema: str = "public") -> list[tuple[Any, ..
     )
 
 
-def untouchable(schema: pa.Schema) -> pa.RecordBatchReader:
-    """A stream that fails the test if anything reads it."""
-
-    def gen() -> Iterator[pa.RecordBatch]:
-        raise AssertionError("an already committed load read its input")
-        yield  # pragma: no cover
-
-    return pa.RecordBatchReader.from_batches(schema, gen())
-
-
 class Broken(ConnectorError):
     pass
 
 
-def failing(table: pa.Table, after: int) -> pa.RecordBatchReader:
-    def gen() -> Iterator[pa.RecordBatch]:
-        for i, batch in enumerate(table.to_batches(max_chunksize=2)):
-            if i == after:
-                raise Broken("the source broke")
-            yield batch
-
-    return pa.RecordBatchReader.from_batches(table.schema, gen())
+def _failing(table: pa.Table, after: int) -> pa.RecordBatchReader:
+    return failing(table, after, Broken("the source broke"))
 
 
 DATA = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "v": ["a", "b", "c"]})
@@ -123,7 +108,7 @@ def test_a_failed_load_leaves_no_ledger_row(config: PostgresConfig, postgres_url
     name, load_id = unique(), unique("run")
     write(config, name, DATA, mode="append")
     with pytest.raises(Broken):
-        write(config, name, failing(DATA, 1), mode="append", load_id=load_id)
+        write(config, name, _failing(DATA, 1), mode="append", load_id=load_id)
     assert ledger(postgres_url, load_id) == []
     assert sql(postgres_url, f"SELECT count(*) FROM {name}") == [(3,)]
     assert write(config, name, DATA, mode="append", load_id=load_id).rows == 3
@@ -265,7 +250,7 @@ def test_evolve_ddl_rolls_back_with_a_failed_load(
 ) -> None:
     data = pa.table({"id": pa.array([2, 3, 4, 5], pa.int32()), "extra": ["x", "y", "z", "w"]})
     with pytest.raises(Broken):
-        write(config, people, failing(data, 1), mode="append")
+        write(config, people, _failing(data, 1), mode="append")
     assert [c for c, _ in columns(postgres_url, people)] == ["id", "name", "score"]
     assert sql(postgres_url, f'SELECT count(*) FROM "{people}"') == [(1,)]
 
@@ -457,14 +442,7 @@ def run_write(url: str, target: str, mode: str, load_id: str, crash: str | None)
     )
 
 
-@pytest.mark.parametrize(
-    ("mode", "point"),
-    [
-        ("append", "load.before_commit"),
-        ("merge", "load.before_commit"),
-        ("overwrite", "load.during_swap"),
-    ],
-)
+@pytest.mark.parametrize(("mode", "point"), CRASH_POINTS)
 def test_a_kill_at_the_crash_point_leaves_the_target_unchanged_then_loads_once(
     postgres_url: str, mode: str, point: str
 ) -> None:
