@@ -26,6 +26,7 @@ from headwater.connectors.mariadb.catalog import Column, TableInfo, list_tables,
 from headwater.connectors.mariadb.client import connect, driver_error, fetch_all, scrub
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
 from headwater.connectors.mariadb.types import check_identifier, qualified, quote_ident
+from headwater.connectors.server.source import check_connection, check_read_options
 from headwater.errors import ConfigError, HeadwaterError, SourceNotFoundError, choices_hint
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = [
     "to_mysql_predicate",
 ]
 
-_READ_OPTIONS = ("query",)
 # connectorx decodes DECIMAL through rust_decimal (at most 28 digits): wider decimal
 # columns of a table are selected as text and cast to decimal128/256 in Arrow.
 _CX_DECIMAL_DIGITS = 28
@@ -61,15 +61,7 @@ class MariadbSource:
         self.config = config
 
     def check(self) -> None:
-        conn = connect(self.config)
-        try:
-            fetch_all(conn, "SELECT 1")
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise driver_error(self.config, exc, "running SELECT 1") from None
-        finally:
-            conn.close()
+        check_connection(self.config, connect, fetch_all, driver_error)
 
     def discover(self) -> list[Stream]:
         """Every table and view of the URL's database, with mapped Arrow schemas."""
@@ -280,23 +272,7 @@ def _lost(text: str) -> bool:
 
 
 def _check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    opts = dict(options or {})
-    unknown = sorted(set(opts) - set(_READ_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown read option {unknown[0]!r} for mariadb.",
-            connector=CONNECTOR,
-            field=f"options.{unknown[0]}",
-            hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
-        )
-    query = opts.get("query")
-    if query is not None and not (isinstance(query, str) and query.strip()):
-        raise ConfigError(
-            "options.query must be a SELECT statement.",
-            connector=CONNECTOR,
-            field="options.query",
-        )
-    return opts
+    return check_read_options(options, connector=CONNECTOR)
 
 
 def _subquery(query: str) -> str:

@@ -31,9 +31,9 @@ from headwater.connectors.postgres.client import (
 )
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
+from headwater.connectors.server.source import check_connection, check_read_options
 from headwater.errors import (
     ConfigError,
-    HeadwaterError,
     SourceFormatError,
     SourceNotFoundError,
     UnsupportedOperationError,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresSource", "to_postgres_predicate"]
 
-_READ_OPTIONS = ("query",)
 _ALIAS = "hw_src"  # the relation read, so ORDER BY names its columns, not output aliases
 
 
@@ -56,15 +55,7 @@ class PostgresSource:
         self.config = config
 
     def check(self) -> None:
-        conn = connect(self.config)
-        try:
-            fetch_all(conn, "SELECT 1")
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise driver_error(self.config, exc, "running SELECT 1") from None
-        finally:
-            conn.close()
+        check_connection(self.config, connect, fetch_all, driver_error)
 
     def discover(self) -> list[Stream]:
         """Every table and view of every schema the user may use, as ``schema.table``."""
@@ -284,25 +275,8 @@ def _close(conn: Connection, cur: Any) -> None:
 
 
 def _query_option(options: Mapping[str, Any] | None) -> str | None:
-    opts = dict(options or {})
-    unknown = sorted(set(opts) - set(_READ_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"Unknown read option {unknown[0]!r} for postgres.",
-            connector=CONNECTOR,
-            field=f"options.{unknown[0]}",
-            hint=choices_hint(unknown[0], _READ_OPTIONS, "options"),
-        )
-    query = opts.get("query")
-    if query is None:
-        return None
-    if not (isinstance(query, str) and query.strip()):
-        raise ConfigError(
-            "options.query must be a SELECT statement.",
-            connector=CONNECTOR,
-            field="options.query",
-        )
-    return query.strip().rstrip(";")
+    query = check_read_options(options, connector=CONNECTOR).get("query")
+    return None if query is None else str(query).strip().rstrip(";")
 
 
 def _order_names(order_by: Sequence[str] | None) -> list[str]:
