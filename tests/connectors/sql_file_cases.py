@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import sqlite3
 import subprocess
@@ -21,10 +22,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from headwater.connectors.base import ListRejectSink
 from headwater.connectors.contract import SchemaContractError
@@ -45,11 +49,20 @@ __all__ = [
     "NAMES",
     "PREDICATES",
     "SQLITE",
+    "STAMPS",
+    "TEXT",
+    "ZONED",
+    "Case",
     "Client",
     "Engine",
     "batches_of",
+    "check_empty_table",
+    "check_round_trip",
+    "decimals",
     "events",
+    "int64s",
     "read_table",
+    "same_type",
     "test_column_bounds_types_predicates_and_queries",
     "test_concurrent_writers_with_one_load_id_load_once",
     "test_discard_row_sends_rows_that_do_not_fit_to_rejects",
@@ -66,7 +79,9 @@ __all__ = [
     "test_order_by_nulls_last_with_predicate_and_limit",
     "test_overwrite_contracts",
     "test_predicate_filters_exactly_as_duckdb_does",
+    "to_utc",
     "untouchable",
+    "write_read",
 ]
 
 UTC = dt.UTC
@@ -669,3 +684,116 @@ def test_evil_names_do_nothing_evil(engine: Engine, tmp_path: Path) -> None:
     assert client.column_bounds(evil, evil, predicate="1 = 1") == (1, 1)
     assert sorted(s.name for s in client.discover()) == sorted(["victim", evil])
     assert read_table(client, "victim").num_rows == 1
+
+
+# -- types (the connectors' own CASES say what each Arrow type reads back as) --------------
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Case:
+    """An Arrow type, values of it, and what they read back as."""
+
+    type: pa.DataType
+    values: st.SearchStrategy[Any]
+    read_type: pa.DataType
+    expect: Callable[[Any], Any] = _same
+
+
+def decimals(precision: int, scale: int) -> st.SearchStrategy[Decimal]:
+    """Decimals of exactly this precision and scale, the extremes included (built from
+    integers: Decimal arithmetic would round at its default 28 digits)."""
+    top = 10**precision - 1
+    ints = st.one_of(st.sampled_from([top, -top, 0, 1, -1]), st.integers(-top, top))
+    return ints.map(lambda i: Decimal(f"{i}E-{scale}"))
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(UTC)
+
+
+def int64s() -> st.SearchStrategy[int]:
+    return st.one_of(
+        st.sampled_from([-(2**63), 2**63 - 1, 0, -1]), st.integers(-(2**63), 2**63 - 1)
+    )
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30) | st.sampled_from(
+    ["😀👍🏽", "日本語", "é\u0301", "", " ", "'; DROP TABLE t; --", "a\x00b"]
+)
+STAMPS = st.datetimes(dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999))
+ZONED = st.datetimes(
+    dt.datetime(2, 1, 1),
+    dt.datetime(9998, 12, 31),
+    timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata")]),
+)
+
+
+def write_read(client: Client, table: pa.Table, name: str) -> pa.Table:
+    """``table`` written over table ``name`` in batches of 7 rows and read back by ``row``."""
+    batches = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
+    result = client.write(name, batches, mode="overwrite")
+    assert result.rows == table.num_rows
+    return pa.Table.from_batches(list(client.read(name, order_by=["row"])))
+
+
+def check_round_trip(client: Client, case: Case, *, max_examples: int, max_size: int) -> None:
+    """Lists of ``case``'s values (and nulls) read back as the case says, discover too."""
+    counter = iter(range(10**6))
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(st.none() | case.values, max_size=max_size))
+    def check(values: list[Any]) -> None:
+        table = pa.table(
+            {
+                "row": pa.array(range(len(values)), pa.int64()),
+                "value": pa.array(values, case.type),
+            }
+        )
+        got = write_read(client, table, f"t{next(counter)}")
+        assert same_type(got.schema.field("value").type, case.read_type)
+        expected = [
+            None if v is None else case.expect(v) for v in table.column("value").to_pylist()
+        ]
+        assert _nan_safe(got.column("value").to_pylist()) == _nan_safe(expected)
+        assert got.num_rows == len(values)
+
+    check()
+    # discover reports the type the read returns
+    streams = {s.name: s for s in client.discover()}
+    schema = streams["t0"].schema
+    assert schema is not None and same_type(schema.field("value").type, case.read_type)
+
+
+def check_empty_table(client: Client, cases: dict[str, Case]) -> None:
+    """A table of every case's type and no rows reads back with every read type."""
+    columns = {n.replace(" ", "_"): pa.array([], c.type) for n, c in cases.items()}
+    got = write_read(client, pa.table({"row": pa.array([], pa.int64()), **columns}), "empty")
+    assert got.num_rows == 0
+    assert got.schema.field("row").type == pa.int64()
+    for field, case in zip(list(got.schema)[1:], cases.values(), strict=True):
+        assert same_type(field.type, case.read_type), field
+
+
+def same_type(got: pa.DataType, expected: pa.DataType) -> bool:
+    """Equal types; a list's child field may be named differently (DuckDB: after the column)."""
+    if pa.types.is_list(got) and pa.types.is_list(expected):
+        return same_type(got.value_type, expected.value_type)
+    if pa.types.is_struct(got) and pa.types.is_struct(expected):
+        return got.num_fields == expected.num_fields and all(
+            got.field(i).name == expected.field(i).name
+            and same_type(got.field(i).type, expected.field(i).type)
+            for i in range(got.num_fields)
+        )
+    return bool(got == expected)
+
+
+def _nan_safe(values: list[Any]) -> list[Any]:
+    return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in values]

@@ -10,79 +10,40 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headwater.connectors.sqlite.client import SqliteClient
 from headwater.connectors.sqlite.factory import SqliteConfig
 from headwater.errors import ConnectorError, UnsupportedOperationError
-
-UTC = dt.UTC
-SETTINGS = settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+from tests.connectors.sql_file_cases import (
+    STAMPS,
+    TEXT,
+    ZONED,
+    Case,
+    check_empty_table,
+    check_round_trip,
+    decimals,
+    int64s,
+    to_utc,
+    write_read,
 )
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-@dataclass(frozen=True)
-class Case:
-    type: pa.DataType
-    values: st.SearchStrategy[Any]
-    read_type: pa.DataType
-    expect: Callable[[Any], Any] = _same
-
-
-def _decimals(precision: int, scale: int) -> st.SearchStrategy[Decimal]:
-    """Decimals of exactly this precision and scale, the extremes included (built from
-    integers: Decimal arithmetic would round at its default 28 digits)."""
-    top = 10**precision - 1
-    ints = st.one_of(st.sampled_from([top, -top, 0, 1, -1]), st.integers(-top, top))
-    return ints.map(lambda i: Decimal(f"{i}E-{scale}"))
-
-
-def _to_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(UTC)
 
 
 def _nan_is_null(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _int64s() -> st.SearchStrategy[int]:
-    return st.one_of(
-        st.sampled_from([-(2**63), 2**63 - 1, 0, -1]), st.integers(-(2**63), 2**63 - 1)
-    )
-
-
-TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30) | st.sampled_from(
-    ["😀👍🏽", "日本語", "é\u0301", "", " ", "'; DROP TABLE t; --", "a\x00b"]
-)
-STAMPS = st.datetimes(dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31, 23, 59, 59, 999999))
-ZONED = st.datetimes(
-    dt.datetime(2, 1, 1),
-    dt.datetime(9998, 12, 31),
-    timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata")]),
-)
-
 CASES: dict[str, Case] = {
     "int8": Case(pa.int8(), st.integers(-128, 127), pa.int64()),
     "int16": Case(pa.int16(), st.integers(-(2**15), 2**15 - 1), pa.int64()),
     "int32": Case(pa.int32(), st.integers(-(2**31), 2**31 - 1), pa.int64()),
-    "int64": Case(pa.int64(), _int64s(), pa.int64()),
+    "int64": Case(pa.int64(), int64s(), pa.int64()),
     "uint8": Case(pa.uint8(), st.integers(0, 255), pa.int64()),
     "uint32": Case(pa.uint32(), st.integers(0, 2**32 - 1), pa.int64()),
     "uint64 (up to 2**63-1)": Case(pa.uint64(), st.integers(0, 2**63 - 1), pa.int64()),
@@ -94,10 +55,10 @@ CASES: dict[str, Case] = {
         st.floats(width=32, allow_nan=False, allow_infinity=True),
         pa.float64(),
     ),
-    "decimal(38,9)": Case(pa.decimal128(38, 9), _decimals(38, 9), pa.decimal128(38, 9)),
-    "decimal(38,0)": Case(pa.decimal128(38, 0), _decimals(38, 0), pa.decimal128(38, 0)),
-    "decimal(10,2)": Case(pa.decimal128(10, 2), _decimals(10, 2), pa.decimal128(10, 2)),
-    "decimal256(76,20)": Case(pa.decimal256(76, 20), _decimals(76, 20), pa.decimal256(76, 20)),
+    "decimal(38,9)": Case(pa.decimal128(38, 9), decimals(38, 9), pa.decimal128(38, 9)),
+    "decimal(38,0)": Case(pa.decimal128(38, 0), decimals(38, 0), pa.decimal128(38, 0)),
+    "decimal(10,2)": Case(pa.decimal128(10, 2), decimals(10, 2), pa.decimal128(10, 2)),
+    "decimal256(76,20)": Case(pa.decimal256(76, 20), decimals(76, 20), pa.decimal256(76, 20)),
     "string": Case(pa.string(), TEXT, pa.string()),
     "large_string": Case(pa.large_string(), TEXT, pa.string()),
     "bool": Case(pa.bool_(), st.booleans(), pa.bool_()),
@@ -107,10 +68,10 @@ CASES: dict[str, Case] = {
         pa.timestamp("s"), STAMPS.map(lambda v: v.replace(microsecond=0)), pa.timestamp("us")
     ),
     "timestamp[us, tz]": Case(
-        pa.timestamp("us", tz="UTC"), ZONED, pa.timestamp("us", tz="UTC"), _to_utc
+        pa.timestamp("us", tz="UTC"), ZONED, pa.timestamp("us", tz="UTC"), to_utc
     ),
     "timestamp[us, Europe/Paris]": Case(
-        pa.timestamp("us", tz="Europe/Paris"), ZONED, pa.timestamp("us", tz="UTC"), _to_utc
+        pa.timestamp("us", tz="Europe/Paris"), ZONED, pa.timestamp("us", tz="UTC"), to_utc
     ),
     "time64[us]": Case(pa.time64("us"), st.times(), pa.time64("us")),
     "binary": Case(pa.binary(), st.binary(max_size=40), pa.binary()),
@@ -137,55 +98,13 @@ def _client(tmp_path: Path) -> SqliteClient:
     return SqliteClient(SqliteConfig(path=str(tmp_path / "types.sqlite")))
 
 
-def _write_read(client: SqliteClient, table: pa.Table, name: str) -> pa.Table:
-    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
-    result = client.write(name, reader, mode="overwrite")
-    assert result.rows == table.num_rows
-    return pa.Table.from_batches(list(client.read(name, order_by=["row"])))
-
-
 @pytest.mark.parametrize("case_name", list(CASES))
 def test_round_trip(tmp_path: Path, case_name: str) -> None:
-    case = CASES[case_name]
-    client = _client(tmp_path)
-    counter = iter(range(10**6))
-
-    @SETTINGS
-    @given(st.lists(st.none() | case.values, max_size=25))
-    def check(values: list[Any]) -> None:
-        table = pa.table(
-            {
-                "row": pa.array(range(len(values)), pa.int64()),
-                "value": pa.array(values, case.type),
-            }
-        )
-        got = _write_read(client, table, f"t{next(counter)}")
-        assert got.schema.field("value").type == case.read_type
-        expected = [
-            None if v is None else case.expect(v) for v in table.column("value").to_pylist()
-        ]
-        assert got.column("value").to_pylist() == expected
-        # discover reports the type the read returns
-        assert got.num_rows == len(values)
-
-    check()
-    streams = {s.name: s for s in client.discover()}
-    schema = streams["t0"].schema
-    assert schema is not None and schema.field("value").type == case.read_type
+    check_round_trip(_client(tmp_path), CASES[case_name], max_examples=12, max_size=25)
 
 
 def test_empty_tables_keep_their_schema(tmp_path: Path) -> None:
-    client = _client(tmp_path)
-    schema = pa.schema([pa.field(n.replace(" ", "_"), c.type) for n, c in CASES.items()])
-    got = _write_read(
-        client,
-        pa.table(
-            {"row": pa.array([], pa.int64()), **{f.name: pa.array([], f.type) for f in schema}}
-        ),
-        "empty",
-    )
-    assert got.num_rows == 0
-    assert got.schema.types == [pa.int64(), *(c.read_type for c in CASES.values())]
+    check_empty_table(_client(tmp_path), CASES)
 
 
 def test_documented_coercions_in_storage(tmp_path: Path) -> None:
@@ -206,7 +125,7 @@ def test_documented_coercions_in_storage(tmp_path: Path) -> None:
             "j": pa.array(['{"a": [1, 2.50]}'], pa.json_()),
         }
     )
-    _write_read(client, table, "c")
+    write_read(client, table, "c")
     import adbc_driver_sqlite.dbapi as adbc
 
     con = adbc.connect(str(tmp_path / "types.sqlite"))
