@@ -27,7 +27,8 @@ from headwater.connectors.mariadb.catalog import Column, TableInfo
 from headwater.connectors.mariadb.client import fetch_all
 from headwater.connectors.mariadb.factory import CONNECTOR
 from headwater.connectors.mariadb.types import qualified, quote_ident
-from headwater.errors import SchemaIncompatibleError, choices_hint
+from headwater.connectors.server.errors import missing_column_error
+from headwater.errors import SchemaIncompatibleError
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection  # type: ignore[import-untyped]
@@ -65,13 +66,11 @@ def load(
     for f in batches.schema:
         column = info.column(f.name)
         if column is None:
-            known = [c.name for c in info.columns]
-            raise SchemaIncompatibleError(
-                f"Table {info.database}.{info.name} has no column {f.name!r}.",
+            raise missing_column_error(
+                f"{info.database}.{info.name}",
+                f.name,
+                [c.name for c in info.columns],
                 connector=CONNECTOR,
-                column=f.name,
-                hint=choices_hint(f.name, known, "columns")
-                + " Add the column to the table, or drop it from the data.",
             )
         names.append(column.name)
     columns: list[Column] = [info.column(n) for n in names]  # type: ignore[misc]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from headwater.connectors.server.arrow_types import is_binary_like, is_text_like
 from headwater.errors import SchemaIncompatibleError
 
 __all__ = ["arrow_type", "check_identifier", "mysql_type", "qualified", "quote_ident"]
@@ -146,19 +147,9 @@ def mysql_type(t: pa.DataType, *, column: str | None = None, uuid_type: str = "u
         return "double"
     if pa.types.is_decimal(t) and t.precision <= 65 and 0 <= t.scale <= 38:
         return f"decimal({t.precision},{t.scale})"
-    if (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_null(t)
-    ):
+    if is_text_like(t):
         return "longtext"
-    if (
-        pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_fixed_size_binary(t)
-        or pa.types.is_binary_view(t)
-    ):
+    if is_binary_like(t):
         return "longblob"
     if pa.types.is_date(t):
         return "date"

@@ -66,12 +66,12 @@ from headwater.connectors.postgres.client import (
 )
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import pg_type, qualified, quote_ident, wire_type
+from headwater.connectors.server.errors import missing_column_error
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
     HeadwaterError,
     SchemaIncompatibleError,
-    choices_hint,
 )
 
 if TYPE_CHECKING:
@@ -503,12 +503,8 @@ def _load(
     by_name = {c.name: c for c in info.columns}
     for field in batches.schema:
         if field.name not in by_name:
-            raise SchemaIncompatibleError(
-                f"Table {info.schema}.{info.name} has no column {field.name!r}.",
-                connector=CONNECTOR,
-                column=field.name,
-                hint=choices_hint(field.name, by_name, "columns")
-                + " Add the column to the table, or drop it from the data.",
+            raise missing_column_error(
+                f"{info.schema}.{info.name}", field.name, by_name, connector=CONNECTOR
             )
     cols = [by_name[f.name] for f in batches.schema]
     direct = _direct_wire(cols, batches.schema)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
-from headwater.connectors.server.config import as_config
+from headwater.connectors.server.config import SERVER_CAPABILITIES, as_config
 from headwater.connectors.server.urls import ServerUrl, check_url, redact_url
 
 if TYPE_CHECKING:
@@ -80,16 +80,7 @@ class PostgresFactory(ConnectorFactory):
 
     name: ClassVar[str] = CONNECTOR
     config_model: ClassVar[type[ConnectorConfig]] = PostgresConfig
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        source=True,
-        destination=True,
-        pushdown=True,
-        incremental=True,
-        partitioned=True,
-        idempotent=True,
-        merge=True,
-        write_modes=("append", "overwrite", "merge"),
-    )
+    capabilities: ClassVar[Capabilities] = SERVER_CAPABILITIES
     description: ClassVar[str] = "PostgreSQL tables and queries (ADBC reads, binary COPY writes)."
 
     def source(self, config: ConnectorConfig) -> Source:

@@ -39,8 +39,9 @@ from headwater.connectors.postgres.catalog import Column, TableInfo
 from headwater.connectors.postgres.client import fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR
 from headwater.connectors.postgres.types import qualified, quote_ident
+from headwater.connectors.server.errors import missing_column_error
 from headwater.connectors.server.merge_plan import check_merge_plan, fresh_name, null_key_error
-from headwater.errors import SchemaIncompatibleError, UnsupportedOperationError, choices_hint
+from headwater.errors import UnsupportedOperationError
 
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
@@ -86,12 +87,8 @@ def merge(
     incoming = batches.schema.names
     for name in incoming:
         if name not in by_name and name != plan.soft_delete:
-            raise SchemaIncompatibleError(
-                f"Table {target.schema}.{target.name} has no column {name!r}.",
-                connector=CONNECTOR,
-                column=name,
-                hint=choices_hint(name, by_name, "columns")
-                + " Add the column to the table, or drop it from the data.",
+            raise missing_column_error(
+                f"{target.schema}.{target.name}", name, by_name, connector=CONNECTOR
             )
     seq = fresh_name("hw_seq", incoming)
     stage_cols = [

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from headwater.connectors.server.arrow_types import is_binary_like, is_text_like
 from headwater.errors import UnsupportedOperationError
 
 if TYPE_CHECKING:
@@ -160,19 +161,9 @@ def pg_type(dtype: pa.DataType, *, column: str = "") -> str:
         return "double precision"
     if pa.types.is_decimal(dtype):
         return f"numeric({dtype.precision},{dtype.scale})"
-    if (
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_string_view(dtype)
-        or pa.types.is_null(dtype)
-    ):
+    if is_text_like(dtype):
         return "text"
-    if (
-        pa.types.is_binary(dtype)
-        or pa.types.is_large_binary(dtype)
-        or pa.types.is_fixed_size_binary(dtype)
-        or pa.types.is_binary_view(dtype)
-    ):
+    if is_binary_like(dtype):
         return "bytea"
     if pa.types.is_date(dtype):
         return "date"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from headwater.connectors.base import ConnectorConfig
+from headwater.connectors.base import Capabilities, ConnectorConfig
 
-__all__ = ["as_config"]
+__all__ = ["SERVER_CAPABILITIES", "as_config"]
 
 C = TypeVar("C", bound=ConnectorConfig)
 
@@ -26,3 +26,16 @@ def as_config(config: ConnectorConfig, model: type[C], connector: str) -> C:
             f"Invalid `{connector}` connection settings: {exc.errors()[0]['msg']}.",
             connector=connector,
         ) from None
+
+
+#: what both client-server connectors do: read with pushdown, write in every mode, idempotently
+SERVER_CAPABILITIES = Capabilities(
+    source=True,
+    destination=True,
+    pushdown=True,
+    incremental=True,
+    partitioned=True,
+    idempotent=True,
+    merge=True,
+    write_modes=("append", "overwrite", "merge"),
+)

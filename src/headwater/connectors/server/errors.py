@@ -9,9 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from headwater.errors import ConnectorError, ConnectorUnavailableError
+from headwater.errors import (
+    ConnectorError,
+    ConnectorUnavailableError,
+    SchemaIncompatibleError,
+    choices_hint,
+)
 
-__all__ = ["failed_error", "refused_error", "scrub_secrets", "unreachable_error"]
+__all__ = [
+    "failed_error",
+    "missing_column_error",
+    "refused_error",
+    "scrub_secrets",
+    "unreachable_error",
+]
 
 
 def scrub_secrets(text: str, secrets: Iterable[str | None]) -> str:
@@ -69,4 +80,17 @@ def failed_error(
         connector=connector,
         location=where,
         **context,
+    )
+
+
+def missing_column_error(
+    table: str, column: str, known: Iterable[str], *, connector: str
+) -> SchemaIncompatibleError:
+    """Data to write has ``column``, which the existing ``table`` lacks."""
+    return SchemaIncompatibleError(
+        f"Table {table} has no column {column!r}.",
+        connector=connector,
+        column=column,
+        hint=choices_hint(column, known, "columns")
+        + " Add the column to the table, or drop it from the data.",
     )
