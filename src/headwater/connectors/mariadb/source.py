@@ -26,7 +26,7 @@ from headwater.connectors.mariadb.catalog import Column, TableInfo, list_tables,
 from headwater.connectors.mariadb.client import connect, driver_error, fetch_all, scrub
 from headwater.connectors.mariadb.factory import CONNECTOR, MariadbConfig
 from headwater.connectors.mariadb.types import check_identifier, qualified, quote_ident
-from headwater.connectors.server.source import check_connection, check_read_options
+from headwater.connectors.server.source import check_connection, check_read_options, on_connection
 from headwater.errors import ConfigError, HeadwaterError, SourceNotFoundError, choices_hint
 
 if TYPE_CHECKING:
@@ -65,13 +65,13 @@ class MariadbSource:
 
     def discover(self) -> list[Stream]:
         """Every table and view of the URL's database, with mapped Arrow schemas."""
-        conn = connect(self.config)
-        try:
-            tables = list_tables(conn, self.config.database)
-        except Exception as exc:
-            raise driver_error(self.config, exc, "listing tables") from None
-        finally:
-            conn.close()
+        tables = on_connection(
+            self.config,
+            connect,
+            driver_error,
+            "listing tables",
+            lambda conn: list_tables(conn, self.config.database),
+        )
         return [
             Stream(
                 t.name,

@@ -31,7 +31,7 @@ from headwater.connectors.postgres.client import (
 )
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
-from headwater.connectors.server.source import check_connection, check_read_options
+from headwater.connectors.server.source import check_connection, check_read_options, on_connection
 from headwater.errors import (
     ConfigError,
     SourceFormatError,
@@ -59,13 +59,7 @@ class PostgresSource:
 
     def discover(self) -> list[Stream]:
         """Every table and view of every schema the user may use, as ``schema.table``."""
-        conn = connect(self.config)
-        try:
-            tables = list_tables(conn)
-        except Exception as exc:
-            raise driver_error(self.config, exc, "listing tables") from None
-        finally:
-            conn.close()
+        tables = on_connection(self.config, connect, driver_error, "listing tables", list_tables)
         return [_stream(t) for t in tables]
 
     def read(

@@ -7,7 +7,7 @@ from typing import Any, Protocol, TypeVar
 
 from headwater.errors import ConfigError, HeadwaterError, choices_hint
 
-__all__ = ["READ_OPTIONS", "check_connection", "check_read_options"]
+__all__ = ["READ_OPTIONS", "check_connection", "check_read_options", "on_connection"]
 
 READ_OPTIONS = ("query",)
 
@@ -18,6 +18,29 @@ class _Closable(Protocol):
 
 C = TypeVar("C")
 K = TypeVar("K", bound=_Closable)
+T = TypeVar("T")
+
+
+def on_connection(
+    config: C,
+    connect: Callable[[C], K],
+    driver_error: Callable[[C, BaseException, str], Exception],
+    doing: str,
+    work: Callable[[K], T],
+    *,
+    pass_through: tuple[type[BaseException], ...] = (),
+) -> T:
+    """``work`` on a fresh connection, closed after; a driver failure while ``doing`` it
+    becomes the connector's error (``pass_through`` errors are raised as they are)."""
+    conn = connect(config)
+    try:
+        return work(conn)
+    except pass_through:
+        raise
+    except Exception as exc:
+        raise driver_error(config, exc, doing) from None
+    finally:
+        conn.close()
 
 
 def check_connection(
@@ -27,15 +50,14 @@ def check_connection(
     driver_error: Callable[[C, BaseException, str], Exception],
 ) -> None:
     """Connect and run ``SELECT 1``; a driver failure becomes the connector's error."""
-    conn = connect(config)
-    try:
-        fetch_all(conn, "SELECT 1")
-    except HeadwaterError:
-        raise
-    except Exception as exc:
-        raise driver_error(config, exc, "running SELECT 1") from None
-    finally:
-        conn.close()
+    on_connection(
+        config,
+        connect,
+        driver_error,
+        "running SELECT 1",
+        lambda conn: fetch_all(conn, "SELECT 1"),
+        pass_through=(HeadwaterError,),
+    )
 
 
 def check_read_options(options: Mapping[str, Any] | None, *, connector: str) -> dict[str, Any]:
