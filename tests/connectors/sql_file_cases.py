@@ -1,10 +1,13 @@
 """Test bodies shared by the file-backed SQL connectors (``sqlite``, ``duckdb``).
 
-Each connector's test module supplies an ``engine`` fixture (:data:`SQLITE` or
-:data:`DUCKDB`) and collects these tests with ``from ... import *``: predicate,
-order_by and column_bounds pushdown, merge, load ids, schema contracts, crashes and
-identifiers, checked the same way against either database file. Predicates are checked
-against DuckDB's own evaluation of the same expression on the same Arrow rows.
+Each connector's incremental test module supplies an ``engine`` fixture (:data:`SQLITE`
+or :data:`DUCKDB`) and collects the tests in ``__all__`` with ``from ... import *``:
+predicate, order_by and column_bounds pushdown, merge, load ids, schema contracts,
+crashes and identifiers, checked the same way against either database file. Predicates
+are checked against DuckDB's own evaluation of the same expression on the same Arrow
+rows. The other test modules import what they share by name: source and destination
+basics (:func:`test_weird_identifiers_round_trip`, :func:`pushdown_source`, ...) and
+the type round trip (:class:`Case`, :func:`check_round_trip`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headwater.connectors.base import ListRejectSink
+from headwater.connectors.base import Destination, ListRejectSink, Source
 from headwater.connectors.contract import SchemaContractError
 from headwater.connectors.duckdb_file.client import DuckdbClient
 from headwater.connectors.duckdb_file.factory import DuckdbConfig
@@ -39,9 +42,11 @@ from headwater.connectors.sqlite.client import SqliteClient
 from headwater.connectors.sqlite.factory import SqliteConfig
 from headwater.errors import (
     ConfigError,
+    ConnectorError,
     SchemaIncompatibleError,
     SourceNotFoundError,
 )
+from headwater.testing import assert_table_equal
 
 __all__ = [
     "DUCKDB",
@@ -51,16 +56,21 @@ __all__ = [
     "SQLITE",
     "STAMPS",
     "TEXT",
+    "WEIRD",
     "ZONED",
     "Case",
     "Client",
     "Engine",
     "batches_of",
+    "check_capabilities",
     "check_empty_table",
+    "check_not_a_database",
     "check_round_trip",
     "decimals",
     "events",
+    "failing",
     "int64s",
+    "pushdown_source",
     "read_table",
     "same_type",
     "test_column_bounds_types_predicates_and_queries",
@@ -99,6 +109,7 @@ class Engine:
     config_class: type[SqliteConfig] | type[DuckdbConfig]
     connect: Callable[[Path], Any]  # a DB-API connection of the database's own library
     no_table: type[Exception]  # what it raises for a query on a missing table
+    source_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.name
@@ -106,11 +117,20 @@ class Engine:
     def db(self, tmp_path: Path, stem: str = "db") -> Path:
         return tmp_path / f"{stem}.{self.suffix}"
 
+    def config(self, tmp_path: Path, name: str | None = None, **kw: Any) -> Any:
+        return self.config_class(path=name or f"db.{self.suffix}", base_dir=str(tmp_path), **kw)
+
     def client(self, tmp_path: Path, name: str | None = None, **kw: Any) -> Client:
-        config = self.config_class(path=name or f"db.{self.suffix}", base_dir=str(tmp_path), **kw)
-        client = get_connector(self.name).destination(config)
+        client = get_connector(self.name).destination(self.config(tmp_path, name, **kw))
         assert isinstance(client, self.client_class)
         return client
+
+    def source(self, tmp_path: Path, name: str | None = None) -> Source:
+        """A source over the file, opened as a reader (DuckDB: ``read_only``)."""
+        return get_connector(self.name).source(self.config(tmp_path, name, **self.source_options))
+
+    def destination(self, tmp_path: Path) -> Destination:
+        return get_connector(self.name).destination(self.config(tmp_path))
 
     def ledger(self, db: Path) -> list[tuple[Any, ...]]:
         con = self.connect(db)
@@ -136,7 +156,13 @@ SQLITE = Engine(
     "sqlite", "sqlite", SqliteClient, SqliteConfig, sqlite3.connect, sqlite3.OperationalError
 )
 DUCKDB = Engine(
-    "duckdb", "duckdb", DuckdbClient, DuckdbConfig, _duckdb_connect, duckdb.CatalogException
+    "duckdb",
+    "duckdb",
+    DuckdbClient,
+    DuckdbConfig,
+    _duckdb_connect,
+    duckdb.CatalogException,
+    source_options={"read_only": True},
 )
 
 
@@ -144,7 +170,7 @@ def batches_of(table: pa.Table, max_rows: int = 2) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=max_rows))
 
 
-def read_table(client: Client, stream: str, **kwargs: Any) -> pa.Table:
+def read_table(client: Client | Source, stream: str, **kwargs: Any) -> pa.Table:
     return pa.Table.from_batches(list(client.read(stream, **kwargs)))
 
 
@@ -778,8 +804,8 @@ def check_empty_table(client: Client, cases: dict[str, Case]) -> None:
     got = write_read(client, pa.table({"row": pa.array([], pa.int64()), **columns}), "empty")
     assert got.num_rows == 0
     assert got.schema.field("row").type == pa.int64()
-    for field, case in zip(list(got.schema)[1:], cases.values(), strict=True):
-        assert same_type(field.type, case.read_type), field
+    for column, case in zip(list(got.schema)[1:], cases.values(), strict=True):
+        assert same_type(column.type, case.read_type), column
 
 
 def same_type(got: pa.DataType, expected: pa.DataType) -> bool:
@@ -797,3 +823,77 @@ def same_type(got: pa.DataType, expected: pa.DataType) -> bool:
 
 def _nan_safe(values: list[Any]) -> list[Any]:
     return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
+# -- source and destination basics ---------------------------------------------------------
+
+WEIRD = 'we"ird; name'
+
+
+def test_weird_identifiers_round_trip(engine: Engine, tmp_path: Path) -> None:
+    table = pa.table(
+        {'co"l; drop table x; --': [1, 2], "spaced name": ["a", "b"], "ünï": [1.0, 2.0]}
+    )
+    dest = engine.destination(tmp_path)
+    dest.write(WEIRD, batches_of(table), mode="append")
+    dest.write(WEIRD, batches_of(table), mode="overwrite")
+    src = engine.source(tmp_path)
+    assert [s.name for s in src.discover()] == [WEIRD]
+    assert_table_equal(read_table(src, WEIRD), table)
+    got = read_table(
+        src, WEIRD, columns=['co"l; drop table x; --'], predicate="\"spaced name\" = 'b'"
+    )
+    assert got.to_pylist() == [{'co"l; drop table x; --': 2}]
+
+
+def pushdown_source(engine: Engine, tmp_path: Path, *, ordered: bool) -> Source:
+    """Columns, predicate and limit on a table, a predicate on a query; the source.
+
+    ``ordered``: a scan without ORDER BY returns the rows in the order written.
+    """
+    table = pa.table({"id": list(range(100)), "grp": [f"g{i % 3}" for i in range(100)]})
+    engine.destination(tmp_path).write("t", batches_of(table, 7), mode="append")
+    src = engine.source(tmp_path)
+    got = read_table(src, "t", columns=["id"], predicate="id >= 90 AND grp = 'g0'", limit=2)
+    ids = got.column("id").to_pylist()
+    assert got.column_names == ["id"] and (ids if ordered else sorted(ids)) == [90, 93]
+    got = read_table(
+        src,
+        "ignored",
+        options={"query": "SELECT grp, count(*) AS n FROM t GROUP BY grp"},
+        predicate="n > 33",
+    )
+    assert got.to_pylist() == [{"grp": "g0", "n": 34}]
+    return src
+
+
+def failing(table: pa.Table, during: Callable[[], None] | None = None) -> pa.RecordBatchReader:
+    """The first two rows of ``table``, then (after ``during``) a broken stream."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from table.to_batches(max_chunksize=2)[:1]
+        if during is not None:
+            during()
+        raise RuntimeError("stream broke half-way")
+
+    return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+
+def check_capabilities(engine: Engine) -> None:
+    caps = get_connector(engine.name).capabilities
+    assert caps.merge and caps.incremental and caps.partitioned and caps.idempotent
+    assert caps.write_modes == ("append", "overwrite", "merge")
+
+
+def check_not_a_database(engine: Engine, tmp_path: Path, name: str) -> None:
+    """File ``name`` (text, not a database) fails clearly; a missing table names the others."""
+    (tmp_path / name).write_text("this is not a database, just some text " * 100)
+    bad = engine.source(tmp_path, name)
+    with pytest.raises(ConnectorError, match=name):
+        bad.check()
+    with pytest.raises(ConnectorError, match=name):
+        list(bad.read("t"))
+    engine.destination(tmp_path).write("t", batches_of(pa.table({"id": [1]})), mode="append")
+    with pytest.raises(SourceNotFoundError) as info:
+        list(engine.source(tmp_path).read("tt"))
+    assert info.value.hint and "Did you mean `t`?" in info.value.hint

@@ -16,13 +16,28 @@ from headwater.connectors.duckdb_file.factory import DuckdbConfig
 from headwater.connectors.registry import get_connector
 from headwater.errors import (
     ConfigError,
-    ConnectorError,
     QueryError,
     SourceNotFoundError,
 )
 from headwater.testing import assert_table_equal
+from tests.connectors.sql_file_cases import (
+    DUCKDB,
+    Engine,
+    batches_of,
+    check_capabilities,
+    check_not_a_database,
+    failing,
+    pushdown_source,
+    read_table,
+    test_weird_identifiers_round_trip,
+)
 
-WEIRD = 'we"ird; name'
+__all__ = ["test_weird_identifiers_round_trip"]  # shared with sqlite (sql_file_cases)
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return DUCKDB
 
 
 def _config(tmp_path: Path, name: str = "db.duckdb", **kw: object) -> DuckdbConfig:
@@ -30,19 +45,11 @@ def _config(tmp_path: Path, name: str = "db.duckdb", **kw: object) -> DuckdbConf
 
 
 def _source(tmp_path: Path) -> Source:
-    return get_connector("duckdb").source(_config(tmp_path, read_only=True))
+    return DUCKDB.source(tmp_path)
 
 
 def _dest(tmp_path: Path) -> Destination:
-    return get_connector("duckdb").destination(_config(tmp_path))
-
-
-def _reader(table: pa.Table, max_rows: int = 2) -> pa.RecordBatchReader:
-    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=max_rows))
-
-
-def _read(src: Source, stream: str, **kwargs: object) -> pa.Table:
-    return pa.Table.from_batches(list(src.read(stream, **kwargs)))  # type: ignore[arg-type]
+    return DUCKDB.destination(tmp_path)
 
 
 SAMPLE = pa.table(
@@ -82,12 +89,12 @@ SAMPLE = pa.table(
 
 
 def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> None:
-    result = _dest(tmp_path).write("t", _reader(SAMPLE), mode="overwrite")
+    result = _dest(tmp_path).write("t", batches_of(SAMPLE), mode="overwrite")
     assert result.rows == 4 and result.bytes > 0 and result.location and "t" in result.location
     src = _source(tmp_path)
     (stream,) = src.discover()
     assert stream.name == "t" and stream.schema is not None
-    got = _read(src, "t")
+    got = read_table(src, "t")
     # DuckDB names a list's child field after the column; every other type is kept exactly
     assert got.schema.types[:-1] == SAMPLE.schema.types[:-1]
     assert got.to_pylist() == SAMPLE.to_pylist()
@@ -103,75 +110,42 @@ def test_discover_primary_key_and_schemas(tmp_path: Path) -> None:
     assert streams["o"].primary_key == ("b", "a")
     assert streams["o"].schema is not None
     assert streams["o"].schema.types == [pa.int32(), pa.string(), pa.decimal128(10, 2)]
-    assert _read(_source(tmp_path), "s.x").num_rows == 0
+    assert read_table(_source(tmp_path), "s.x").num_rows == 0
 
 
 def test_pushdown_columns_predicate_limit_and_query(tmp_path: Path) -> None:
-    table = pa.table({"id": list(range(100)), "grp": [f"g{i % 3}" for i in range(100)]})
-    _dest(tmp_path).write("t", _reader(table, 7), mode="append")
-    src = _source(tmp_path)
-    got = _read(src, "t", columns=["id"], predicate="id >= 90 AND grp = 'g0'", limit=2)
-    assert got.column_names == ["id"] and sorted(got.column("id").to_pylist()) == [90, 93]
-    got = _read(
-        src,
-        "x",
-        options={"query": "SELECT grp, count(*) AS n FROM t GROUP BY grp"},
-        predicate="n > 33",
-    )
-    assert got.to_pylist() == [{"grp": "g0", "n": 34}]
+    src = pushdown_source(DUCKDB, tmp_path, ordered=False)  # DuckDB scans in parallel
     with pytest.raises(QueryError):
-        _read(src, "t", predicate="no_such_column = 1")
-
-
-def test_weird_identifiers_round_trip(tmp_path: Path) -> None:
-    table = pa.table(
-        {'co"l; drop table x; --': [1, 2], "spaced name": ["a", "b"], "ünï": [1.0, 2.0]}
-    )
-    dest = _dest(tmp_path)
-    dest.write(WEIRD, _reader(table), mode="append")
-    dest.write(WEIRD, _reader(table), mode="overwrite")
-    src = _source(tmp_path)
-    assert [s.name for s in src.discover()] == [WEIRD]
-    assert_table_equal(_read(src, WEIRD), table)
-    got = _read(src, WEIRD, columns=['co"l; drop table x; --'], predicate="\"spaced name\" = 'b'")
-    assert got.to_pylist() == [{'co"l; drop table x; --': 2}]
+        read_table(src, "t", predicate="no_such_column = 1")
 
 
 def test_append_creates_then_adds_by_name(tmp_path: Path) -> None:
     dest = _dest(tmp_path)
     table = pa.table({"id": [1, 2, 3], "v": ["a", "b", "c"]})
-    assert dest.write("t", _reader(table), mode="append").rows == 3
-    assert dest.write("t", _reader(table.select(["v", "id"])), mode="append").rows == 3
-    got = _read(_source(tmp_path), "t")
+    assert dest.write("t", batches_of(table), mode="append").rows == 3
+    assert dest.write("t", batches_of(table.select(["v", "id"])), mode="append").rows == 3
+    got = read_table(_source(tmp_path), "t")
     assert got.num_rows == 6 and got.column("id").to_pylist() == [1, 2, 3, 1, 2, 3]
-    assert dest.write("t", _reader(table.slice(0, 0)), mode="overwrite").rows == 0
-    assert _read(_source(tmp_path), "t").num_rows == 0
-
-
-def _failing(table: pa.Table) -> pa.RecordBatchReader:
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield from table.to_batches(max_chunksize=2)[:1]
-        raise RuntimeError("stream broke half-way")
-
-    return pa.RecordBatchReader.from_batches(table.schema, batches())
+    assert dest.write("t", batches_of(table.slice(0, 0)), mode="overwrite").rows == 0
+    assert read_table(_source(tmp_path), "t").num_rows == 0
 
 
 def test_failed_overwrite_leaves_old_table_intact(tmp_path: Path) -> None:
     dest = _dest(tmp_path)
     old = pa.table({"id": [1, 2, 3]})
-    dest.write("t", _reader(old), mode="overwrite")
+    dest.write("t", batches_of(old), mode="overwrite")
     with pytest.raises(RuntimeError, match="half-way"):
-        dest.write("t", _failing(pa.table({"id": [7, 8, 9, 10]})), mode="overwrite")
-    assert_table_equal(_read(_source(tmp_path), "t"), old)
+        dest.write("t", failing(pa.table({"id": [7, 8, 9, 10]})), mode="overwrite")
+    assert_table_equal(read_table(_source(tmp_path), "t"), old)
     assert [s.name for s in _source(tmp_path).discover()] == ["t"]  # no staging table left
     with pytest.raises(RuntimeError, match="half-way"):
-        dest.write("t", _failing(pa.table({"id": [7, 8, 9]})), mode="append")
-    assert _read(_source(tmp_path), "t").num_rows == 3
+        dest.write("t", failing(pa.table({"id": [7, 8, 9]})), mode="append")
+    assert read_table(_source(tmp_path), "t").num_rows == 3
 
 
 def test_reader_sees_old_table_until_overwrite_commits(tmp_path: Path) -> None:
     dest = _dest(tmp_path)
-    dest.write("t", _reader(pa.table({"id": [1, 2, 3]})), mode="overwrite")
+    dest.write("t", batches_of(pa.table({"id": [1, 2, 3]})), mode="overwrite")
     seen: list[int] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -192,13 +166,11 @@ def test_reader_sees_old_table_until_overwrite_commits(tmp_path: Path) -> None:
         == 2
     )
     assert seen == [3]
-    assert _read(_source(tmp_path), "t").column("id").to_pylist() == [7, 8]
+    assert read_table(_source(tmp_path), "t").column("id").to_pylist() == [7, 8]
 
 
 def test_capabilities_and_read_only_destination(tmp_path: Path) -> None:
-    caps = get_connector("duckdb").capabilities
-    assert caps.merge and caps.incremental and caps.partitioned and caps.idempotent
-    assert caps.write_modes == ("append", "overwrite", "merge")
+    check_capabilities(DUCKDB)
     with pytest.raises(ConfigError, match="read_only"):
         get_connector("duckdb").destination(_config(tmp_path, read_only=True))
 
@@ -207,13 +179,4 @@ def test_check_missing_and_not_a_database(tmp_path: Path) -> None:
     get_connector("duckdb").destination(_config(tmp_path)).check()  # created on first write
     with pytest.raises(SourceNotFoundError):
         _source(tmp_path).check()
-    (tmp_path / "notes.duckdb").write_text("this is not a database, just some text " * 100)
-    bad = get_connector("duckdb").source(_config(tmp_path, "notes.duckdb", read_only=True))
-    with pytest.raises(ConnectorError, match="notes.duckdb"):
-        bad.check()
-    with pytest.raises(ConnectorError, match="notes.duckdb"):
-        list(bad.read("t"))
-    _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="append")
-    with pytest.raises(SourceNotFoundError) as info:
-        list(_source(tmp_path).read("tt"))
-    assert info.value.hint and "Did you mean `t`?" in info.value.hint
+    check_not_a_database(DUCKDB, tmp_path, "notes.duckdb")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,33 +14,37 @@ from headwater.connectors.base import Destination, Source
 from headwater.connectors.registry import get_connector
 from headwater.connectors.sqlite.factory import SqliteConfig, SqliteFactory
 from headwater.errors import (
-    ConnectorError,
     SourceFormatError,
     SourceNotFoundError,
 )
 from headwater.testing import assert_table_equal, workspace_for_test
+from tests.connectors.sql_file_cases import (
+    SQLITE,
+    WEIRD,
+    Engine,
+    batches_of,
+    check_capabilities,
+    check_not_a_database,
+    failing,
+    pushdown_source,
+    read_table,
+    test_weird_identifiers_round_trip,
+)
 
-WEIRD = 'we"ird; name'
+__all__ = ["test_weird_identifiers_round_trip"]  # shared with duckdb (sql_file_cases)
 
 
-def _config(tmp_path: Path, name: str = "db.sqlite") -> SqliteConfig:
-    return SqliteConfig(path=name, base_dir=str(tmp_path))
+@pytest.fixture
+def engine() -> Engine:
+    return SQLITE
 
 
 def _source(tmp_path: Path) -> Source:
-    return get_connector("sqlite").source(_config(tmp_path))
+    return SQLITE.source(tmp_path)
 
 
 def _dest(tmp_path: Path) -> Destination:
-    return get_connector("sqlite").destination(_config(tmp_path))
-
-
-def _reader(table: pa.Table, max_rows: int = 2) -> pa.RecordBatchReader:
-    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=max_rows))
-
-
-def _read(src: Source, stream: str, **kwargs: object) -> pa.Table:
-    return pa.Table.from_batches(list(src.read(stream, **kwargs)))  # type: ignore[arg-type]
+    return SQLITE.destination(tmp_path)
 
 
 SAMPLE = pa.table(
@@ -79,13 +82,13 @@ SAMPLE = pa.table(
 
 
 def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> None:
-    result = _dest(tmp_path).write("t", _reader(SAMPLE), mode="overwrite")
+    result = _dest(tmp_path).write("t", batches_of(SAMPLE), mode="overwrite")
     assert result.rows == 4 and result.bytes > 0 and result.location and "t" in result.location
     src = _source(tmp_path)
     (stream,) = src.discover()
     assert stream.name == "t"
     assert stream.schema is not None and stream.schema.types == SAMPLE.schema.types
-    assert_table_equal(_read(src, "t"), SAMPLE)
+    assert_table_equal(read_table(src, "t"), SAMPLE)
     # decimals are stored as exact text, timestamps as ISO text, booleans as 0/1
     con = sqlite3.connect(tmp_path / "db.sqlite")
     row = con.execute(
@@ -108,8 +111,8 @@ def test_narrow_types_widen_on_read(tmp_path: Path) -> None:
             "s": pa.array(["a", None], pa.large_string()),
         }
     )
-    _dest(tmp_path).write("n", _reader(table), mode="append")
-    got = _read(_source(tmp_path), "n")
+    _dest(tmp_path).write("n", batches_of(table), mode="append")
+    got = read_table(_source(tmp_path), "n")
     assert got.schema.types == [pa.int64(), pa.float64(), pa.string()]
     assert got.to_pylist() == table.to_pylist()
 
@@ -138,7 +141,7 @@ def test_discover_declared_types_and_primary_key(tmp_path: Path) -> None:
         pa.bool_(),
         pa.date32(),
     ]
-    row = _read(_source(tmp_path), "o").to_pylist()[0]
+    row = read_table(_source(tmp_path), "o").to_pylist()[0]
     assert row == {
         "a": 1,
         "b": "x",
@@ -158,92 +161,65 @@ def test_value_not_matching_declared_type_fails_naming_column(tmp_path: Path) ->
     con.executemany("INSERT INTO m VALUES (?)", [(1,), ("abc",)])
     con.commit()
     with pytest.raises(SourceFormatError) as info:
-        _read(_source(tmp_path), "m")
+        read_table(_source(tmp_path), "m")
     assert info.value.column == "n" and "abc" in info.value.message
     assert info.value.hint and "typeof(\"n\") NOT IN ('integer', 'null')" in info.value.hint
     # a custom query with a CAST reads it
-    got = _read(_source(tmp_path), "m", options={"query": "SELECT CAST(n AS TEXT) AS n FROM m"})
+    got = read_table(
+        _source(tmp_path), "m", options={"query": "SELECT CAST(n AS TEXT) AS n FROM m"}
+    )
     assert got.column("n").to_pylist() == ["1", "abc"]
 
 
 def test_pushdown_columns_predicate_limit_and_query(tmp_path: Path) -> None:
-    table = pa.table({"id": list(range(100)), "grp": [f"g{i % 3}" for i in range(100)]})
-    _dest(tmp_path).write("t", _reader(table, 7), mode="append")
-    src = _source(tmp_path)
-    got = _read(src, "t", columns=["id"], predicate="id >= 90 AND grp = 'g0'", limit=2)
-    assert got.column_names == ["id"] and got.column("id").to_pylist() == [90, 93]
-    got = _read(
-        src,
-        "ignored",
-        options={"query": "SELECT grp, count(*) AS n FROM t GROUP BY grp"},
-        predicate="n > 33",
-    )
-    assert got.to_pylist() == [{"grp": "g0", "n": 34}]
+    src = pushdown_source(SQLITE, tmp_path, ordered=True)
     batches = list(src.read("t", options={"batch_rows": 10}))
     assert len(batches) == 10 and all(b.num_rows == 10 for b in batches)
-
-
-def test_weird_identifiers_round_trip(tmp_path: Path) -> None:
-    table = pa.table(
-        {'co"l; drop table x; --': [1, 2], "spaced name": ["a", "b"], "ünï": [1.0, 2.0]}
-    )
-    dest = _dest(tmp_path)
-    dest.write(WEIRD, _reader(table), mode="append")
-    dest.write(WEIRD, _reader(table), mode="overwrite")
-    src = _source(tmp_path)
-    assert [s.name for s in src.discover()] == [WEIRD]
-    assert_table_equal(_read(src, WEIRD), table)
-    got = _read(src, WEIRD, columns=['co"l; drop table x; --'], predicate="\"spaced name\" = 'b'")
-    assert got.to_pylist() == [{'co"l; drop table x; --': 2}]
 
 
 def test_append_creates_then_adds(tmp_path: Path) -> None:
     dest = _dest(tmp_path)
     table = pa.table({"id": [1, 2, 3]})
-    assert dest.write("t", _reader(table), mode="append").rows == 3
-    assert dest.write("t", _reader(table), mode="append").rows == 3
-    assert _read(_source(tmp_path), "t").num_rows == 6
-    assert dest.write("t", _reader(table.slice(0, 0)), mode="overwrite").rows == 0
-    assert _read(_source(tmp_path), "t").num_rows == 0
+    assert dest.write("t", batches_of(table), mode="append").rows == 3
+    assert dest.write("t", batches_of(table), mode="append").rows == 3
+    assert read_table(_source(tmp_path), "t").num_rows == 6
+    assert dest.write("t", batches_of(table.slice(0, 0)), mode="overwrite").rows == 0
+    assert read_table(_source(tmp_path), "t").num_rows == 0
 
 
-def _failing(table: pa.Table, seen: list[int], db: Path) -> pa.RecordBatchReader:
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield from table.to_batches(max_chunksize=2)[:1]
-        # half-way: another connection still sees the previous table, whole
-        seen.append(sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0])
-        raise RuntimeError("stream broke half-way")
-
-    return pa.RecordBatchReader.from_batches(table.schema, batches())
+def _count_t(db: Path, seen: list[int]) -> None:
+    """Half-way: another connection still sees the previous table, whole."""
+    seen.append(sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone()[0])
 
 
 def test_failed_overwrite_leaves_old_table_intact(tmp_path: Path) -> None:
     dest = _dest(tmp_path)
     old = pa.table({"id": [1, 2, 3]})
-    dest.write("t", _reader(old), mode="overwrite")
+    dest.write("t", batches_of(old), mode="overwrite")
     seen: list[int] = []
     with pytest.raises(RuntimeError, match="half-way"):
         dest.write(
             "t",
-            _failing(pa.table({"id": [7, 8, 9, 10]}), seen, tmp_path / "db.sqlite"),
+            failing(pa.table({"id": [7, 8, 9, 10]}), lambda: _count_t(SQLITE.db(tmp_path), seen)),
             mode="overwrite",
         )
     assert seen == [3]
-    assert_table_equal(_read(_source(tmp_path), "t"), old)
+    assert_table_equal(read_table(_source(tmp_path), "t"), old)
     names = [s.name for s in _source(tmp_path).discover()]
     assert names == ["t"]  # no staging table left behind
     seen.clear()
     with pytest.raises(RuntimeError, match="half-way"):
         dest.write(
-            "t", _failing(pa.table({"id": [7, 8]}), seen, tmp_path / "db.sqlite"), mode="append"
+            "t",
+            failing(pa.table({"id": [7, 8]}), lambda: _count_t(SQLITE.db(tmp_path), seen)),
+            mode="append",
         )
-    assert _read(_source(tmp_path), "t").num_rows == 3  # a failed append adds nothing
+    assert read_table(_source(tmp_path), "t").num_rows == 3  # a failed append adds nothing
 
 
 def test_capabilities_declare_the_incremental_contract() -> None:
-    caps = SqliteFactory.capabilities
-    assert caps.merge and caps.incremental and caps.partitioned and caps.idempotent
-    assert caps.write_modes == ("append", "overwrite", "merge")
+    assert SqliteFactory.capabilities is get_connector("sqlite").capabilities
+    check_capabilities(SQLITE)
 
 
 def test_check_missing_and_not_a_database(tmp_path: Path) -> None:
@@ -254,16 +230,7 @@ def test_check_missing_and_not_a_database(tmp_path: Path) -> None:
         get_connector("sqlite").source(
             SqliteConfig(path=str(tmp_path / "no" / "dir" / "x.db"))
         ).check()
-    (tmp_path / "notes.txt").write_text("this is not a database, just some text " * 100)
-    bad = get_connector("sqlite").source(_config(tmp_path, "notes.txt"))
-    with pytest.raises(ConnectorError, match="notes.txt"):
-        bad.check()
-    with pytest.raises(ConnectorError, match="notes.txt"):
-        list(bad.read("t"))
-    _dest(tmp_path).write("t", _reader(pa.table({"id": [1]})), mode="append")
-    with pytest.raises(SourceNotFoundError) as info:
-        list(_source(tmp_path).read("tt"))
-    assert info.value.hint and "Did you mean `t`?" in info.value.hint
+    check_not_a_database(SQLITE, tmp_path, "notes.txt")
 
 
 def test_relative_path_resolves_against_base_dir(tmp_path: Path) -> None:
@@ -278,7 +245,7 @@ def test_pipeline_sqlite_to_dataset_to_duckdb(tmp_path: Path) -> None:
     }
     with workspace_for_test(tmp_path / "ws", connections=connections) as ws:
         cfg = SqliteConfig(path=str(ws.root / "data" / "app.sqlite"))
-        get_connector("sqlite").destination(cfg).write(WEIRD, _reader(SAMPLE, 3), mode="append")
+        get_connector("sqlite").destination(cfg).write(WEIRD, batches_of(SAMPLE, 3), mode="append")
         (ws.root / "pipelines" / "p.yaml").write_text(
             "name: p\nsteps:\n"
             "  - {name: e, type: extract, connection: app, stream: '"
