@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from headwater.connectors.base import WriteMode
 from headwater.errors import ConnectorError, ConnectorUnavailableError, Terminal, Transient
 
 #: kill points of a write, by mode: before the commit, or during an overwrite's swap
@@ -111,3 +112,25 @@ def assert_overwrite_is_atomic(
     assert errors == []
     assert seen and 0 not in seen
     assert set(seen) <= {1000, 2000, 500, 3000}
+
+
+def assert_failed_writes_keep_the_old_table(
+    overwrite: Callable[[pa.Table], Any],
+    write_failing: Callable[[pa.Table, WriteMode], Any],
+    summary: Callable[[], list[tuple[Any, ...]]],
+    error: type[BaseException],
+) -> pa.Table:
+    """An overwrite or an append whose stream breaks leaves the old 50 rows as they were.
+
+    ``write_failing(table, mode)`` writes ``table`` through a stream that raises ``error``
+    part-way; ``summary()`` is ``count(*), min(v), max(v)`` of the table. Returns the new
+    data, for the connector's own checks.
+    """
+    overwrite(pa.table({"id": list(range(50)), "v": ["old"] * 50}))
+    new = pa.table({"id": list(range(1000)), "v": ["new"] * 1000})
+    modes: tuple[WriteMode, ...] = ("overwrite", "append")
+    for mode in modes:
+        with pytest.raises(error):
+            write_failing(new, mode)
+        assert summary() == [(50, "old", "old")]
+    return new

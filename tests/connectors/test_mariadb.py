@@ -19,6 +19,7 @@ from headwater.errors import (
     SourceNotFoundError,
 )
 from tests.connectors.server_cases import (
+    assert_failed_writes_keep_the_old_table,
     assert_overwrite_is_atomic,
     assert_refused_login,
     assert_unreachable_is_transient,
@@ -353,15 +354,13 @@ def test_overwrite_keeps_the_table_definition(config: MariadbConfig, mariadb_url
 
 def test_failed_writes_leave_the_old_table_intact(config: MariadbConfig, mariadb_url: str) -> None:
     name = unique("fail")
-    write(config, name, pa.table({"id": list(range(50)), "v": ["old"] * 50}), "overwrite")
-    new = pa.table({"id": list(range(1000)), "v": ["new"] * 1000})
     dst = MariadbFactory().destination(config)
-    for mode in ("overwrite", "append"):
-        with pytest.raises(Boom):
-            dst.write(name, _failing(new, 5), mode=mode)  # type: ignore[arg-type]
-        assert sql(mariadb_url, f"SELECT count(*), min(v), max(v) FROM {name}") == [
-            (50, "old", "old")
-        ]
+    new = assert_failed_writes_keep_the_old_table(
+        lambda t: write(config, name, t, "overwrite"),
+        lambda t, mode: dst.write(name, _failing(t, 5), mode=mode),
+        lambda: sql(mariadb_url, f"SELECT count(*), min(v), max(v) FROM {name}"),
+        Boom,
+    )
     leftovers = sql(
         mariadb_url,
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "

@@ -24,6 +24,7 @@ from headwater.errors import (
     SourceNotFoundError,
 )
 from tests.connectors.server_cases import (
+    assert_failed_writes_keep_the_old_table,
     assert_overwrite_is_atomic,
     assert_refused_login,
     assert_unreachable_is_transient,
@@ -412,16 +413,13 @@ def test_failed_writes_leave_the_old_table_intact(
     config: PostgresConfig, postgres_url: str
 ) -> None:
     name = unique("fail")
-    old = pa.table({"id": list(range(50)), "v": ["old"] * 50})
-    write(config, name, old, "overwrite")
-    new = pa.table({"id": list(range(1000)), "v": ["new"] * 1000})
     dst = PostgresFactory().destination(config)
-    for mode in ("overwrite", "append"):
-        with pytest.raises(Boom):
-            dst.write(name, _failing(new, 5), mode=mode)  # type: ignore[arg-type]
-        assert sql(postgres_url, f"SELECT count(*), min(v), max(v) FROM {name}") == [
-            (50, "old", "old")
-        ]
+    new = assert_failed_writes_keep_the_old_table(
+        lambda t: write(config, name, t, "overwrite"),
+        lambda t, mode: dst.write(name, _failing(t, 5), mode=mode),
+        lambda: sql(postgres_url, f"SELECT count(*), min(v), max(v) FROM {name}"),
+        Boom,
+    )
     leftovers = sql(
         postgres_url,
         "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'hw_stage_%'",
