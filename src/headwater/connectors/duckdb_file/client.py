@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from headwater.connectors.base import (
-    RejectSink,
     Stream,
 )
 from headwater.connectors.duckdb_file.factory import DuckdbConfig
@@ -92,26 +91,21 @@ class DuckdbClient(FileDatabaseClient[DuckdbConfig]):
             con.close()
 
     # -- read ----------------------------------------------------------------------------------
-    def read(
+    def _read(
         self,
         stream: str,
-        *,
-        columns: list[str] | None = None,
-        predicate: str | None = None,
-        limit: int | None = None,
-        state: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        rejects: RejectSink | None = None,
-        order_by: Sequence[str] | None = None,
+        query: str | None,
+        columns: list[str] | None,
+        predicate: str | None,
+        limit: int | None,
+        order_by: Sequence[str] | None,
+        batch_rows: int,
     ) -> Iterator[pa.RecordBatch]:
         """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
 
         ``columns``, ``predicate`` (DuckDB SQL, checked to be one expression), ``order_by``
         (ascending, NULLs last) and ``limit`` run in DuckDB.
         """
-        query, rows = self._read_options(options)
-        batch_rows = int(rows)
-        self._check_limit(limit)
         where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)
@@ -155,20 +149,14 @@ class DuckdbClient(FileDatabaseClient[DuckdbConfig]):
         finally:
             con.close()
 
-    def column_bounds(
-        self,
-        stream: str,
-        column: str,
-        *,
-        predicate: str | None = None,
-        options: Mapping[str, Any] | None = None,
+    def _bounds(
+        self, stream: str, column: str, predicate: str | None, query: str | None
     ) -> tuple[Any, Any]:
         """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
 
         Python scalars as a read returns them (``int``, ``float``, ``Decimal``, ``date``,
         ``datetime``, tz-aware for ``TIMESTAMPTZ``); ``(None, None)`` when no row matches.
         """
-        query, _ = self._read_options(options)
         where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)

@@ -6,7 +6,7 @@ Cheap to import (no driver); the writer is imported when a write starts.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
@@ -44,6 +44,62 @@ class FileDatabaseClient(ABC, Generic[Cfg]):
         self.file = config.file
 
     # -- read ----------------------------------------------------------------------------------
+    def read(
+        self,
+        stream: str,
+        *,
+        columns: list[str] | None = None,
+        predicate: str | None = None,
+        limit: int | None = None,
+        state: Mapping[str, Any] | None = None,
+        options: Mapping[str, Any] | None = None,
+        rejects: RejectSink | None = None,
+        order_by: Sequence[str] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
+
+        ``columns``, ``predicate`` (DuckDB SQL), ``order_by`` (ascending, NULLs last) and
+        ``limit`` run in the database (see the connector's ``_read``).
+        """
+        query, rows = self._read_options(options)
+        batch_rows = int(rows)
+        self._check_limit(limit)
+        return self._read(stream, query, columns, predicate, limit, order_by, batch_rows)
+
+    def column_bounds(
+        self,
+        stream: str,
+        column: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
+
+        ``(None, None)`` when no row matches (see the connector's ``_bounds``).
+        """
+        query, _ = self._read_options(options)
+        return self._bounds(stream, column, predicate, query)
+
+    @abstractmethod
+    def _read(
+        self,
+        stream: str,
+        query: str | None,
+        columns: list[str] | None,
+        predicate: str | None,
+        limit: int | None,
+        order_by: Sequence[str] | None,
+        batch_rows: int,
+    ) -> Iterator[pa.RecordBatch]:
+        """The read, its options checked (``query``: ``options.query``)."""
+
+    @abstractmethod
+    def _bounds(
+        self, stream: str, column: str, predicate: str | None, query: str | None
+    ) -> tuple[Any, Any]:
+        """The bounds of ``column``, its options checked (``query``: ``options.query``)."""
+
     def _read_options(self, options: Mapping[str, Any] | None) -> tuple[Any, Any]:
         """``options.query`` and ``options.batch_rows`` (else the connection's); no others."""
         opts = dict(options or {})

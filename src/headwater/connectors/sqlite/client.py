@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
 from headwater.connectors.base import (
-    RejectSink,
     Stream,
 )
 from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
@@ -109,37 +108,27 @@ class SqliteClient(FileDatabaseClient[SqliteConfig]):
         return streams
 
     # -- read ----------------------------------------------------------------------------------
-    def read(
+    def _read(
         self,
         stream: str,
-        *,
-        columns: list[str] | None = None,
-        predicate: str | None = None,
-        limit: int | None = None,
-        state: Mapping[str, Any] | None = None,
-        options: Mapping[str, Any] | None = None,
-        rejects: RejectSink | None = None,
-        order_by: Sequence[str] | None = None,
+        query: str | None,
+        columns: list[str] | None,
+        predicate: str | None,
+        limit: int | None,
+        order_by: Sequence[str] | None,
+        batch_rows: int,
     ) -> Iterator[pa.RecordBatch]:
         """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
 
         ``columns``, ``predicate`` (DuckDB SQL, rendered for SQLite with exact temporal
         literals), ``order_by`` (ascending, NULLs last) and ``limit`` run in SQLite.
         """
-        query, rows = self._read_options(options)
-        batch_rows = int(rows)
-        self._check_limit(limit)
         self._require_file()
         sql, target = self._select(stream, query, columns, predicate, limit, order_by)
         return self._stream(sql, target, stream, batch_rows)
 
-    def column_bounds(
-        self,
-        stream: str,
-        column: str,
-        *,
-        predicate: str | None = None,
-        options: Mapping[str, Any] | None = None,
+    def _bounds(
+        self, stream: str, column: str, predicate: str | None, query: str | None
     ) -> tuple[Any, Any]:
         """``(min, max)`` of ``column`` over the rows matching ``predicate``, in one query.
 
@@ -148,7 +137,6 @@ class SqliteClient(FileDatabaseClient[SqliteConfig]):
         when no row matches. Over ``options.query`` the values are SQLite's own (the
         query's columns have no declared type).
         """
-        query, _ = self._read_options(options)
         self._require_file()
         col_type: pa.DataType | None = None
         if query:
