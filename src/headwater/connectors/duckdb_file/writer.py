@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.connectors.base import RejectSink, SchemaContract, WriteMode
 from headwater.connectors.contract import Conformer
 from headwater.connectors.duckdb_file.client import (
     CONNECTOR,
@@ -45,6 +44,7 @@ from headwater.connectors.sql.writer import (
     Dialect,
     FileWriter,
     Progress,
+    WriteJob,
     dedup_sql,
     ledger_ddl,
     ledger_insert_sql,
@@ -78,10 +78,7 @@ class DuckdbWriter(FileWriter["duckdb.DuckDBPyConnection", "duckdb.DuckDBPyConne
     """Writes Arrow streams into the tables of one DuckDB file (``main`` schema)."""
 
     dialect = _DIALECT
-
-    def __init__(self, client: DuckdbClient) -> None:
-        self.client = client
-        self.file = client.file
+    client: DuckdbClient
 
     # -- the transaction ---------------------------------------------------------------------
     def _guard(self) -> threading.Lock:
@@ -165,23 +162,13 @@ class DuckdbWriter(FileWriter["duckdb.DuckDBPyConnection", "duckdb.DuckDBPyConne
         )
 
     # -- the three modes, inside the open transaction -------------------------------------------
-    def _run(
-        self,
-        tx: duckdb.DuckDBPyConnection,
-        target: str,
-        batches: pa.RecordBatchReader,
-        mode: WriteMode,
-        keys: list[str] | None,
-        soft: str | None,
-        contract: SchemaContract,
-        rejects: RejectSink | None,
-        progress: Progress,
-        details: dict[str, Any],
-    ) -> Conformer:
+    def _run(self, tx: duckdb.DuckDBPyConnection, job: WriteJob) -> Conformer:
+        batches, mode, soft = job.batches, job.mode, job.soft
+        progress, details = job.progress, job.details
         con = tx
-        name, existing = _table(con, target)
+        name, existing = _table(con, job.target)
         raw = batches.schema
-        wp = plan_write(_DIALECT, name, existing, raw, mode, keys, soft, contract, rejects)
+        wp = plan_write(_DIALECT, job, name, existing)
         plan, conformer, extra_names = wp.plan, wp.conformer, wp.extra_names
         data = [f.name for f in plan.schema if f.name not in extra_names]
         view = f"__hw_source_{uuid.uuid4().hex[:12]}"

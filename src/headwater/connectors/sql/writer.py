@@ -35,7 +35,7 @@ from headwater.connectors.contract import (
     check_contract_name,
     plan_contract,
 )
-from headwater.connectors.sql.client import first_line, quote_ident
+from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
@@ -51,6 +51,7 @@ __all__ = [
     "Dialect",
     "FileWriter",
     "Progress",
+    "WriteJob",
     "WritePlan",
     "dedup_sql",
     "has_column",
@@ -95,6 +96,21 @@ class Progress:
     keys_seen: list[pa.RecordBatch] = field(default_factory=list)
 
 
+@dataclass
+class WriteJob:
+    """One write: its checked arguments, and what it gathers as the rows go through."""
+
+    target: str
+    batches: pa.RecordBatchReader
+    mode: WriteMode
+    keys: list[str] | None
+    soft: str | None  # the merge's soft-delete column
+    contract: SchemaContract
+    rejects: RejectSink | None
+    progress: Progress = field(default_factory=Progress)
+    details: dict[str, Any] = field(default_factory=dict)  # WriteResult.details
+
+
 class FileWriter(ABC, Generic[Con, Tx]):
     """One load into one table of a database file, in one transaction.
 
@@ -103,7 +119,10 @@ class FileWriter(ABC, Generic[Con, Tx]):
     """
 
     dialect: Dialect
-    file: Path
+
+    def __init__(self, client: FileDatabaseClient[Any]) -> None:
+        self.client = client
+        self.file: Path = client.file
 
     def write(
         self,
@@ -150,23 +169,14 @@ class FileWriter(ABC, Generic[Con, Tx]):
                 location=str(self.file),
                 hint="Fix the connection's `path`, or create the directory with write access.",
             ) from None
+        job = WriteJob(target, batches, mode, keys, soft, contract, rejects)
         with self._guard():
-            return self._write(target, batches, mode, keys, soft, contract, load_id, rejects)
+            return self._write(job, load_id)
 
-    def _write(
-        self,
-        target: str,
-        batches: pa.RecordBatchReader,
-        mode: WriteMode,
-        keys: list[str] | None,
-        soft: str | None,
-        contract: SchemaContract,
-        load_id: str | None,
-        rejects: RejectSink | None,
-    ) -> WriteResult:
+    def _write(self, job: WriteJob, load_id: str | None) -> WriteResult:
+        target, mode, progress, details = job.target, job.mode, job.progress, job.details
         con = self._open()
-        progress = Progress()
-        details: dict[str, Any] = {"mode": mode, "table": target}
+        details.update(mode=mode, table=target)
         if load_id is not None:
             details["load_id"] = load_id
         location = f"{self.file}#{target}"
@@ -179,9 +189,7 @@ class FileWriter(ABC, Generic[Con, Tx]):
                         self._statement(tx, "ROLLBACK")
                         details["already_loaded"] = True
                         return WriteResult(rows=recorded, location=location, details=details)
-                conformer = self._run(
-                    tx, target, batches, mode, keys, soft, contract, rejects, progress, details
-                )
+                conformer = self._run(tx, job)
                 details["rows_rejected"] = conformer.rows_rejected
                 rows = int(details.pop("rows", progress.rows))
                 if load_id is not None:
@@ -259,19 +267,7 @@ class FileWriter(ABC, Generic[Con, Tx]):
     def _write_hint(self, exc: BaseException) -> str: ...
 
     @abstractmethod
-    def _run(
-        self,
-        tx: Tx,
-        target: str,
-        batches: pa.RecordBatchReader,
-        mode: WriteMode,
-        keys: list[str] | None,
-        soft: str | None,
-        contract: SchemaContract,
-        rejects: RejectSink | None,
-        progress: Progress,
-        details: dict[str, Any],
-    ) -> Conformer:
+    def _run(self, tx: Tx, job: WriteJob) -> Conformer:
         """Write the rows (the mode's statements), inside the open transaction."""
 
 
@@ -288,18 +284,9 @@ class WritePlan:
     extra_names: set[str]  # columns that travel with the rows but are not the table's data
 
 
-def plan_write(
-    dialect: Dialect,
-    name: str,
-    existing: pa.Schema | None,
-    raw: pa.Schema,
-    mode: WriteMode,
-    keys: list[str] | None,
-    soft: str | None,
-    contract: SchemaContract,
-    rejects: RejectSink | None,
-) -> WritePlan:
-    """Plan ``raw`` into table ``name`` (Arrow schema ``existing``, None when missing)."""
+def plan_write(dialect: Dialect, job: WriteJob, name: str, existing: pa.Schema | None) -> WritePlan:
+    """Plan the job's input into table ``name`` (Arrow schema ``existing``, None when missing)."""
+    raw, mode, keys, soft, contract = job.batches.schema, job.mode, job.keys, job.soft, job.contract
     # an existing table's JSON and UUID columns read as text: compare and send text
     incoming = raw if existing is None else text_extensions(raw)
     extra: list[pa.Field] = []
@@ -314,7 +301,7 @@ def plan_write(
         if base is not None and extra:
             base = pa.schema([*base, *extra])
         plan = plan_contract(name, base, _with(incoming, extra), contract, case_insensitive=True)
-    conformer = Conformer(plan, _WithoutSeq(rejects) if rejects is not None else None)
+    conformer = Conformer(plan, _WithoutSeq(job.rejects) if job.rejects is not None else None)
     if mode == "merge" and keys:
         keys = [_written_name(dialect, plan, k, name) for k in keys]
     return WritePlan(plan, conformer, keys, {f.name for f in extra})

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.connectors.base import RejectSink, SchemaContract, WriteMode
 from headwater.connectors.contract import Conformer
 from headwater.connectors.sql.writer import (
     LEDGER,
@@ -40,6 +39,7 @@ from headwater.connectors.sql.writer import (
     Dialect,
     FileWriter,
     Progress,
+    WriteJob,
     dedup_sql,
     ledger_ddl,
     ledger_insert_sql,
@@ -80,10 +80,7 @@ class SqliteWriter(FileWriter["Connection", "Cursor"]):
     """Writes Arrow streams into the tables of one SQLite file."""
 
     dialect = _DIALECT
-
-    def __init__(self, client: SqliteClient) -> None:
-        self.client = client
-        self.file = client.file
+    client: SqliteClient
 
     # -- the transaction ---------------------------------------------------------------------
     def _check_storable(self, schema: pa.Schema) -> None:
@@ -158,29 +155,17 @@ class SqliteWriter(FileWriter["Connection", "Cursor"]):
         )
 
     # -- the three modes, inside the open transaction -------------------------------------------
-    def _run(
-        self,
-        tx: Cursor,
-        target: str,
-        batches: pa.RecordBatchReader,
-        mode: WriteMode,
-        keys: list[str] | None,
-        soft: str | None,
-        contract: SchemaContract,
-        rejects: RejectSink | None,
-        progress: Progress,
-        details: dict[str, Any],
-    ) -> Conformer:
+    def _run(self, tx: Cursor, job: WriteJob) -> Conformer:
+        batches, mode, soft = job.batches, job.mode, job.soft
+        progress, details = job.progress, job.details
         cur = tx
-        name, existing = _table(cur, target)
+        name, existing = _table(cur, job.target)
         existing_arrow = (
             pa.schema(pa.field(c.name, arrow_type(c.declared)) for c in existing)
             if existing is not None
             else None
         )
-        wp = plan_write(
-            _DIALECT, name, existing_arrow, batches.schema, mode, keys, soft, contract, rejects
-        )
+        wp = plan_write(_DIALECT, job, name, existing_arrow)
         plan, conformer, extra_names = wp.plan, wp.conformer, wp.extra_names
         data_fields = [f for f in plan.schema if f.name not in extra_names]
 
