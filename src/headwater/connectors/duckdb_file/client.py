@@ -19,7 +19,7 @@ from headwater.connectors.base import (
     Stream,
 )
 from headwater.connectors.duckdb_file.factory import DuckdbConfig
-from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
+from headwater.connectors.sql.client import FileDatabaseClient, ReadRequest, first_line, quote_ident
 from headwater.errors import (
     ConfigError,
     ConnectorError,
@@ -91,21 +91,14 @@ class DuckdbClient(FileDatabaseClient[DuckdbConfig]):
             con.close()
 
     # -- read ----------------------------------------------------------------------------------
-    def _read(
-        self,
-        stream: str,
-        query: str | None,
-        columns: list[str] | None,
-        predicate: str | None,
-        limit: int | None,
-        order_by: Sequence[str] | None,
-        batch_rows: int,
-    ) -> Iterator[pa.RecordBatch]:
+    def _read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
         """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
 
         ``columns``, ``predicate`` (DuckDB SQL, checked to be one expression), ``order_by``
         (ascending, NULLs last) and ``limit`` run in DuckDB.
         """
+        stream, query, columns = request.stream, request.query, request.columns
+        predicate, limit, order_by = request.predicate, request.limit, request.order_by
         where = render_predicate(predicate) if predicate else None
         self._require_file()
         con = self._connect(read_only=True)
@@ -124,7 +117,7 @@ class DuckdbClient(FileDatabaseClient[DuckdbConfig]):
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             try:
-                reader = con.sql(sql).to_arrow_reader(batch_rows)
+                reader = con.sql(sql).to_arrow_reader(request.batch_rows)
             except Exception as exc:
                 raise self._error(exc, f"Reading {stream!r}") from None
         except BaseException:

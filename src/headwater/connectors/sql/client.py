@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
@@ -18,7 +19,7 @@ from headwater.errors import ConfigError, SourceNotFoundError
 if TYPE_CHECKING:
     from headwater.connectors.sql.writer import FileWriter
 
-__all__ = ["FileDatabaseClient", "first_line", "quote_ident"]
+__all__ = ["FileDatabaseClient", "ReadRequest", "first_line", "quote_ident"]
 
 Cfg = TypeVar("Cfg", bound=FileDatabaseConfig)
 
@@ -31,6 +32,19 @@ def quote_ident(name: str) -> str:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """A read, its options checked (``query``: ``options.query``)."""
+
+    stream: str
+    query: str | None
+    columns: list[str] | None
+    predicate: str | None
+    limit: int | None
+    order_by: Sequence[str] | None
+    batch_rows: int
 
 
 class FileDatabaseClient(ABC, Generic[Cfg]):
@@ -64,7 +78,9 @@ class FileDatabaseClient(ABC, Generic[Cfg]):
         query, rows = self._read_options(options)
         batch_rows = int(rows)
         self._check_limit(limit)
-        return self._read(stream, query, columns, predicate, limit, order_by, batch_rows)
+        return self._read(
+            ReadRequest(stream, query, columns, predicate, limit, order_by, batch_rows)
+        )
 
     def column_bounds(
         self,
@@ -82,17 +98,8 @@ class FileDatabaseClient(ABC, Generic[Cfg]):
         return self._bounds(stream, column, predicate, query)
 
     @abstractmethod
-    def _read(
-        self,
-        stream: str,
-        query: str | None,
-        columns: list[str] | None,
-        predicate: str | None,
-        limit: int | None,
-        order_by: Sequence[str] | None,
-        batch_rows: int,
-    ) -> Iterator[pa.RecordBatch]:
-        """The read, its options checked (``query``: ``options.query``)."""
+    def _read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
+        """The read in the database."""
 
     @abstractmethod
     def _bounds(

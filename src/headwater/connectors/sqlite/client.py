@@ -21,7 +21,7 @@ import pyarrow as pa
 from headwater.connectors.base import (
     Stream,
 )
-from headwater.connectors.sql.client import FileDatabaseClient, first_line, quote_ident
+from headwater.connectors.sql.client import FileDatabaseClient, ReadRequest, first_line, quote_ident
 from headwater.connectors.sqlite.factory import SqliteConfig
 from headwater.connectors.sqlite.predicate import to_sqlite
 from headwater.connectors.sqlite.types import (
@@ -108,24 +108,16 @@ class SqliteClient(FileDatabaseClient[SqliteConfig]):
         return streams
 
     # -- read ----------------------------------------------------------------------------------
-    def _read(
-        self,
-        stream: str,
-        query: str | None,
-        columns: list[str] | None,
-        predicate: str | None,
-        limit: int | None,
-        order_by: Sequence[str] | None,
-        batch_rows: int,
-    ) -> Iterator[pa.RecordBatch]:
+    def _read(self, request: ReadRequest) -> Iterator[pa.RecordBatch]:
         """Yield ``stream`` (a table name, or ``options: {query: ...}``) as Arrow batches.
 
         ``columns``, ``predicate`` (DuckDB SQL, rendered for SQLite with exact temporal
         literals), ``order_by`` (ascending, NULLs last) and ``limit`` run in SQLite.
         """
+        r = request
         self._require_file()
-        sql, target = self._select(stream, query, columns, predicate, limit, order_by)
-        return self._stream(sql, target, stream, batch_rows)
+        sql, target = self._select(r.stream, r.query, r.columns, r.predicate, r.limit, r.order_by)
+        return self._stream(sql, target, r.stream, r.batch_rows)
 
     def _bounds(
         self, stream: str, column: str, predicate: str | None, query: str | None
