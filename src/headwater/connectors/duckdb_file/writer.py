@@ -15,8 +15,8 @@ writes its WAL only at commit, so a process killed mid-write leaves the file as 
   rows, insert new keys, delete matched rows flagged by ``soft_delete_column``). No
   unique index is needed.
 
-The transaction, ledger, contract and stream plumbing is shared with the ``sqlite``
-destination (:mod:`headwater.connectors.sql.writer`).
+What is not DuckDB's own (argument checks, ledger flow, contract plan, input stream)
+comes from :class:`headwater.connectors.sql.writer.FileWriter`.
 """
 
 from __future__ import annotations
@@ -38,24 +38,9 @@ from headwater.connectors.duckdb_file.client import (
     open_error,
     quote_ident,
 )
+from headwater.connectors.sql import writer as shared
 from headwater.connectors.sql.client import first_line
-from headwater.connectors.sql.writer import (
-    LEDGER,
-    Dialect,
-    FileWriter,
-    Progress,
-    WriteJob,
-    dedup_sql,
-    ledger_ddl,
-    ledger_insert_sql,
-    ledger_lookup_sql,
-    may_repeat,
-    merge_result,
-    plan_write,
-    staging_name,
-    stream_batches,
-    write_hint,
-)
+from headwater.connectors.sql.writer import LEDGER, Dialect, FileWriter, Progress, WriteJob
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
@@ -116,14 +101,14 @@ class DuckdbWriter(FileWriter["duckdb.DuckDBPyConnection", "duckdb.DuckDBPyConne
             con.execute("ROLLBACK")
 
     def _ledger_lookup(self, tx: duckdb.DuckDBPyConnection, load_id: str) -> int | None:
-        row = tx.execute(ledger_lookup_sql(_LEDGER), [load_id]).fetchone()
+        row = tx.execute(shared.ledger_lookup_sql(_LEDGER), [load_id]).fetchone()
         return None if row is None else int(row[0] or 0)
 
     def _ledger_insert(
         self, tx: duckdb.DuckDBPyConnection, load_id: str, target: str, mode: str, rows: int
     ) -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        tx.execute(ledger_insert_sql(_LEDGER), [load_id, target, mode, rows, now])
+        tx.execute(shared.ledger_insert_sql(_LEDGER), [load_id, target, mode, rows, now])
 
     def _recorded_after_failure(
         self, con: duckdb.DuckDBPyConnection, exc: Exception, load_id: str
@@ -150,7 +135,7 @@ class DuckdbWriter(FileWriter["duckdb.DuckDBPyConnection", "duckdb.DuckDBPyConne
         return None
 
     def _write_hint(self, exc: BaseException) -> str:
-        return write_hint(
+        return shared.write_hint(
             exc,
             [
                 (
@@ -168,20 +153,22 @@ class DuckdbWriter(FileWriter["duckdb.DuckDBPyConnection", "duckdb.DuckDBPyConne
         con = tx
         name, existing = _table(con, job.target)
         raw = batches.schema
-        wp = plan_write(_DIALECT, job, name, existing)
+        wp = shared.plan_write(_DIALECT, job, name, existing)
         plan, conformer, extra_names = wp.plan, wp.conformer, wp.extra_names
         data = [f.name for f in plan.schema if f.name not in extra_names]
         view = f"__hw_source_{uuid.uuid4().hex[:12]}"
         merge_keys = wp.keys if mode == "merge" else None
         stream = pa.RecordBatchReader.from_batches(
             plan.schema,
-            stream_batches(_DIALECT, batches, conformer, progress, merge_keys, to_text=_text),
+            shared.stream_batches(
+                _DIALECT, batches, conformer, progress, merge_keys, to_text=_text
+            ),
         )
         con.register(view, stream)
         qt = f"main.{quote_ident(name)}"
         try:
             if mode == "overwrite":
-                staging = f"main.{quote_ident(staging_name('staging'))}"
+                staging = f"main.{quote_ident(shared.staging_name('staging'))}"
                 if plan.created:
                     con.execute(f"CREATE TABLE {staging} AS SELECT * FROM {view}")
                 else:
@@ -244,11 +231,11 @@ def _merge(
     data: list[str],
 ) -> dict[str, Any]:
     q = quote_ident
-    stage = q(staging_name("merge"))
+    stage = q(shared.staging_name("merge"))
     con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {view}")
     duplicates = 0
-    if may_repeat(progress.keys_seen, keys):
-        duplicates = _count(con, dedup_sql(stage, keys))
+    if shared.may_repeat(progress.keys_seen, keys):
+        duplicates = _count(con, shared.dedup_sql(stage, keys))
     cols = ", ".join(q(n) for n in data)
     if create:
         con.execute(f"CREATE TABLE {qt} AS SELECT {cols} FROM {stage} LIMIT 0")
@@ -285,7 +272,7 @@ def _merge(
         con, f"MERGE INTO {qt} AS __hw_t USING {stage} AS __hw_s ON ({on}) " + " ".join(clauses)
     )
     con.execute(f"DROP TABLE {stage}")
-    return merge_result(
+    return shared.merge_result(
         progress,
         keys,
         inserted=inserted,
@@ -357,7 +344,7 @@ def _ensure_ledger(con: duckdb.DuckDBPyConnection) -> None:
 
     for attempt in range(10):
         try:
-            con.execute(ledger_ddl(_LEDGER, not_null=False))
+            con.execute(shared.ledger_ddl(_LEDGER, not_null=False))
             return
         except duckdb.Error:
             with contextlib.suppress(Exception):

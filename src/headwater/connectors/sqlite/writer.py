@@ -19,8 +19,8 @@ commit or vanish together with the data.
 
 With a ``load_id`` the ledger row is inserted in the same transaction, and a load id
 already in the ledger returns its recorded row count without reading the input.
-The transaction, ledger, contract and stream plumbing is shared with the ``duckdb``
-destination (:mod:`headwater.connectors.sql.writer`).
+:class:`SqliteWriter` supplies only SQLite's part of a write; the rest (argument checks,
+ledger flow, contract plan, input stream) is :mod:`headwater.connectors.sql.writer`.
 """
 
 from __future__ import annotations
@@ -33,24 +33,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from headwater.connectors.contract import Conformer
-from headwater.connectors.sql.writer import (
-    LEDGER,
-    SEQ,
-    Dialect,
-    FileWriter,
-    Progress,
-    WriteJob,
-    dedup_sql,
-    ledger_ddl,
-    ledger_insert_sql,
-    ledger_lookup_sql,
-    may_repeat,
-    merge_result,
-    plan_write,
-    staging_name,
-    stream_batches,
-    write_hint,
-)
+from headwater.connectors.sql import writer as shared
+from headwater.connectors.sql.writer import LEDGER, SEQ, Dialect, FileWriter, Progress, WriteJob
 from headwater.connectors.sqlite.client import (
     CONNECTOR,
     SqliteClient,
@@ -108,7 +92,7 @@ class SqliteWriter(FileWriter["Connection", "Cursor"]):
         try:
             cur.execute("BEGIN IMMEDIATE")
             if load_id is not None:  # DDL is transactional: the ledger is created inside
-                _execute(cur, ledger_ddl(quote_ident(LEDGER), not_null=True))
+                _execute(cur, shared.ledger_ddl(quote_ident(LEDGER), not_null=True))
         except BaseException:
             cur.close()
             raise
@@ -127,20 +111,22 @@ class SqliteWriter(FileWriter["Connection", "Cursor"]):
             cur.close()
 
     def _ledger_lookup(self, tx: Cursor, load_id: str) -> int | None:
-        tx.execute(ledger_lookup_sql(quote_ident(LEDGER)), (load_id,))
+        tx.execute(shared.ledger_lookup_sql(quote_ident(LEDGER)), (load_id,))
         row = tx.fetchone()
         return None if row is None else int(row[0] or 0)
 
     def _ledger_insert(self, tx: Cursor, load_id: str, target: str, mode: str, rows: int) -> None:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         stamp = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-        _execute(tx, ledger_insert_sql(quote_ident(LEDGER)), (load_id, target, mode, rows, stamp))
+        _execute(
+            tx, shared.ledger_insert_sql(quote_ident(LEDGER)), (load_id, target, mode, rows, stamp)
+        )
 
     def _special_error(self, exc: Exception, target: str) -> HeadwaterError | None:
         return open_error(self.file, exc) if is_locked(exc) else None
 
     def _write_hint(self, exc: BaseException) -> str:
-        return write_hint(
+        return shared.write_hint(
             exc,
             [
                 (
@@ -165,12 +151,12 @@ class SqliteWriter(FileWriter["Connection", "Cursor"]):
             if existing is not None
             else None
         )
-        wp = plan_write(_DIALECT, job, name, existing_arrow)
+        wp = shared.plan_write(_DIALECT, job, name, existing_arrow)
         plan, conformer, extra_names = wp.plan, wp.conformer, wp.extra_names
         data_fields = [f for f in plan.schema if f.name not in extra_names]
 
         if mode == "overwrite":
-            staging = staging_name("staging")
+            staging = shared.staging_name("staging")
             if plan.created:
                 cols = [_Col(f.name, declared_type(f.type)) for f in data_fields]
             else:
@@ -221,7 +207,7 @@ def _merge(
     declared: dict[str, str],
 ) -> dict[str, Any]:
     q = quote_ident
-    stage = staging_name("merge")
+    stage = shared.staging_name("merge")
     written = [f.name for f in data_fields]
     stage_cols = [_Col(n, declared[n.casefold()]) for n in written]
     flag_in_target = soft is not None and soft.casefold() in declared
@@ -235,8 +221,8 @@ def _merge(
     _execute(cur, f"CREATE INDEX temp.{q(stage + '_k')} ON {q(stage)} ({key_list})")
     on = " AND ".join(f"__hw_t.{q(k)} = __hw_s.{q(k)}" for k in keys)
     duplicates = 0
-    if may_repeat(progress.keys_seen, keys):
-        _execute(cur, dedup_sql(s_table, keys))
+    if shared.may_repeat(progress.keys_seen, keys):
+        _execute(cur, shared.dedup_sql(s_table, keys))
         duplicates = _changes(cur)
     flag = f"coalesce(__hw_s.{q(soft)}, 0) = 1" if soft else None
     deleted = 0
@@ -269,7 +255,7 @@ def _merge(
     )
     inserted = _changes(cur)
     _execute(cur, f"DROP TABLE {s_table}")
-    return merge_result(
+    return shared.merge_result(
         progress, keys, inserted=inserted, updated=updated, deleted=deleted, duplicates=duplicates
     )
 
@@ -287,7 +273,7 @@ def _stream(
         arrays = [to_storage(col) for col in batch.columns]
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
 
-    gen = stream_batches(
+    gen = shared.stream_batches(
         _DIALECT, batches, conformer, progress, keys, to_text=to_storage, convert=convert
     )
     return pa.RecordBatchReader.from_batches(out_schema, gen)
