@@ -53,6 +53,7 @@ __all__ = [
     "EVENTS",
     "NAMES",
     "PREDICATES",
+    "SAMPLE",
     "SQLITE",
     "STAMPS",
     "TEXT",
@@ -826,6 +827,42 @@ def _nan_safe(values: list[Any]) -> list[Any]:
 
 
 # -- source and destination basics ---------------------------------------------------------
+
+# values at the edges of the types both connectors store: unicode, exact decimals,
+# timestamps naive and zoned, dates, booleans, floats and bytes, with nulls
+SAMPLE = pa.table(
+    {
+        "id": pa.array([1, 2, 3, None], pa.int64()),
+        "text": pa.array(["é😀 ünï", None, "", "日本語"], pa.string()),
+        "amount": pa.array(
+            [Decimal("12345678901234567890.123456789"), None, Decimal("-0.000000001"), Decimal(0)],
+            pa.decimal128(38, 9),
+        ),
+        "at": pa.array(
+            [
+                dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
+                None,
+                dt.datetime(1900, 1, 1),
+                dt.datetime(2038, 1, 19),
+            ],
+            pa.timestamp("us"),
+        ),
+        "at_tz": pa.array(
+            [
+                dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
+                None,
+                None,
+                dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            ],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "day": pa.array([dt.date(2020, 2, 29), None, dt.date(1, 1, 1), dt.date(9999, 12, 31)]),
+        "flag": pa.array([True, False, None, True]),
+        "ratio": pa.array([1.5, None, float("inf"), -0.0]),
+        "blob": pa.array([b"\x00\xff", None, b"", b"abc"]),
+    }
+)
+
 
 WEIRD = 'we"ird; name'
 

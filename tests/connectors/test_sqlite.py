@@ -19,6 +19,7 @@ from headwater.errors import (
 )
 from headwater.testing import assert_table_equal, workspace_for_test
 from tests.connectors.sql_file_cases import (
+    SAMPLE,
     SQLITE,
     WEIRD,
     Engine,
@@ -45,40 +46,6 @@ def _source(tmp_path: Path) -> Source:
 
 def _dest(tmp_path: Path) -> Destination:
     return SQLITE.destination(tmp_path)
-
-
-SAMPLE = pa.table(
-    {
-        "id": pa.array([1, 2, 3, None], pa.int64()),
-        "text": pa.array(["é😀 ünï", None, "", "日本語"], pa.string()),
-        "amount": pa.array(
-            [Decimal("12345678901234567890.123456789"), None, Decimal("-0.000000001"), Decimal(0)],
-            pa.decimal128(38, 9),
-        ),
-        "at": pa.array(
-            [
-                dt.datetime(2024, 2, 29, 23, 59, 59, 999999),
-                None,
-                dt.datetime(1900, 1, 1),
-                dt.datetime(2038, 1, 19),
-            ],
-            pa.timestamp("us"),
-        ),
-        "at_tz": pa.array(
-            [
-                dt.datetime(2024, 1, 1, 12, tzinfo=dt.UTC),
-                None,
-                None,
-                dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
-            ],
-            pa.timestamp("us", tz="UTC"),
-        ),
-        "day": pa.array([dt.date(2020, 2, 29), None, dt.date(1, 1, 1), dt.date(9999, 12, 31)]),
-        "flag": pa.array([True, False, None, True]),
-        "ratio": pa.array([1.5, None, float("inf"), -0.0]),
-        "blob": pa.array([b"\x00\xff", None, b"", b"abc"]),
-    }
-)
 
 
 def test_round_trip_types_nulls_unicode_decimals_timestamps(tmp_path: Path) -> None:
