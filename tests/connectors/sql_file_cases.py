@@ -44,7 +44,9 @@ from headwater.errors import (
     ConfigError,
     ConnectorError,
     SchemaIncompatibleError,
+    SourceFormatError,
     SourceNotFoundError,
+    Terminal,
 )
 from headwater.testing import assert_table_equal
 
@@ -52,6 +54,7 @@ __all__ = [
     "DUCKDB",
     "EVENTS",
     "NAMES",
+    "ODD_PREDICATES",
     "PREDICATES",
     "SAMPLE",
     "SQLITE",
@@ -65,7 +68,9 @@ __all__ = [
     "batches_of",
     "check_capabilities",
     "check_empty_table",
+    "check_missing_directory",
     "check_not_a_database",
+    "check_not_readable",
     "check_round_trip",
     "decimals",
     "events",
@@ -934,3 +939,37 @@ def check_not_a_database(engine: Engine, tmp_path: Path, name: str) -> None:
     with pytest.raises(SourceNotFoundError) as info:
         list(engine.source(tmp_path).read("tt"))
     assert info.value.hint and "Did you mean `t`?" in info.value.hint
+
+
+# -- refusals and broken files -------------------------------------------------------------
+
+# predicates that are not one expression (refused), or one with a bad literal (the
+# database's own error); `id = 1 -- ` is one expression and a comment
+ODD_PREDICATES = [
+    "1 = 1; DROP TABLE events",
+    "1=1) ; DROP TABLE events; SELECT (1",
+    "SELECT 1",
+    "id = 1 -- ",
+    "\"updated_at\" > CAST('not a time' AS TIMESTAMP)",
+]
+
+
+def check_not_readable(client: Client, name: str) -> None:
+    """Every action on a broken database file fails as a Terminal SourceFormatError."""
+    for action in (client.check, client.discover, lambda: read_table(client, "t")):
+        with pytest.raises(SourceFormatError) as info:
+            action()
+        assert isinstance(info.value, Terminal) and name in info.value.message
+        assert info.value.hint
+    with pytest.raises(SourceFormatError):
+        client.write("t", batches_of(pa.table({"id": [1]})))
+
+
+def check_missing_directory(engine: Engine, tmp_path: Path) -> None:
+    """A file in a missing directory: reads say so, a write creates the directory."""
+    missing = engine.client(tmp_path, f"no/such/dir/x.{engine.suffix}")
+    with pytest.raises(SourceNotFoundError, match="directory does not exist"):
+        read_table(missing, "t")
+    with pytest.raises(SourceNotFoundError):
+        missing.column_bounds("t", "id")
+    assert missing.write("t", batches_of(pa.table({"id": [1]}))).rows == 1

@@ -20,13 +20,19 @@ from headwater.connectors.duckdb_file.client import DuckdbClient, render_predica
 from headwater.errors import (
     ConnectorUnavailableError,
     QueryError,
-    SourceFormatError,
-    SourceNotFoundError,
-    Terminal,
     Transient,
 )
 from tests.connectors.sql_file_cases import *  # noqa: F403 (the shared tests)
-from tests.connectors.sql_file_cases import DUCKDB, EVENTS, Engine, batches_of, read_table
+from tests.connectors.sql_file_cases import (
+    DUCKDB,
+    EVENTS,
+    ODD_PREDICATES,
+    Engine,
+    batches_of,
+    check_missing_directory,
+    check_not_readable,
+    read_table,
+)
 
 
 @pytest.fixture
@@ -53,16 +59,7 @@ def test_predicate_rendering_keeps_duckdb_meaning() -> None:
         assert render_predicate(predicate) == rendered
 
 
-@pytest.mark.parametrize(
-    "predicate",
-    [
-        "1 = 1; DROP TABLE events",
-        "1=1) ; DROP TABLE events; SELECT (1",
-        "SELECT 1",
-        "id = 1 -- ",
-        "\"updated_at\" > CAST('not a time' AS TIMESTAMP)",
-    ],
-)
+@pytest.mark.parametrize("predicate", ODD_PREDICATES)
 def test_predicate_is_one_expression_or_refused(events: DuckdbClient, predicate: str) -> None:
     try:
         rows = read_table(events, "events", predicate=predicate).num_rows
@@ -113,18 +110,5 @@ def test_corrupted_file_and_missing_directory_give_clear_errors(tmp_path: Path) 
     (tmp_path / "bad.duckdb").write_bytes(bytes(raw))
     (tmp_path / "text.duckdb").write_text("not a database " * 1000)
     for name in ("bad.duckdb", "text.duckdb"):
-        bad = DUCKDB.client(tmp_path, name)
-        for action in (bad.check, bad.discover, lambda: read_table(bad, "t")):  # noqa: B023
-            with pytest.raises(SourceFormatError) as info:
-                action()
-            assert isinstance(info.value, Terminal) and name in info.value.message
-            assert info.value.hint
-        with pytest.raises(SourceFormatError):
-            bad.write("t", batches_of(pa.table({"id": [1]})))
-    missing = DUCKDB.client(tmp_path, "no/such/dir/x.duckdb")
-    with pytest.raises(SourceNotFoundError, match="directory does not exist"):
-        read_table(missing, "t")
-    with pytest.raises(SourceNotFoundError):
-        missing.column_bounds("t", "id")
-    # a destination creates the directory
-    assert missing.write("t", batches_of(pa.table({"id": [1]}))).rows == 1
+        check_not_readable(DUCKDB.client(tmp_path, name), name)
+    check_missing_directory(DUCKDB, tmp_path)

@@ -19,13 +19,19 @@ from headwater.connectors.sqlite.predicate import to_sqlite
 from headwater.errors import (
     ConnectorUnavailableError,
     QueryError,
-    SourceFormatError,
-    SourceNotFoundError,
-    Terminal,
     Transient,
 )
 from tests.connectors.sql_file_cases import *  # noqa: F403 (the shared tests)
-from tests.connectors.sql_file_cases import EVENTS, SQLITE, Engine, batches_of, read_table
+from tests.connectors.sql_file_cases import (
+    EVENTS,
+    ODD_PREDICATES,
+    SQLITE,
+    Engine,
+    batches_of,
+    check_missing_directory,
+    check_not_readable,
+    read_table,
+)
 
 
 @pytest.fixture
@@ -59,16 +65,7 @@ def test_predicate_rendering_for_sqlite() -> None:
         assert to_sqlite(predicate, types) == rendered
 
 
-@pytest.mark.parametrize(
-    "predicate",
-    [
-        "1 = 1; DROP TABLE events",
-        "1=1) ; DROP TABLE events; SELECT (1",
-        "SELECT 1",
-        "id = 1 -- ",
-        "\"updated_at\" > CAST('not a time' AS TIMESTAMP)",
-    ],
-)
+@pytest.mark.parametrize("predicate", ODD_PREDICATES)
 def test_predicate_is_one_expression_or_refused(events: SqliteClient, predicate: str) -> None:
     try:
         rows = read_table(events, "events", predicate=predicate).num_rows
@@ -108,18 +105,5 @@ def test_corrupted_file_and_missing_directory_give_clear_errors(tmp_path: Path) 
     raw = bytearray((tmp_path / "good.sqlite").read_bytes())
     raw[100:4096] = b"\xff" * (4096 - 100)  # the schema page: header intact, content garbage
     (tmp_path / "bad.sqlite").write_bytes(bytes(raw))
-    bad = SQLITE.client(tmp_path, "bad.sqlite")
-    for action in (bad.check, bad.discover, lambda: read_table(bad, "t")):
-        with pytest.raises(SourceFormatError) as info:
-            action()
-        assert isinstance(info.value, Terminal) and "bad.sqlite" in info.value.message
-        assert info.value.hint
-    with pytest.raises(SourceFormatError):
-        bad.write("t", batches_of(pa.table({"id": [1]})))
-    missing = SQLITE.client(tmp_path, "no/such/dir/x.sqlite")
-    with pytest.raises(SourceNotFoundError, match="directory does not exist"):
-        read_table(missing, "t")
-    with pytest.raises(SourceNotFoundError):
-        missing.column_bounds("t", "id")
-    # a destination creates the directory
-    assert missing.write("t", batches_of(pa.table({"id": [1]}))).rows == 1
+    check_not_readable(SQLITE.client(tmp_path, "bad.sqlite"), "bad.sqlite")
+    check_missing_directory(SQLITE, tmp_path)
