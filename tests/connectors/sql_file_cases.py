@@ -53,6 +53,7 @@ from headwater.testing import assert_table_equal
 __all__ = [
     "DUCKDB",
     "EVENTS",
+    "FILE_DATABASE_CASES",
     "NAMES",
     "ODD_PREDICATES",
     "PREDICATES",
@@ -762,6 +763,32 @@ ZONED = st.datetimes(
     dt.datetime(9998, 12, 31),
     timezones=st.sampled_from([UTC, ZoneInfo("Europe/Paris"), ZoneInfo("Asia/Kolkata")]),
 )
+
+
+# the types both connectors store and read back alike (JSON and UUID read back as their
+# text, as from postgres, and zoned timestamps as UTC: documented coercions); each
+# connector's CASES adds the types it treats its own way
+FILE_DATABASE_CASES: dict[str, Case] = {
+    "int64": Case(pa.int64(), int64s(), pa.int64()),
+    "decimal(38,9)": Case(pa.decimal128(38, 9), decimals(38, 9), pa.decimal128(38, 9)),
+    "decimal(38,0)": Case(pa.decimal128(38, 0), decimals(38, 0), pa.decimal128(38, 0)),
+    "decimal(10,2)": Case(pa.decimal128(10, 2), decimals(10, 2), pa.decimal128(10, 2)),
+    "string": Case(pa.string(), TEXT, pa.string()),
+    "large_string": Case(pa.large_string(), TEXT, pa.string()),
+    "bool": Case(pa.bool_(), st.booleans(), pa.bool_()),
+    "date32": Case(pa.date32(), st.dates(), pa.date32()),
+    "timestamp[us]": Case(pa.timestamp("us"), STAMPS, pa.timestamp("us")),
+    "timestamp[us, tz]": Case(
+        pa.timestamp("us", tz="UTC"), ZONED, pa.timestamp("us", tz="UTC"), to_utc
+    ),
+    "timestamp[us, Europe/Paris]": Case(
+        pa.timestamp("us", tz="Europe/Paris"), ZONED, pa.timestamp("us", tz="UTC"), to_utc
+    ),
+    "time64[us]": Case(pa.time64("us"), st.times(), pa.time64("us")),
+    "binary": Case(pa.binary(), st.binary(max_size=40), pa.binary()),
+    "large_binary": Case(pa.large_binary(), st.binary(max_size=40), pa.binary()),
+    "uuid": Case(pa.uuid(), st.uuids().map(lambda u: u.bytes), pa.string(), str),
+}
 
 
 def write_read(client: Client, table: pa.Table, name: str) -> pa.Table:
