@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "SCHEMA_CONTRACTS",
+    "SQL_CAPABILITIES",
     "Capabilities",
     "ConnectorConfig",
     "ConnectorFactory",
@@ -42,6 +43,7 @@ __all__ = [
     "Stream",
     "WriteMode",
     "WriteResult",
+    "as_config",
 ]
 
 WriteMode = Literal["append", "overwrite", "merge"]
@@ -236,3 +238,37 @@ class ConnectorFactory:
         raise UnsupportedOperationError(
             f"Connector `{self.name}` cannot be used as a destination.", connector=self.name
         )
+
+
+#: What every SQL database connector does: read with pushdown (cursor, ranges), write in
+#: every mode, idempotently by load id.
+SQL_CAPABILITIES = Capabilities(
+    source=True,
+    destination=True,
+    pushdown=True,
+    incremental=True,
+    partitioned=True,
+    idempotent=True,
+    merge=True,
+    write_modes=("append", "overwrite", "merge"),
+)
+
+C = TypeVar("C", bound=ConnectorConfig)
+
+
+def as_config(config: ConnectorConfig, model: type[C], connector: str) -> C:
+    """``config`` as ``model`` (validated again when it is another config class); a
+    ConfigError naming ``connector`` when it does not fit."""
+    if isinstance(config, model):
+        return config
+    from pydantic import ValidationError
+
+    from headwater.errors import ConfigError
+
+    try:
+        return model.model_validate(config.model_dump())
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid `{connector}` connection settings: {exc.errors()[0]['msg']}.",
+            connector=connector,
+        ) from None

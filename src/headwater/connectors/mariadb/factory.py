@@ -13,8 +13,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
-from headwater.connectors.server.config import SERVER_CAPABILITIES, as_config
+from headwater.connectors.base import (
+    SQL_CAPABILITIES,
+    Capabilities,
+    ConnectorConfig,
+    ConnectorFactory,
+    as_config,
+)
 from headwater.connectors.server.urls import ServerUrl, check_url, redact_url
 
 if TYPE_CHECKING:
@@ -80,7 +85,7 @@ class MariadbFactory(ConnectorFactory):
 
     name: ClassVar[str] = CONNECTOR
     config_model: ClassVar[type[ConnectorConfig]] = MariadbConfig
-    capabilities: ClassVar[Capabilities] = SERVER_CAPABILITIES
+    capabilities: ClassVar[Capabilities] = SQL_CAPABILITIES
     description: ClassVar[str] = (
         "MariaDB/MySQL tables and queries (connectorx reads, LOAD DATA LOCAL INFILE writes)."
     )

@@ -12,8 +12,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 
-from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
-from headwater.connectors.server.config import SERVER_CAPABILITIES, as_config
+from headwater.connectors.base import (
+    SQL_CAPABILITIES,
+    Capabilities,
+    ConnectorConfig,
+    ConnectorFactory,
+    as_config,
+)
 from headwater.connectors.server.urls import ServerUrl, check_url, redact_url
 
 if TYPE_CHECKING:
@@ -80,7 +85,7 @@ class PostgresFactory(ConnectorFactory):
 
     name: ClassVar[str] = CONNECTOR
     config_model: ClassVar[type[ConnectorConfig]] = PostgresConfig
-    capabilities: ClassVar[Capabilities] = SERVER_CAPABILITIES
+    capabilities: ClassVar[Capabilities] = SQL_CAPABILITIES
     description: ClassVar[str] = "PostgreSQL tables and queries (ADBC reads, binary COPY writes)."
 
     def source(self, config: ConnectorConfig) -> Source:

@@ -6,24 +6,13 @@ Cheap to import (no driver): the connectors' factories build on it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from headwater.connectors.base import Capabilities, ConnectorConfig
+from headwater.connectors.base import ConnectorConfig
 
-__all__ = ["FILE_DATABASE_CAPABILITIES", "FileDatabaseConfig", "as_config"]
-
-FILE_DATABASE_CAPABILITIES = Capabilities(
-    source=True,
-    destination=True,
-    pushdown=True,
-    incremental=True,
-    partitioned=True,
-    idempotent=True,
-    merge=True,
-    write_modes=("append", "overwrite", "merge"),
-)
+__all__ = ["FileDatabaseConfig"]
 
 
 class FileDatabaseConfig(ConnectorConfig):
@@ -59,23 +48,3 @@ class FileDatabaseConfig(ConnectorConfig):
         if not path.is_absolute():
             path = Path(self.base_dir or Path.cwd()) / path
         return path.resolve()
-
-
-C = TypeVar("C", bound=ConnectorConfig)
-
-
-def as_config(config: ConnectorConfig, model: type[C], connector: str) -> C:
-    """``config`` as a ``model``, validated again when it is another config class."""
-    if isinstance(config, model):
-        return config
-    from pydantic import ValidationError
-
-    from headwater.errors import ConfigError
-
-    try:
-        return model.model_validate(config.model_dump())
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid `{connector}` connection settings: {exc.errors()[0]['msg']}.",
-            connector=connector,
-        ) from None

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from headwater.connectors.base import Capabilities, ConnectorConfig, ConnectorFactory
-from headwater.connectors.sql.files import (
-    FILE_DATABASE_CAPABILITIES,
-    FileDatabaseConfig,
+from headwater.connectors.base import (
+    SQL_CAPABILITIES,
+    Capabilities,
+    ConnectorConfig,
+    ConnectorFactory,
     as_config,
 )
+from headwater.connectors.sql.files import FileDatabaseConfig
 
 if TYPE_CHECKING:
     from headwater.connectors.base import Destination, Source
@@ -43,7 +45,7 @@ class SqliteFactory(ConnectorFactory):
 
     name: ClassVar[str] = "sqlite"
     config_model: ClassVar[type[ConnectorConfig]] = SqliteConfig
-    capabilities: ClassVar[Capabilities] = FILE_DATABASE_CAPABILITIES
+    capabilities: ClassVar[Capabilities] = SQL_CAPABILITIES
     description: ClassVar[str] = "Tables of a SQLite database file (read and write)."
 
     def source(self, config: ConnectorConfig) -> Source:
