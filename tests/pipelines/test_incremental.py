@@ -78,12 +78,28 @@ def test_cursor_reads_only_new_rows_and_rows_at_the_max_are_not_lost() -> None:
         assert _ids(ws) == list(range(1, 111))
 
 
-class _DiesAfter:
-    """Wraps a memory table read so that the first read dies after ``rows`` rows."""
+def _drop_first_read(
+    monkeypatch: pytest.MonkeyPatch, *, after_rows: int, batch_rows: int
+) -> list[str | None]:
+    """Make the memory source's first read fail (a dropped connection) once ``after_rows``
+    rows were sent, in batches of ``batch_rows``; returns the predicate of each read."""
+    from headwater.errors import ConnectorUnavailableError
+    from headwater.testing import _MemoryClient
 
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-        self.armed = True
+    original = _MemoryClient.read
+    reads: list[str | None] = []
+
+    def read(self: _MemoryClient, stream: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
+        reads.append(kwargs.get("predicate"))
+        first, sent = len(reads) == 1, 0
+        for batch in original(self, stream, **{**kwargs, "options": {"batch_rows": batch_rows}}):
+            if first and sent >= after_rows:
+                raise ConnectorUnavailableError("server closed the connection unexpectedly")
+            sent += batch.num_rows
+            yield batch
+
+    monkeypatch.setattr(_MemoryClient, "read", read)
+    return reads
 
 
 def test_rows_sharing_cursor_values_survive_a_failure_after_a_checkpoint(
@@ -91,24 +107,9 @@ def test_rows_sharing_cursor_values_survive_a_failure_after_a_checkpoint(
 ) -> None:
     """30,000 rows on 3 cursor values, checkpoint every 10,000, the read dies after the
     first checkpoint; the re-run resumes: the dataset holds all 30,000, once each."""
-    from headwater.errors import ConnectorUnavailableError
-    from headwater.testing import _MemoryClient
-
     store = _store()
     memory_tables(store)["orders"] = _orders(range(30_000), lambda i: i // 10_000)
-    fail = _DiesAfter(15_000)
-    original = _MemoryClient.read
-
-    def read(self: _MemoryClient, stream: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
-        sent = 0
-        for batch in original(self, stream, **{**kwargs, "options": {"batch_rows": 2_500}}):
-            if fail.armed and sent >= fail.rows:
-                fail.armed = False
-                raise ConnectorUnavailableError("connection dropped")
-            sent += batch.num_rows
-            yield batch
-
-    monkeypatch.setattr(_MemoryClient, "read", read)
+    _drop_first_read(monkeypatch, after_rows=15_000, batch_rows=2_500)
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
         spec = _extract("    checkpoint_every: 10000\n    retries: 0")
         failed = ws.run(spec)
@@ -125,24 +126,9 @@ def test_rows_sharing_cursor_values_survive_a_failure_after_a_checkpoint(
 
 def test_a_chunk_boundary_inside_one_cursor_value(monkeypatch: pytest.MonkeyPatch) -> None:
     """The checkpoint lands in the middle of a run of equal cursor values."""
-    from headwater.errors import ConnectorUnavailableError
-    from headwater.testing import _MemoryClient
-
     store = _store()
     memory_tables(store)["orders"] = _orders(range(3_000), lambda i: i // 2_000)
-    original = _MemoryClient.read
-    armed = [True]
-
-    def read(self: _MemoryClient, stream: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
-        sent = 0
-        for batch in original(self, stream, **{**kwargs, "options": {"batch_rows": 250}}):
-            if armed[0] and sent >= 1_500:
-                armed[0] = False
-                raise ConnectorUnavailableError("connection dropped")
-            sent += batch.num_rows
-            yield batch
-
-    monkeypatch.setattr(_MemoryClient, "read", read)
+    _drop_first_read(monkeypatch, after_rows=1_500, batch_rows=250)
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
         spec = _extract("    checkpoint_every: 1000\n    retries: 0")
         assert ws.run(spec).status == "failed"
@@ -155,24 +141,9 @@ def test_a_chunk_boundary_inside_one_cursor_value(monkeypatch: pytest.MonkeyPatc
 def test_a_dropped_connection_is_retried_from_the_last_checkpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from headwater.errors import ConnectorUnavailableError
-    from headwater.testing import _MemoryClient
-
     store = _store()
     memory_tables(store)["orders"] = _orders(range(20_000), lambda i: i // 7)
-    original = _MemoryClient.read
-    reads: list[str | None] = []
-
-    def read(self: _MemoryClient, stream: str, **kwargs: Any) -> Iterator[pa.RecordBatch]:
-        reads.append(kwargs.get("predicate"))
-        sent = 0
-        for batch in original(self, stream, **{**kwargs, "options": {"batch_rows": 1_000}}):
-            if len(reads) == 1 and sent >= 12_000:
-                raise ConnectorUnavailableError("server closed the connection unexpectedly")
-            sent += batch.num_rows
-            yield batch
-
-    monkeypatch.setattr(_MemoryClient, "read", read)
+    reads = _drop_first_read(monkeypatch, after_rows=12_000, batch_rows=1_000)
     with workspace_for_test(connections={"m": {"type": "memory", "store": store}}) as ws:
         spec = _extract("    checkpoint_every: 5000\n    retry_delay: 0.01")
         step = _run_ok(ws, spec)
