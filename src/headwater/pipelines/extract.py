@@ -36,7 +36,7 @@ from headwater.pipelines.incremental import (
     cursor_predicate,
     literal_sql,
 )
-from headwater.pipelines.partitions import partitioned_read
+from headwater.pipelines.partitions import partitioned_read, read_concurrently
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
 
 if TYPE_CHECKING:
@@ -260,48 +260,7 @@ def _display(value: Any) -> Any:
 def prefetch(batches: Iterator[pa.RecordBatch], depth: int = 4) -> Iterator[pa.RecordBatch]:
     """``batches`` read ahead on a thread of their own, so that fetching and decoding the
     source overlaps encoding and writing the dataset (both release the GIL)."""
-    import queue
-    import threading
-
-    out: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for batch in batches:
-                if not put(batch):
-                    return
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(exc)
-            return
-        put(done)
-
-    thread = threading.Thread(target=work, name="hw-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = out.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        close = getattr(batches, "close", None)
-        if close is not None and not thread.is_alive():
-            close()
+    return read_concurrently([lambda: batches], workers=1, depth=depth)
 
 
 def _read(

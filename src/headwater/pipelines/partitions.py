@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +23,7 @@ from headwater.connectors.base import PartitionedSource, RejectSink, Source
 from headwater.errors import ConfigError, UnsupportedOperationError
 from headwater.pipelines.incremental import literal_sql
 
-__all__ = ["partitioned_read", "range_predicates"]
+__all__ = ["partitioned_read", "range_predicates", "read_concurrently"]
 
 _DONE = object()
 
@@ -115,11 +115,23 @@ def _merge(
     *,
     workers: int,
 ) -> Iterator[pa.RecordBatch]:
-    out: queue.Queue[Any] = queue.Queue(maxsize=max(2 * workers, 4))
+    def reader(predicate: str) -> Callable[[], Iterable[pa.RecordBatch]]:
+        return lambda: source.read(stream, predicate=predicate, options=options, rejects=rejects)
+
+    return read_concurrently([reader(p) for p in predicates], workers=workers)
+
+
+def read_concurrently(
+    readers: list[Callable[[], Iterable[pa.RecordBatch]]], *, workers: int, depth: int = 0
+) -> Iterator[pa.RecordBatch]:
+    """The batches of every reader, read by up to ``workers`` threads into a bounded queue
+    (``depth`` batches; default two per worker). The first error of any reader is raised to
+    the consumer; closing the iterator stops the threads."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=depth or max(2 * workers, 4))
     stop = threading.Event()
-    todo: queue.Queue[str] = queue.Queue()
-    for p in predicates:
-        todo.put(p)
+    todo: queue.Queue[Callable[[], Iterable[pa.RecordBatch]]] = queue.Queue()
+    for r in readers:
+        todo.put(r)
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -134,12 +146,10 @@ def _merge(
         try:
             while not stop.is_set():
                 try:
-                    predicate = todo.get_nowait()
+                    read = todo.get_nowait()
                 except queue.Empty:
                     break
-                for batch in source.read(
-                    stream, predicate=predicate, options=options, rejects=rejects
-                ):
+                for batch in read():
                     if not put(batch):
                         return
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -148,8 +158,8 @@ def _merge(
             put(_DONE)
 
     threads = [
-        threading.Thread(target=work, name=f"hw-range-{i}", daemon=True)
-        for i in range(min(workers, len(predicates)))
+        threading.Thread(target=work, name=f"hw-read-{i}", daemon=True)
+        for i in range(min(workers, len(readers)))
     ]
     for t in threads:
         t.start()
