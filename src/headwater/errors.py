@@ -15,6 +15,7 @@ pickling so that executors can ship them between processes.
     ├── PipelineError                the pipeline language
     │   ├── PipelineSyntaxError      invalid YAML, unknown step type, bad field (file:line:col)
     │   ├── CycleError               steps depend on each other in a loop
+    │   │   └── TriggerCycleError    dataset triggers that would run pipelines in a loop
     │   └── RefError                 ref() to a dataset nothing produces and the lake lacks
     ├── ConnectorError
     │   ├── ConnectorUnavailableError  endpoint unreachable or timed out (Transient: retried)
@@ -31,6 +32,8 @@ pickling so that executors can ship them between processes.
     ├── QualityError
     │   └── CheckFailedError         an ``error`` check that blocks the step
     ├── RunError                     a run or step failed (wraps the cause)
+    ├── SchedulerError               the scheduler cannot start or lost its metadata
+    ├── SubscriptionError            an unknown subscription, a bad webhook URL or secret
     └── UserCodeError                user Python code raised; keeps the original traceback
 
 Marker mixins :class:`Transient` and :class:`Terminal` decide whether the runner
@@ -61,12 +64,15 @@ __all__ = [
     "QueryError",
     "RefError",
     "RunError",
+    "SchedulerError",
     "SchemaIncompatibleError",
     "SecretError",
     "SourceFormatError",
     "SourceNotFoundError",
+    "SubscriptionError",
     "Terminal",
     "Transient",
+    "TriggerCycleError",
     "UnknownConnectorError",
     "UnsupportedOperationError",
     "UserCodeError",
@@ -235,6 +241,18 @@ class CheckFailedError(QualityError, Terminal):
 
 class RunError(HeadwaterError):
     """A run or one of its steps failed."""
+
+
+class SchedulerError(HeadwaterError):
+    """The scheduler cannot work: pipelines that do not load, metadata it cannot write."""
+
+
+class SubscriptionError(HeadwaterError, Terminal):
+    """A subscription that does not exist, or a webhook URL or secret that is not usable."""
+
+
+class TriggerCycleError(CycleError):
+    """Dataset triggers that would run pipelines in a loop (A -> raw.x -> B -> raw.y -> A)."""
 
 
 class UserCodeError(HeadwaterError):

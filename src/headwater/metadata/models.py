@@ -29,10 +29,16 @@ __all__ = [
     "CheckpointRow",
     "ConnectionRow",
     "DatasetRow",
+    "RunRequestRow",
     "RunRow",
+    "ScheduleCursorRow",
+    "ScheduleTickRow",
+    "SchedulerLeaseRow",
     "SchemaVersionRow",
     "SecretRow",
     "StepRunRow",
+    "SubscriptionRow",
+    "WebhookDeliveryRow",
     "utcnow",
 ]
 
@@ -189,3 +195,99 @@ class CheckResultRow(Base):
     rows_failed: Mapped[int] = mapped_column(BigInteger, default=0)
     message: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- scheduler ---
+
+
+class SchedulerLeaseRow(Base):
+    """Who is the active scheduler: renewed every few seconds, taken over once expired."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    renewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduleTickRow(Base):
+    """One cron tick of one pipeline, recorded once: (pipeline, scheduled_for) is unique."""
+
+    __tablename__ = "schedule_ticks"
+    __table_args__ = (UniqueConstraint("pipeline", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(255), index=True)
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # UTC
+    status: Mapped[str] = mapped_column(String(20))  # fired | skipped
+    reason: Mapped[str | None] = mapped_column(String(255), default=None)
+    holder: Mapped[str] = mapped_column(String(255))
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    request_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class ScheduleCursorRow(Base):
+    """Up to when the schedule of a pipeline has been evaluated (for catch-up)."""
+
+    __tablename__ = "schedule_cursors"
+
+    pipeline: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(100))
+    evaluated_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # UTC
+
+
+class RunRequestRow(Base):
+    """The run queue: a pipeline run asked for by a tick, a dataset trigger or a person."""
+
+    __tablename__ = "run_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pipeline: Mapped[str] = mapped_column(String(255), index=True)
+    pipeline_file: Mapped[str | None] = mapped_column(Text, default=None)
+    reason: Mapped[str] = mapped_column(String(20))  # schedule | dataset | manual
+    status: Mapped[str] = mapped_column(String(20), index=True)  # queued|running|succeeded|...
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    # the triggering run, dataset and version; the chain of pipelines that led here
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SubscriptionRow(Base):
+    """Notify ``url`` (a signed JSON POST) when ``dataset`` gets a new version."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(255), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    secret_ref: Mapped[str | None] = mapped_column(String(255), default=None)  # "${ENV}"
+    description: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDeliveryRow(Base):
+    """One notice to one subscriber, with every attempt made to deliver it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(Integer, index=True)
+    dataset: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    status: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # [{"at": iso time, "status_code": int | None, "error": str | None}, ...]
+    attempt_log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -49,6 +49,7 @@ from headwater.pipelines._positions import (
     TextLayout,
     format_path,
 )
+from headwater.pipelines.scheduling.spec import DatasetTrigger, Schedule
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -560,6 +561,11 @@ class PipelineSpec(Node):
     description: str | None = None
     """Free text shown in listings and the UI."""
     steps: Annotated[list[Step], Field(min_length=1)]
+    schedule: Schedule | None = None
+    """When `headwater scheduler` runs the pipeline: a cron string, or `cron`, `timezone`,
+    `catchup` and `max_concurrent_runs`. See docs/scheduling.md."""
+    trigger: DatasetTrigger | None = None
+    """Run the pipeline when a run commits a new version of one of `trigger.datasets`."""
 
     _source_map: SourceMap | None = PrivateAttr(default=None)
 
