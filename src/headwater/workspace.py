@@ -267,7 +267,11 @@ class Workspace:
             trigger=trigger,
             on_event=on_event,
         )
-        return runner.run()
+        result = runner.run()
+        from headwater.pipelines.scheduling.triggers import after_run
+
+        after_run(self, result)  # queue dataset-triggered pipelines, notify subscribers
+        return result
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:

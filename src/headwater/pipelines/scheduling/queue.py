@@ -316,6 +316,14 @@ class SchedulerStore:
                 s.delete(row)
             return row
 
+    def delete_secret(self, name: str) -> None:
+        from sqlalchemy import delete
+
+        from headwater.metadata.models import SecretRow
+
+        with self.store.session() as s:
+            s.execute(delete(SecretRow).where(SecretRow.name == name))
+
     # -- deliveries --------------------------------------------------------------------------
     def add_delivery(
         self, subscription_id: int, dataset: str, version: int, run_id: str | None, payload: Any
