@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,7 +66,7 @@ def test_every_hour_schedule_fires_in_both_repeated_hours() -> None:
         "2026-10-25 04:00+0100",
     ]
     # one hour apart in real time, every one of them
-    assert all(b - a == timedelta(hours=1) for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(ticks))
 
 
 def test_every_half_hour_across_the_spring_gap_in_new_york() -> None:
