@@ -17,6 +17,8 @@ from rich.markup import escape
 
 from headwater import __version__
 from headwater.cli import checkpoints, connections, datasets, pipelines, quarantine, query, runs
+from headwater.cli import scheduler as scheduler_cli
+from headwater.cli import subscriptions as subscriptions_cli
 from headwater.cli._state import err_console, state
 from headwater.errors import HeadwaterError
 
@@ -62,6 +64,8 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")
 app.add_typer(checkpoints.app, name="checkpoints")
+scheduler_cli.register(app)
+app.add_typer(subscriptions_cli.app, name="subscriptions")
 
 
 def _print_error(exc: HeadwaterError) -> None:
