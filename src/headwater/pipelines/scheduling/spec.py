@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import Field, GetJsonSchemaHandler, model_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from headwater.errors import did_you_mean
-from headwater.pipelines._nodes import DatasetName, Node, custom_error
+from headwater.pipelines._nodes import DatasetName, Node
 
 __all__ = ["CRON_EXAMPLE", "Catchup", "DatasetTrigger", "Schedule", "check_cron", "check_timezone"]
 
@@ -49,8 +49,8 @@ def check_cron(expression: str) -> str | None:
     try:
         croniter(text)
     except (CroniterError, ValueError, KeyError, IndexError, TypeError) as exc:
-        reason = str(exc).replace(f"[{text}]", "").strip() or type(exc).__name__
-        return reason
+        reason = str(exc).replace(f"[{text}]", "").replace("is not acceptable,", "")
+        return " ".join(reason.split()) or type(exc).__name__
     return None
 
 
@@ -96,21 +96,29 @@ class Schedule(Node):
     def _plain_cron(cls, data: Any) -> Any:
         return {"cron": data} if isinstance(data, str) else data
 
-    @model_validator(mode="after")
-    def _check(self) -> Schedule:
-        # an "after" validator, so that the loader points at `schedule.cron` itself
-        problem = check_cron(self.cron)
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = check_cron(value)
         if problem is not None:
-            raise custom_error(
-                "cron", f"invalid cron expression `{self.cron}`: {problem}. {CRON_EXAMPLE}", "cron"
+            raise PydanticCustomError(
+                "cron",
+                "invalid cron expression `{value}`: {problem}. {example}",
+                {"value": value, "problem": problem, "example": CRON_EXAMPLE},
             )
-        self.cron = self.cron.strip()
-        problem = check_timezone(self.timezone)
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        problem = check_timezone(value)
         if problem is not None:
-            raise custom_error(
-                "timezone", f"unknown time zone `{self.timezone}`. {problem}", "timezone"
+            raise PydanticCustomError(
+                "timezone",
+                "unknown time zone `{value}`. {problem}",
+                {"value": value, "problem": problem},
             )
-        return self
+        return value
 
 
 class DatasetTrigger(Node):
