@@ -225,7 +225,11 @@ class Workspace:
 
     def validate(self, path: str | Path) -> Any:
         """Load and plan a pipeline without running it; returns the plan."""
-        return self.plan(self.load_pipeline(path))
+        from headwater.pipelines.scheduling.triggers import check_pipeline_triggers
+
+        spec = self.load_pipeline(path)
+        check_pipeline_triggers(self.root, spec)  # dataset triggers must not form a loop
+        return self.plan(spec)
 
     def run(
         self,

@@ -217,6 +217,10 @@ def test_trigger_loops_are_refused_with_the_cycle_named(tmp_path: Path) -> None:
     assert caught.value.location is not None and caught.value.location.startswith(
         str(ws.root / "pipelines" / "b.yaml")
     )
+    # `headwater validate` refuses either file
+    for name in ("a", "b"):
+        with pytest.raises(TriggerCycleError, match=r"a -> raw\.x -> b -> raw\.y -> a"):
+            ws.validate(name)
     # a run of `a` commits raw.x, but queueing `b` would start the loop: nothing is queued
     assert ws.run("a").ok
     assert SchedulerStore(ws.store).requests() == []

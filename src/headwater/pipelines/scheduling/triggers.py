@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = [
     "WorkspacePipelines",
     "after_run",
+    "check_pipeline_triggers",
+    "check_trigger_cycles",
     "committed_versions",
     "find_trigger_cycle",
     "load_workspace_pipelines",
@@ -160,6 +162,24 @@ def check_trigger_cycles(pipelines: WorkspacePipelines) -> None:
         "dataset it writes. Remove one of these `trigger.datasets` entries, or run one "
         "of the pipelines on a `schedule` instead.",
     )
+
+
+def check_pipeline_triggers(root: Path, spec: PipelineSpec) -> None:
+    """Refuse ``spec`` when, among the workspace's pipelines, its triggers close a loop.
+
+    ``spec`` replaces the file of the same pipeline name (it may be an edited copy).
+    """
+    if spec.trigger is None and not _writes(spec):
+        return
+    pipelines = load_workspace_pipelines(root)
+    specs = dict(pipelines.specs)
+    files = dict(pipelines.files)
+    specs[spec.name] = spec
+    if spec.source:
+        files[spec.name] = Path(spec.source)
+    loop = find_trigger_cycle(specs)
+    if loop is not None and spec.name in loop:
+        check_trigger_cycles(WorkspacePipelines(specs, files, {}))
 
 
 def committed_versions(ws: Workspace, result: RunResult) -> dict[str, Commit]:
