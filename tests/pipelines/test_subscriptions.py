@@ -188,3 +188,34 @@ def test_cli_add_list_remove(
     assert ws.store.get_secret("subscription.1.secret") is None
     assert main(["-w", root, "subscriptions", "remove", "1"]) == 1
     assert "no subscription with id 1" in capsys.readouterr().err
+
+
+def test_the_scheduler_retries_a_notice_whose_sender_died(
+    ws: Workspace, receiver: Receiver
+) -> None:
+    from datetime import UTC, datetime
+
+    from headwater.pipelines.scheduling.scheduler import Scheduler
+    from tests.pipelines.scheduling_helpers import FakeClock
+
+    sub = Subscriptions(ws).add("raw.orders", receiver.url, SECRET)
+    queue = SchedulerStore(ws.store)
+    payload = {
+        "dataset": "raw.orders",
+        "version": 3,
+        "run_id": "r1",
+        "pipeline": "orders",
+        "committed_at": "2026-06-01T06:00:00+00:00",
+    }
+    # a sender that recorded the notice, then died before sending it
+    delivery = queue.add_delivery(sub.id, "raw.orders", 3, "r1", payload)
+    clock = FakeClock(datetime.now(UTC))
+    scheduler = Scheduler(ws, clock=clock, holder="one")
+    scheduler.run_pass()
+    assert receiver.received == []  # too recent: its sender may still be at it
+    clock.advance(minutes=10)
+    scheduler.run_pass()
+    scheduler.close()
+    assert [(r["body"], r["valid"]) for r in receiver.received] == [(payload, True)]
+    (row,) = queue.deliveries()
+    assert (row.id, row.status, row.attempts) == (delivery, "delivered", 1)

@@ -363,6 +363,27 @@ class SchedulerStore:
                 if final_status == "delivered":
                     row.delivered_at = utcnow()
 
+    def stale_deliveries(self, before: datetime, *, limit: int = 20) -> list[WebhookDeliveryRow]:
+        """Deliveries still ``pending`` that nobody touched since ``before`` (their sender
+        died between attempts)."""
+        with self.store.session() as s:
+            rows = s.scalars(
+                select(WebhookDeliveryRow)
+                .where(
+                    WebhookDeliveryRow.status == "pending",
+                    WebhookDeliveryRow.created_at < _db_time(before),
+                )
+                .order_by(WebhookDeliveryRow.id)
+                .limit(limit * 5)
+            )
+            out = []
+            for row in rows:
+                log = row.attempt_log or []
+                last = datetime.fromisoformat(log[-1]["at"]) if log else None
+                if last is None or last < before:
+                    out.append(row)
+            return out[:limit]
+
     def deliveries(
         self, *, subscription_id: int | None = None, status: str | None = None
     ) -> list[WebhookDeliveryRow]:

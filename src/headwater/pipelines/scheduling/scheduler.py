@@ -9,7 +9,9 @@ One :class:`Scheduler` per process. Each pass (every ``poll_seconds``):
    transaction with its queued run; the unique (pipeline, scheduled_for) key makes a
    second scheduler's attempt at the same tick fail, so no tick is ever fired twice;
 3. start queued runs (ticks, dataset triggers, manual requests) on worker threads,
-   at most ``max_concurrent_runs`` per pipeline (1 for pipelines without a schedule).
+   at most ``max_concurrent_runs`` per pipeline (1 for pipelines without a schedule);
+4. give webhook notices left ``pending`` by a process that died between attempts one
+   more attempt (five at most in all).
 
 Runs execute in this process through :meth:`Workspace.run` on a thread pool: the steps
 already run on threads (DuckDB, Arrow and Delta release the GIL), the run id and result
@@ -180,7 +182,16 @@ class Scheduler:
         result = Pass(True)
         self._fire(pipelines, now, result)
         self._dispatch(pipelines, result)
+        self._redeliver(now)
         return result
+
+    def _redeliver(self, now: datetime) -> None:
+        from headwater.pipelines.scheduling.webhooks import redeliver_stale
+
+        try:
+            redeliver_stale(self.ws, now)
+        except Exception as exc:  # notices must not stop the schedules
+            log.error("retrying webhook notices: %s", exc)
 
     def _fire(self, pipelines: WorkspacePipelines, now: datetime, result: Pass) -> None:
         for name, spec in sorted(pipelines.specs.items()):

@@ -39,6 +39,7 @@ __all__ = [
     "Commit",
     "Subscriptions",
     "notify",
+    "redeliver_stale",
     "sign",
     "verify",
 ]
@@ -172,6 +173,26 @@ def notify(
     return ids
 
 
+def redeliver_stale(ws: Workspace, now: datetime, *, age_seconds: float = 300.0) -> list[int]:
+    """One more attempt for each notice left ``pending`` for ``age_seconds`` (its sender
+    died between attempts); the scheduler calls this every pass. Returns the ids tried."""
+    from datetime import timedelta
+
+    subs = Subscriptions(ws)
+    tried: list[int] = []
+    for delivery in subs.queue.stale_deliveries(now - timedelta(seconds=age_seconds)):
+        row = subs.queue.get_subscription(delivery.subscription_id)
+        if row is None:
+            subs.queue.record_attempt(
+                delivery.id, status_code=None, error="subscription removed", final_status="failed"
+            )
+            continue
+        give_up = delivery.attempts + 1 >= ATTEMPTS
+        deliver(subs, row, delivery.id, delivery.payload, attempts=1, give_up=give_up)
+        tried.append(delivery.id)
+    return tried
+
+
 def deliver(
     subs: Subscriptions,
     row: SubscriptionRow,
@@ -180,8 +201,13 @@ def deliver(
     *,
     attempts: int = ATTEMPTS,
     backoff: float = BACKOFF_SECONDS,
+    give_up: bool = True,
 ) -> bool:
-    """POST ``payload`` to the subscriber, retrying; True once it answered 2xx."""
+    """POST ``payload`` to the subscriber, retrying; True once it answered 2xx.
+
+    When the attempts run out the delivery is ``failed``, or stays ``pending`` for a
+    later retry when not ``give_up``.
+    """
     from headwater import __version__
 
     queue = subs.queue
@@ -202,15 +228,18 @@ def deliver(
     for attempt in range(1, attempts + 1):
         code, error, retry = _post(row.url, body, headers)
         last = attempt == attempts or not retry
+        gave_up = not retry or (last and give_up)
         if error is None:
             queue.record_attempt(delivery, status_code=code, error=None, final_status="delivered")
             log.info("webhook %s: %s v%s delivered", row.id, row.dataset, payload["version"])
             return True
         queue.record_attempt(
-            delivery, status_code=code, error=error, final_status="failed" if last else None
+            delivery, status_code=code, error=error, final_status="failed" if gave_up else None
         )
-        if last:
+        if gave_up:
             log.error("webhook %s: giving up after %s attempt(s): %s", row.id, attempt, error)
+            return False
+        if last:
             return False
         time.sleep(backoff * 2 ** (attempt - 1))
     return False
