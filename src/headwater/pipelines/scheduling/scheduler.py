@@ -109,6 +109,7 @@ class Scheduler:
         self.clock: Clock = clock or _utc_now
         self.queue = SchedulerStore(ws.store)
         self.is_leader = False
+        self._standing_by = False
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="hw-sched")
         self._running: dict[Future[None], int] = {}
         self._pipelines: WorkspacePipelines | None = None
@@ -175,6 +176,14 @@ class Scheduler:
                 log.warning("request %s was left running by a stopped scheduler: failed", request)
         elif self.is_leader and not leader:
             log.warning("%s lost the scheduler lease; standing by", self.holder)
+        elif not leader and not self._standing_by:
+            lease = self.queue.lease()
+            log.info(
+                "%s is standing by: %s holds the lease",
+                self.holder,
+                lease.holder if lease is not None else "another scheduler",
+            )
+        self._standing_by = not leader
         self.is_leader = leader
         if not leader:
             return Pass(False)
@@ -329,6 +338,9 @@ class Scheduler:
                     self.run_pass()
                 except HeadwaterError as exc:
                     log.error("%s", exc)
+                except Exception as exc:  # e.g. the metadata database went away: retry
+                    log.error("scheduler pass failed: %s: %s", type(exc).__name__, exc)
+                    self.is_leader = False
                 stop.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
         finally:
             self.close()
