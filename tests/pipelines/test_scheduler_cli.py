@@ -94,3 +94,16 @@ def test_scheduler_once_runs_queued_and_triggered_pipelines(
     listing = capsys.readouterr().out
     assert "raw.first v0" in listing and "succeeded" in listing
     ws.close()
+
+
+def test_a_lease_shorter_than_two_polls_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = make_workspace(tmp_path / "ws", None, {})
+    root = str(ws.root)
+    ws.close()
+    code = main(["-w", root, "scheduler", "--lease-seconds", "1", "--poll-seconds", "1"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "at least twice the poll interval" in err
+    assert "--lease-seconds 30 --poll-seconds 1" in err

@@ -212,6 +212,7 @@ def test_the_scheduler_retries_a_notice_whose_sender_died(
     clock = FakeClock(datetime.now(UTC))
     scheduler = Scheduler(ws, clock=clock, holder="one")
     scheduler.run_pass()
+    assert scheduler.wait_idle()
     assert receiver.received == []  # too recent: its sender may still be at it
     clock.advance(minutes=10)
     scheduler.run_pass()

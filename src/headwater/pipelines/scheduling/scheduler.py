@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headwater.errors import HeadwaterError, TriggerCycleError
+from headwater.errors import HeadwaterError, SchedulerError, TriggerCycleError
 from headwater.metadata.models import utcnow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines.scheduling.cron import due_ticks
@@ -93,9 +93,12 @@ class Scheduler:
         max_workers: int = 4,
         clock: Clock | None = None,
     ) -> None:
-        if lease_seconds <= 0 or poll_seconds <= 0:
-            raise HeadwaterError(
-                "the lease and poll intervals must be positive",
+        if lease_seconds <= 0 or poll_seconds <= 0 or poll_seconds * 2 > lease_seconds:
+            raise SchedulerError(
+                f"a lease of {lease_seconds:g}s with a pass every {poll_seconds:g}s: the lease "
+                "must be positive and at least twice the poll interval, or it lapses between "
+                "two renewals",
+                field="lease_seconds",
                 hint="For example --lease-seconds 30 --poll-seconds 1.",
             )
         self.ws = ws
@@ -112,6 +115,8 @@ class Scheduler:
         self._standing_by = False
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="hw-sched")
         self._running: dict[Future[None], int] = {}
+        self._notice_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hw-notice")
+        self._notices: Future[None] | None = None
         self._pipelines: WorkspacePipelines | None = None
         self._stamp: tuple[tuple[str, float], ...] | None = None
         self._reported: set[tuple[str, float]] = set()
@@ -195,6 +200,13 @@ class Scheduler:
         return result
 
     def _redeliver(self, now: datetime) -> None:
+        """Retry stale webhook notices on their own thread: a slow receiver must not
+        delay the lease renewal of the next pass."""
+        if self._notices is not None and not self._notices.done():
+            return
+        self._notices = self._notice_pool.submit(self._redeliver_now, now)
+
+    def _redeliver_now(self, now: datetime) -> None:
         from headwater.pipelines.scheduling.webhooks import redeliver_stale
 
         try:
@@ -366,6 +378,7 @@ class Scheduler:
     def close(self, *, release: bool = True) -> None:
         """Wait for running runs, then give the lease up so a standby takes over at once."""
         self._pool.shutdown(wait=True)
+        self._notice_pool.shutdown(wait=True)
         self._collect()
         if release and self.is_leader:
             try:
@@ -375,8 +388,10 @@ class Scheduler:
             self.is_leader = False
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
-        """Wait until no run started by this scheduler is running (for tests and --once)."""
+        """Wait until the runs and notices this scheduler started are done (for tests)."""
         futures: list[Future[Any]] = list(self._running)
+        if self._notices is not None:
+            futures.append(self._notices)
         _done, pending = wait(futures, timeout=timeout)
         self._collect()
         return not pending
