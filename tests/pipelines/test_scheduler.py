@@ -272,3 +272,39 @@ def test_the_short_form_is_a_utc_cron(tmp_path: Path) -> None:
         "latest",
     )
     assert spec.schedule.max_concurrent_runs == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # spring forward, 2026-03-29: 02:30 does not exist, the run happens at 03:00 CEST
+        (datetime(2026, 3, 28, 23, 0, tzinfo=UTC), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+        # fall back, 2026-10-25: 02:30 happens twice, the run happens once (02:30 CEST)
+        (datetime(2026, 10, 24, 22, 0, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    ],
+)
+def test_a_dst_night_runs_a_daily_berlin_schedule_once(
+    tmp_path: Path, start: datetime, expected: datetime
+) -> None:
+    ws = make_workspace(
+        tmp_path / "ws",
+        None,
+        {
+            "nightly": pipeline_yaml(
+                "nightly",
+                writes="raw.nightly",
+                schedule="schedule: {cron: '30 2 * * *', timezone: Europe/Berlin, catchup: all}",
+            )
+        },
+    )
+    clock = FakeClock(start)
+    scheduler = Scheduler(ws, clock=clock, holder="one")
+    fired = []
+    for _ in range(6 * 4):  # every 15 minutes for 6 hours, through the whole night
+        fired += [t for _, t, _ in scheduler.run_pass().fired]
+        clock.advance(minutes=15)
+    assert scheduler.wait_idle()
+    scheduler.close()
+    assert fired == [expected]
+    assert [r.trigger for r in ws.runs(pipeline="nightly")] == ["schedule"]
+    ws.close()
