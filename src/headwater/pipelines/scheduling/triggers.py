@@ -237,12 +237,39 @@ def after_run(ws: Workspace, result: RunResult) -> None:
     loop is refused, queueing nothing).
     """
     try:
+        watched = _any_trigger_file(ws.root)
+        if not watched and not _any_subscription(ws):
+            return  # nothing to do: spare every run the Delta log reads
         committed = committed_versions(ws, result)
-        if committed:
+        if committed and watched:
             _queue_triggered(ws, result, committed)
+        if committed:
             _notify(ws, result, committed)
     except Exception as exc:  # a trigger must never turn a finished run into an error
         log.error("after run %s: %s", result.run_id, exc)
+
+
+def _any_trigger_file(root: Path) -> bool:
+    """Whether some pipeline file may declare a ``trigger:`` (a cheap text test)."""
+    folder = root / "pipelines"
+    if not folder.is_dir():
+        return False
+    for path in [*folder.glob("*.yaml"), *folder.glob("*.yml")]:
+        try:
+            if "trigger" in path.read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _any_subscription(ws: Workspace) -> bool:
+    from sqlalchemy import select
+
+    from headwater.metadata.models import SubscriptionRow
+
+    with ws.store.session() as s:
+        return s.scalar(select(SubscriptionRow.id).limit(1)) is not None
 
 
 def _queue_triggered(
