@@ -169,8 +169,8 @@ def check_pipeline_triggers(root: Path, spec: PipelineSpec) -> None:
 
     ``spec`` replaces the file of the same pipeline name (it may be an edited copy).
     """
-    if spec.trigger is None and not _writes(spec):
-        return
+    if spec.trigger is None and not _any_trigger_file(root):
+        return  # nothing in the workspace is triggered: no loop is possible
     pipelines = load_workspace_pipelines(root)
     specs = dict(pipelines.specs)
     files = dict(pipelines.files)
