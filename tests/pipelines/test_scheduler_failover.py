@@ -101,9 +101,13 @@ def test_killed_leader_is_replaced_within_the_lease_and_no_tick_is_lost_or_doubl
     a = _start(root, "A", pg_metadata, tmp_path / "a.log")
     b: subprocess.Popen[bytes] | None = None
     try:
-        _wait(lambda: (queue.lease() or None) is not None and queue.lease().holder == "A", 30, "A")  # type: ignore[union-attr]
+        _wait(
+            lambda: (queue.lease() or None) is not None and queue.lease().holder == "A",
+            60,
+            "A to lead",
+        )  # type: ignore[union-attr]
         b = _start(root, "B", pg_metadata, tmp_path / "b.log")
-        _wait(lambda: len(ticks_by("A")) >= 3, 30, "three ticks fired by A")
+        _wait(lambda: len(ticks_by("A")) >= 3, 60, "three ticks fired by A")
         _wait(
             lambda: "B is standing by: A holds the lease" in (tmp_path / "b.log").read_text(),
             60,
@@ -128,7 +132,7 @@ def test_killed_leader_is_replaced_within_the_lease_and_no_tick_is_lost_or_doubl
         logs = (tmp_path / "b.log").read_text()
         assert expired_at <= took_over_at <= expired_at + timedelta(seconds=POLL + 1.5), logs
         assert took_over_at - killed_at <= timedelta(seconds=LEASE + POLL + 1.5)
-        _wait(lambda: len(ticks_by("B")) >= 3, 30, "three ticks fired by B")
+        _wait(lambda: len(ticks_by("B")) >= 3, 60, "three ticks fired by B")
     finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
