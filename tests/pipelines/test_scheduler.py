@@ -308,3 +308,32 @@ def test_a_dst_night_runs_a_daily_berlin_schedule_once(
     assert fired == [expected]
     assert [r.trigger for r in ws.runs(pipeline="nightly")] == ["schedule"]
     ws.close()
+
+
+def test_commits_while_a_triggered_run_waits_fold_into_it(
+    tmp_path: Path, metadata_url: str
+) -> None:
+    ws = make_workspace(
+        tmp_path / "ws",
+        metadata_url,
+        {
+            "orders": pipeline_yaml("orders", writes="raw.orders"),
+            "report": pipeline_yaml(
+                "report", reads="raw.orders", writes="mart.report", trigger=["raw.orders"]
+            ),
+        },
+    )
+    run_ids = [ws.run("orders").run_id for _ in range(3)]
+    queue = SchedulerStore(ws.store)
+    (request,) = queue.requests()
+    assert request.details["run_ids"] == run_ids
+    assert request.details["run_id"] == run_ids[-1]
+    assert request.details["datasets"] == {"raw.orders": ws.lake.version("raw.orders")}
+    Scheduler(ws, holder="one").run_once()
+    (report,) = ws.runs(pipeline="report")
+    assert report.status == "succeeded"
+    assert ws.read("mart.report").column("n").to_pylist() == [3]  # saw all three commits
+    # once the request ran, a new commit queues a new one
+    ws.run("orders")
+    assert [r.status for r in queue.requests()] == ["succeeded", "queued"]
+    ws.close()

@@ -209,6 +209,60 @@ class SchedulerStore:
             s.flush()
             return row.id
 
+    def enqueue_triggered(
+        self,
+        pipeline: str,
+        *,
+        pipeline_file: str | None,
+        run_id: str,
+        from_pipeline: str,
+        datasets: dict[str, int],
+        chain: list[str],
+    ) -> tuple[int, bool]:
+        """Queue a dataset-triggered run, or fold the new versions into one still waiting.
+
+        A burst of commits to a watched dataset thus runs the pipeline once more, not
+        once per commit. Returns the request id and whether it was folded in. The fold is
+        a conditional update on ``status = 'queued'``: a request claimed meanwhile is left
+        alone and a new one is queued, so no commit is ever missed.
+        """
+        waiting = self.requests(status="queued", pipeline=pipeline)
+        for row in reversed(waiting):
+            if row.reason != "dataset":
+                continue
+            details = dict(row.details or {})
+            merged = dict(details.get("datasets") or {})
+            for name, version in datasets.items():
+                merged[name] = max(int(merged.get(name, version)), version)
+            runs = [*(details.get("run_ids") or [details.get("run_id")]), run_id]
+            details.update(
+                datasets=merged,
+                run_id=run_id,
+                run_ids=[r for r in runs if r],
+                pipeline=from_pipeline,
+            )
+            with self.store.session() as s:
+                result = s.execute(
+                    update(RunRequestRow)
+                    .where(RunRequestRow.id == row.id, RunRequestRow.status == "queued")
+                    .values(details=details)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    return row.id, True
+            break
+        details = {
+            "run_id": run_id,
+            "run_ids": [run_id],
+            "pipeline": from_pipeline,
+            "datasets": datasets,
+            "chain": chain,
+        }
+        return (
+            self.enqueue(pipeline, reason="dataset", pipeline_file=pipeline_file, details=details),
+            False,
+        )
+
     def requests(
         self,
         *,

@@ -304,19 +304,17 @@ def _queue_triggered(
         spec = pipelines.specs[name]
         assert spec.trigger is not None
         datasets = {d: committed[d].version for d in spec.trigger.datasets if d in committed}
-        request = queue.enqueue(
+        request, folded = queue.enqueue_triggered(
             name,
-            reason="dataset",
             pipeline_file=str(pipelines.files[name]),
-            details={
-                "run_id": result.run_id,
-                "pipeline": result.pipeline,
-                "datasets": datasets,
-                "chain": list(chain),
-            },
+            run_id=result.run_id,
+            from_pipeline=result.pipeline,
+            datasets=datasets,
+            chain=list(chain),
         )
         log.info(
-            "queued %s (request %s): %s",
+            "%s %s (request %s): %s",
+            "updated queued" if folded else "queued",
             name,
             request,
             ", ".join(f"{d} v{v}" for d, v in datasets.items()),
