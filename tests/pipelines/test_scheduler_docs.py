@@ -46,3 +46,32 @@ def test_documented_schedule_fires_at_six_berlin_and_triggers_revenue(tmp_path: 
     ]
     assert ws.read("mart.revenue").column("revenue").to_pylist() == [9.5]
     ws.close()
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+
+
+def test_documented_signature_check_accepts_headwater_signatures() -> None:
+    from headwater.pipelines.scheduling.webhooks import sign
+
+    (check,) = [b for b in _python_blocks() if "def valid" in b]
+    namespace: dict[str, object] = {}
+    exec(check, namespace)
+    valid = namespace["valid"]
+    body = b'{"dataset":"raw.orders","version":3}'
+    assert valid("k", body, sign("k", body))  # type: ignore[operator]
+    assert not valid("other", body, sign("k", body))  # type: ignore[operator]
+
+
+def test_documented_python_api_runs(tmp_path: Path) -> None:
+    (api,) = [b for b in _python_blocks() if "Scheduler(ws)" in b]
+    ws = make_workspace(tmp_path / "ws", None, _documented_pipelines())
+    root = ws.root
+    ws.close()
+    exec(api.replace('"my-workspace"', repr(str(root))), {})
+    from headwater.workspace import Workspace
+
+    with Workspace.open(root) as again:
+        (sub,) = SchedulerStore(again.store).subscriptions()
+        assert (sub.dataset, sub.secret_ref) == ("raw.orders", "${HOOK_SECRET}")
