@@ -337,3 +337,45 @@ def test_commits_while_a_triggered_run_waits_fold_into_it(
     ws.run("orders")
     assert [r.status for r in queue.requests()] == ["succeeded", "queued"]
     ws.close()
+
+
+def test_a_new_leader_settles_the_requests_another_scheduler_left_running(
+    hourly: Workspace,
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    store, queue = hourly.store, SchedulerStore(hourly.store)
+    host = socket.gethostname()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    cases = {}
+    for name, status, pid in [
+        ("finished", "succeeded", os.getpid()),
+        ("alive", "running", os.getpid()),
+        ("killed", "running", gone.pid),
+        ("unstarted", None, None),
+    ]:
+        request = queue.enqueue("hourly", reason="manual")
+        assert queue.claim(request, "ghost")
+        if status is not None:
+            store.start_run(f"run-{name}", "hourly", params={"pid": pid, "host": host})
+            if status != "running":
+                store.finish_run(f"run-{name}", status)
+            queue.update_request(request, run_id=f"run-{name}")
+        cases[name] = request
+    scheduler = Scheduler(hourly, holder="heir")
+    scheduler.run_pass()
+    scheduler.close()
+    by_id = {r.id: r for r in queue.requests()}
+    assert {name: by_id[rid].status for name, rid in cases.items()} == {
+        "finished": "succeeded",
+        "alive": "running",  # its process finishes it
+        "killed": "failed",
+        "unstarted": "failed",
+    }
+    assert "ended without finishing the run" in (by_id[cases["killed"]].error or "")
+    assert "stopped before the run finished" in (by_id[cases["unstarted"]].error or "")
+    assert store.get_run("run-killed").status == "failed"  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ puts it back).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from headwater.metadata.models import (
     RunRequestRow,
+    RunRow,
     ScheduleCursorRow,
     SchedulerLeaseRow,
     ScheduleTickRow,
@@ -308,8 +309,17 @@ class SchedulerStore:
                 for key, value in fields.items():
                     setattr(row, key, value)
 
-    def abandon_requests(self, holder: str) -> list[int]:
-        """Requests left ``running`` by another (dead or deposed) scheduler: failed."""
+    def abandon_requests(
+        self, holder: str, host: str, is_alive: Callable[[int], bool]
+    ) -> list[int]:
+        """Settle requests left ``running`` by another scheduler; the ids failed.
+
+        A request whose run has finished takes the run's status. One whose run is still
+        going in a live process of this host (a scheduler finishing its runs after a
+        SIGTERM, a deposed leader) is left to that process. Any other (its process was
+        killed, or lives on a host we cannot check) is failed: it is never run twice.
+        """
+        failed: list[int] = []
         with self.store.session() as s:
             rows = list(
                 s.scalars(
@@ -319,10 +329,20 @@ class SchedulerStore:
                 )
             )
             for row in rows:
+                run = s.get(RunRow, row.run_id) if row.run_id else None
+                if run is not None and run.status != "running":
+                    row.status, row.error = run.status, run.error
+                    row.finished_at = run.ended_at or utcnow()
+                    continue
+                params = (run.params or {}) if run is not None else {}
+                pid = params.get("pid")
+                if params.get("host") == host and isinstance(pid, int) and is_alive(pid):
+                    continue
                 row.status = "failed"
                 row.finished_at = utcnow()
                 row.error = f"scheduler {row.claimed_by} stopped before the run finished"
-            return [row.id for row in rows]
+                failed.append(row.id)
+        return failed
 
     # -- subscriptions -----------------------------------------------------------------------
     def add_subscription(

@@ -17,7 +17,8 @@ Runs execute in this process through :meth:`Workspace.run` on a thread pool: the
 already run on threads (DuckDB, Arrow and Delta release the GIL), the run id and result
 come back directly, and the dataset-trigger hook sees which scheduler request led to
 the run. A killed scheduler leaves its runs ``running``; the metadata reaper marks them
-failed on the host, and the next leader fails their requests, which never run twice.
+failed on the host, and the next leader fails their requests, which never run twice
+(runs still going in a live process of the host, as after a SIGTERM, are left to finish).
 
 Time comes from ``clock`` (UTC), so tests drive DST nights and downtime precisely.
 """
@@ -177,7 +178,9 @@ class Scheduler:
         if leader and not self.is_leader:
             self.queue.set_acquired(self.holder, now)
             log.info("%s is the active scheduler (lease %ss)", self.holder, self.lease_seconds)
-            for request in self.queue.abandon_requests(self.holder):
+            host = socket.gethostname()
+            self.ws.store.reap_abandoned_runs(host, _pid_alive)
+            for request in self.queue.abandon_requests(self.holder, host, _pid_alive):
                 log.warning("request %s was left running by a stopped scheduler: failed", request)
         elif self.is_leader and not leader:
             log.warning("%s lost the scheduler lease; standing by", self.holder)
@@ -395,6 +398,16 @@ class Scheduler:
         _done, pending = wait(futures, timeout=timeout)
         self._collect()
         return not pending
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _zone(name: str) -> Any:
