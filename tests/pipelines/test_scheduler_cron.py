@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from headwater.pipelines.scheduling.cron import due_ticks, next_ticks, ticks_between
 
@@ -138,3 +140,56 @@ def test_all_keeps_at_most_max_catchup_most_recent_ticks() -> None:
     )
     assert [t.minute for t in due.fire] == [8, 9, 10]
     assert due.skipped == 7
+
+
+ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "America/Santiago", "UTC"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 15, 30, 59]),
+    start=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 1), timezones=st.just(UTC)
+    ),
+)
+def test_a_daily_schedule_fires_exactly_once_every_local_day(
+    zone: str, hour: int, minute: int, start: datetime
+) -> None:
+    local = ZoneInfo(zone)
+    ticks = ticks_between(f"{minute} {hour} * * *", zone, start, start + timedelta(days=40))
+    assert ticks == sorted(set(ticks))
+    days = [t.astimezone(local).date() for t in ticks]
+    assert len(days) == len(set(days)), "a local day got two runs"
+    first, last = days[0], days[-1]
+    assert len(days) == (last - first).days + 1, "a local day got no run"
+
+
+#: Days with a DST change in 2026 (either direction) in the zones above.
+DST_DAYS = [
+    datetime(2026, 3, 29, tzinfo=UTC),  # Berlin forward
+    datetime(2026, 10, 25, tzinfo=UTC),  # Berlin back
+    datetime(2026, 3, 8, tzinfo=UTC),  # New York forward
+    datetime(2026, 11, 1, tzinfo=UTC),  # New York back
+    datetime(2026, 4, 5, tzinfo=UTC),  # Sydney back, Santiago back
+    datetime(2026, 10, 4, tzinfo=UTC),  # Sydney forward
+    datetime(2026, 9, 6, tzinfo=UTC),  # Santiago forward
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    step=st.sampled_from([1, 5, 15, 30]),
+    day=st.sampled_from(DST_DAYS),
+    offset=st.integers(-30, 6),
+)
+def test_an_every_n_minutes_schedule_never_doubles_and_never_stalls(
+    zone: str, step: int, day: datetime, offset: int
+) -> None:
+    start = day + timedelta(hours=offset)
+    ticks = ticks_between(f"*/{step} * * * *", zone, start, start + timedelta(hours=30))
+    assert ticks == sorted(set(ticks))
+    # real time runs on through DST changes: the ticks stay evenly spaced
+    assert {b - a for a, b in itertools.pairwise(ticks)} == {timedelta(minutes=step)}
