@@ -40,16 +40,18 @@ from headwater.pipelines.spec import (
     CheckStep,
     ExtractStep,
     LoadStep,
+    MapStep,
     PipelineSpec,
     ReplicateStep,
     SpecPath,
     TransformStep,
 )
+from headwater.pipelines.map_rules import map_input_sites
 from headwater.transform.refs import find_ref_spans
 
 __all__ = ["Edge", "Plan", "plan", "writers_of"]
 
-AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+AnyStep = ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep
 
 
 @dataclass(frozen=True)
@@ -448,6 +450,8 @@ def _input_sites(step: AnyStep, i: int) -> list[tuple[str, SpecPath, int | None]
         return [(step.dataset, ("steps", i, "dataset"), None)]
     if isinstance(step, LoadStep):
         return [(step.from_, ("steps", i, "from"), None)]
+    if isinstance(step, MapStep):
+        return map_input_sites(step, i)
     return []
 
 

@@ -49,6 +49,7 @@ from headwater.pipelines._positions import (
     TextLayout,
     format_path,
 )
+from headwater.pipelines.map_rules import MapRule, map_rule_inputs
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "ExtractStep",
     "Incremental",
     "LoadStep",
+    "MapRule",
+    "MapStep",
     "NodeInfo",
     "NotNullCheck",
     "Partition",
@@ -483,6 +486,40 @@ class TransformStep(_WritesDataset):
         return tuple(self.refs)
 
 
+class MapStep(_WritesDataset):
+    """Apply mapping rules (rename, cast, derive, filter, lookup, ...) to a dataset.
+
+    The rules run in order, each on the output of the previous one; together they are
+    compiled to one DuckDB query.
+    """
+
+    type: Literal["map"]
+    from_: DatasetName = Field(alias="from")
+    """The managed dataset read, `zone.name`."""
+    rules: Annotated[list[MapRule], Field(min_length=1)]
+    """Rules applied in order; each is a mapping with one key (`rename`, `cast`, ...)."""
+
+    _source_map: SourceMap | None = PrivateAttr(default=None)
+    _index: int | None = PrivateAttr(default=None)
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.from_, *map_rule_inputs(self.rules))))
+
+    def rule_location(self, path: SpecPath, *, offset: int | None = None) -> str:
+        """``file:line:col`` of ``rules.<path>`` (e.g. ``(2, "derive", "total")``)."""
+        full: SpecPath = ("rules", *path)
+        if self._index is not None:
+            full = ("steps", self._index, *full)
+        if self._source_map is not None:
+            value: Any = self.model_dump(by_alias=True)
+            for part in full[2:] if self._index is not None else full:
+                value = value[part] if isinstance(value, dict | list) else None
+            found = self._source_map.location(full, offset=offset, value=value)
+            if found is not None:
+                return found
+        return format_path(full)
+
+
 class CheckStep(_StepBase):
     """Run quality checks on a dataset; readers of the dataset run after it."""
 
@@ -536,13 +573,14 @@ class LoadStep(_StepBase):
 
 
 Step = Annotated[
-    ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep,
+    ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
     Field(discriminator="type"),
 ]
 
 STEP_TYPES: dict[str, type[_StepBase]] = {
     "extract": ExtractStep,
     "transform": TransformStep,
+    "map": MapStep,
     "check": CheckStep,
     "load": LoadStep,
     "replicate": ReplicateStep,
@@ -583,6 +621,8 @@ class PipelineSpec(Node):
         self._location = self.location_of(())
         for i, step in enumerate(self.steps):
             step._location = self.location_of(("steps", i))
+            if isinstance(step, MapStep):
+                step._source_map, step._index = source_map, i
             if isinstance(step, CheckStep):
                 for j, check in enumerate(step.checks):
                     check._location = self.location_of(("steps", i, "checks", j))
@@ -655,7 +695,9 @@ class PipelineSpec(Node):
             hint="Steps: " + ", ".join(self.step_names),
         )
 
-    def step(self, name: str) -> ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep:
+    def step(
+        self, name: str
+    ) -> ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep:
         return self.steps[self.index_of(name)]
 
     def location_of(self, path: SpecPath, *, key: bool = False, offset: int | None = None) -> str:

@@ -26,7 +26,15 @@ from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines._nodes import slug
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
-from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, ReplicateStep, TransformStep
+from headwater.pipelines.map_step import record_lineage
+from headwater.pipelines.spec import (
+    CheckStep,
+    ExtractStep,
+    LoadStep,
+    MapStep,
+    ReplicateStep,
+    TransformStep,
+)
 from headwater.quality.checks import compile_check
 from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
@@ -122,6 +130,10 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
             run_id=ctx.run_id,
             allow_schema_replace=step.on_schema_change == "replace",
         )
+        columns = reader.schema.names
+    lineage = record_lineage(
+        ctx, step.name, "transform", sql, step.to, columns, {n: ctx.lake.schema(n) for n in refs}
+    )
     return StepOutcome(
         step.name,
         "transform",
@@ -135,6 +147,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
             "version": commit.version,
             "schema_change": commit.schema_change,
             "input_rows": input_rows,
+            "lineage": lineage,
         },
     )
 
@@ -310,7 +323,8 @@ def _quarantine_load_rejects(
 
 
 def execute_step(
-    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+    ctx: RunContext,
+    step: ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
 ) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
     if isinstance(step, ExtractStep):
@@ -319,6 +333,8 @@ def execute_step(
         return run_replicate(ctx, step)
     if isinstance(step, TransformStep):
         return run_transform(ctx, step)
+    if isinstance(step, MapStep):
+        return run_map(ctx, step)
     if isinstance(step, CheckStep):
         return run_check(ctx, step)
     if isinstance(step, LoadStep):
@@ -336,3 +352,9 @@ def run_replicate(ctx: RunContext, step: ReplicateStep) -> StepOutcome:
     from headwater.pipelines.replicate import run_replicate as replicate
 
     return replicate(ctx, step)
+
+
+def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
+    from headwater.pipelines.map_step import run_map as map_
+
+    return map_(ctx, step)

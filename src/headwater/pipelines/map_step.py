@@ -1,0 +1,105 @@
+"""Execute a ``map`` step, and record the column lineage of transform and map steps.
+
+The rules are compiled against the schemas the input datasets have now (so an unknown
+column is reported at its rule), the inputs are pinned at the versions whose schemas
+were read, and the compiled query runs in DuckDB like a transform's SQL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from headwater.errors import HeadwaterError
+from headwater.lineage import column_lineage, record_edges
+from headwater.pipelines.events import StepOutcome
+from headwater.transform.mapping import SALT_VARIABLE, compile_map
+
+if TYPE_CHECKING:
+    from headwater.pipelines.spec import MapStep
+    from headwater.pipelines.steps import RunContext
+
+__all__ = ["MASK_SALT_SECRET", "record_lineage", "run_map"]
+
+#: The workspace secret holding the salt of `mask: hash`, created on first use.
+MASK_SALT_SECRET = "mask_salt"
+
+
+def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
+    from headwater.pipelines.steps import Progress
+
+    inputs = list(step.inputs())
+    versions = {name: ctx.lake.version(name) for name in inputs}
+    schemas = {name: ctx.lake.schema(name, version=v) for name, v in versions.items()}
+    compiled = compile_map(
+        step.from_,
+        schemas[step.from_],
+        [rule.as_data() for rule in step.rules],
+        schemas=schemas,
+        locate=lambda path, offset: step.rule_location(path, offset=offset),
+    )
+    progress = Progress(ctx, step.name)
+    input_rows = {step.from_: int(ctx.lake.dataset(step.from_, version=versions[step.from_]).count_rows())}
+    with ctx.session(pins=versions) as session:
+        session.attach_many(inputs)
+        if compiled.uses_salt:
+            salt = ctx.connections.workspace_secret(MASK_SALT_SECRET, lambda: secrets.token_hex(32))
+            session.con.execute(f"SET VARIABLE {SALT_VARIABLE} = ?", [salt])
+        reader = session.reader(compiled.sql, batch_rows=ctx.engine.batch_rows)
+        commit = ctx.lake.write(
+            step.to,
+            progress.reader(reader),
+            mode=step.mode,
+            keys=list(step.keys) or None,
+            run_id=ctx.run_id,
+            allow_schema_replace=step.on_schema_change == "replace",
+        )
+    details: dict[str, object] = {
+        "version": commit.version,
+        "schema_change": commit.schema_change,
+        "input_rows": input_rows,
+        "input_versions": versions,
+        "rules": len(step.rules),
+    }
+    details["lineage"] = record_lineage(
+        ctx, step.name, "map", compiled.sql, step.to, compiled.columns, schemas
+    )
+    return StepOutcome(
+        step.name,
+        "map",
+        "succeeded",
+        rows_in=commit.rows,
+        rows_out=commit.rows,
+        bytes=commit.bytes or progress.bytes,
+        inputs=tuple(inputs),
+        outputs=(step.to,),
+        details=details,
+    )
+
+
+def record_lineage(
+    ctx: RunContext,
+    step: str,
+    kind: str,
+    sql: str,
+    output: str,
+    columns: Sequence[str],
+    schemas: Mapping[str, pa.Schema],
+) -> str | int:
+    """Trace and store the column edges of a step's query; the number of edges, or why
+    none were traced (lineage never fails a step that wrote its data)."""
+    try:
+        found = column_lineage(sql, output, columns, schemas)
+        return record_edges(
+            ctx.store,
+            run_id=ctx.run_id,
+            pipeline=ctx.pipeline,
+            step=step,
+            kind=kind,
+            column_edges=found,
+        )
+    except HeadwaterError as exc:
+        return f"not traced: {exc.message}"
