@@ -170,10 +170,7 @@ class MapRule(Node):
     def as_data(self) -> dict[str, Any]:
         """``{kind: argument}`` as plain data (what the compiler takes)."""
         kind = self.kind
-        value = getattr(self, kind)
-        if isinstance(value, Node):
-            value = value.model_dump(by_alias=True, mode="python")
-        return {kind: value}
+        return {kind: self.model_dump(by_alias=True)[kind]}
 
 
 def map_rule_inputs(rules: list[MapRule]) -> tuple[str, ...]:
