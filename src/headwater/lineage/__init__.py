@@ -7,8 +7,10 @@ from headwater.lineage.store import (
     LineageNode,
     downstream,
     edges,
+    flatten_tree,
     known_columns,
     record_edges,
+    resolve_column,
     upstream,
 )
 
@@ -19,7 +21,9 @@ __all__ = [
     "column_lineage",
     "downstream",
     "edges",
+    "flatten_tree",
     "known_columns",
     "record_edges",
+    "resolve_column",
     "upstream",
 ]

@@ -6,11 +6,12 @@ graph follows the pipelines as they are now; every edge keeps the run that wrote
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, delete, or_, select
 
+from headwater.errors import DatasetNotFoundError, HeadwaterError, choices_hint
 from headwater.lineage.columns import ColumnEdge
 from headwater.metadata.models import ColumnLineageRow
 from headwater.metadata.store import MetadataStore
@@ -20,8 +21,10 @@ __all__ = [
     "LineageNode",
     "downstream",
     "edges",
+    "flatten_tree",
     "known_columns",
     "record_edges",
+    "resolve_column",
     "upstream",
 ]
 
@@ -177,3 +180,54 @@ def known_columns(store: MetadataStore) -> list[str]:
         rows = s.execute(select(c.src_dataset, c.src_column, c.dst_dataset, c.dst_column)).all()
     names = {f"{a}.{b}" for a, b, _, _ in rows} | {f"{x}.{y}" for _, _, x, y in rows}
     return sorted(names)
+
+
+def resolve_column(
+    store: MetadataStore,
+    target: str,
+    *,
+    datasets: Iterable[str] = (),
+    schema_of: Callable[[str], list[str] | None] = lambda _: None,
+) -> tuple[str, str]:
+    """Split ``zone.name.column`` and check that the dataset and the column are known.
+
+    Known means: in the lake (``datasets``; ``schema_of`` gives its columns) or named by
+    a lineage edge. Raises :class:`DatasetNotFoundError` or :class:`HeadwaterError` with
+    the closest matches.
+    """
+    parts = target.split(".", 2)
+    if len(parts) != 3 or not all(parts):
+        raise HeadwaterError(
+            f"`{target}` is not DATASET.COLUMN",
+            hint="Write zone.name.column, e.g. `staging.orders.amount`.",
+        )
+    dataset, column = f"{parts[0]}.{parts[1]}", parts[2]
+    traced: dict[str, set[str]] = {}
+    for name in known_columns(store):
+        zone, table, col = name.split(".", 2)
+        traced.setdefault(f"{zone}.{table}", set()).add(col)
+    known = set(datasets) | set(traced)
+    if dataset not in known:
+        raise DatasetNotFoundError(
+            f"no dataset `{dataset}` in the lake or in recorded lineage",
+            dataset=dataset,
+            hint=choices_hint(dataset, known, "datasets"),
+        )
+    columns = set(traced.get(dataset, set())) | set(schema_of(dataset) or [])
+    if column not in columns:
+        raise HeadwaterError(
+            f"dataset `{dataset}` has no column `{column}`",
+            dataset=dataset,
+            column=column,
+            hint=choices_hint(column, columns, "columns"),
+        )
+    return dataset, column
+
+
+def flatten_tree(node: LineageNode) -> list[LineageNode]:
+    """Every node of a tree below ``node``, depth first."""
+    out: list[LineageNode] = []
+    for child in node.children:
+        out.append(child)
+        out += flatten_tree(child)
+    return out
