@@ -50,6 +50,7 @@ from headwater.pipelines._positions import (
     format_path,
 )
 from headwater.pipelines.map_rules import MapRule, map_rule_inputs
+from headwater.pipelines.transform_options import IncrementalTransform
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -476,6 +477,41 @@ class TransformStep(_WritesDataset):
     type: Literal["transform"]
     sql: Annotated[str, Field(min_length=1)]
     """One DuckDB query; name inputs with `{{ ref('zone.name') }}`."""
+    incremental: bool | IncrementalTransform = False
+    """`true` (append) or `{strategy: append|merge, keys, inputs}`: each run reads only
+    the rows added to its inputs since the last run (see docs/transforms.md)."""
+
+    @property
+    def incremental_options(self) -> IncrementalTransform | None:
+        """The incremental settings, or None for a full run every time."""
+        if self.incremental is False:
+            return None
+        if self.incremental is True:
+            return IncrementalTransform()
+        return self.incremental
+
+    @model_validator(mode="after")
+    def _incremental_rules(self) -> Self:
+        options = self.incremental_options
+        if options is None:
+            return self
+        if options.inputs is not None:
+            for name in options.inputs:
+                if name not in self.refs:
+                    raise custom_error(
+                        "incremental_input",
+                        f"`incremental.inputs` names `{name}`, which the SQL does not ref(); "
+                        f"refs: {', '.join(self.refs) or '(none)'}",
+                        "incremental",
+                    )
+        if self.mode != "overwrite" or self.keys:
+            raise custom_error(
+                "incremental_mode",
+                "an incremental transform writes with `incremental.strategy` "
+                "(append, or merge with `incremental.keys`); leave out `mode` and `keys`",
+                "mode" if self.mode != "overwrite" else "keys",
+            )
+        return self
 
     @property
     def refs(self) -> list[str]:

@@ -115,6 +115,8 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     rows_in counts the rows the query produced (what the write received), so the
     step balances; the row counts of the datasets it read are in details.input_rows.
     """
+    if step.incremental_options is not None:
+        return run_incremental_transform(ctx, step)
     refs = find_refs(step.sql)
     progress = Progress(ctx, step.name)
     input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
@@ -358,3 +360,9 @@ def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
     from headwater.pipelines.map_step import run_map as map_
 
     return map_(ctx, step)
+
+
+def run_incremental_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
+    from headwater.pipelines.incremental_transform import run_incremental
+
+    return run_incremental(ctx, step)
