@@ -29,11 +29,14 @@ ORDERS = pa.table(
             ],
             PAYLOAD,
         ),
-        "meta": ['{"channel": "web", "score": 3}', '{"channel": "shop"}', None, '{"channel": "web"}'],
+        "meta": [
+            '{"channel": "web", "score": 3}',
+            '{"channel": "shop"}',
+            None,
+            '{"channel": "web"}',
+        ],
         "tags": pa.array([["new", "gift"], [], ["gift"], ["new"]], pa.list_(pa.string())),
-        "updated_at": pa.array(
-            [dt.datetime(2026, 1, d) for d in (1, 2, 3, 4)], pa.timestamp("us")
-        ),
+        "updated_at": pa.array([dt.datetime(2026, 1, d) for d in (1, 2, 3, 4)], pa.timestamp("us")),
     }
 )
 COUNTRIES = pa.table({"code": ["DE", "FR"], "name": ["Germany", "France"]})

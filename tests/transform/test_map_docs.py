@@ -18,9 +18,7 @@ from headwater.workspace import Workspace
 from tests.transform.map_fixtures import map_workspace
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "transforms.md"
-EXAMPLES = dict(
-    re.findall(r"<!-- example: (\w+) -->\n```yaml\n(.*?)```", DOCS.read_text(), re.S)
-)
+EXAMPLES = dict(re.findall(r"<!-- example: (\w+) -->\n```yaml\n(.*?)```", DOCS.read_text(), re.S))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,8 @@ def run(ws: Workspace, example: str) -> list[dict[str, Any]]:
     result = ws.run(spec)
     assert result.status == "succeeded", result.error
     (step,) = result.steps
-    return ws.read(step.outputs[0]).to_pylist()
+    rows: list[dict[str, Any]] = ws.read(step.outputs[0]).to_pylist()
+    return rows
 
 
 def test_every_rule_has_an_example() -> None:
@@ -105,7 +104,7 @@ def test_mask(ws: Workspace) -> None:
     assert {r["cust"] for r in rows} == {"****"}
     # the salt is stored encrypted, and a second run uses the same one
     assert salt.encode() not in (ws.store.get_secret(f"workspace.{MASK_SALT_SECRET}") or b"")
-    assert [r["email"] for r in run(ws, "mask")][0] == expected
+    assert next(r["email"] for r in run(ws, "mask")) == expected
 
 
 def test_flatten(ws: Workspace) -> None:
@@ -127,6 +126,4 @@ def test_union(ws: Workspace) -> None:
     rows = run(ws, "union")
     assert len(rows) == 5
     archived = [r for r in rows if r["order_id"] == 0]
-    assert archived == [
-        {**dict.fromkeys(rows[0]), "order_id": 0, "cust": 9, "amount": "1.00"}
-    ]
+    assert archived == [{**dict.fromkeys(rows[0]), "order_id": 0, "cust": 9, "amount": "1.00"}]

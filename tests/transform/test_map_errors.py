@@ -42,7 +42,7 @@ def test_unknown_column_names_rule_location_and_columns(tmp_path: Path) -> None:
 def test_unknown_column_in_expression_points_into_the_text() -> None:
     spec = PipelineSpec.from_yaml(
         "name: x\nsteps:\n  - type: map\n    from: raw.a\n    to: b.c\n    rules:\n"
-        "      - derive: {y: \"1 + colour\"}\n",
+        '      - derive: {y: "1 + colour"}\n',
         source="p.yaml",
     )
     step = spec.steps[0]

@@ -32,7 +32,9 @@ class ColumnEdge:
     transformation: str  # identity | derived
 
 
-def _schema(schemas: Mapping[str, pa.Schema | Sequence[str]]) -> dict[str, dict[str, dict[str, str]]]:
+def _schema(
+    schemas: Mapping[str, pa.Schema | Sequence[str]],
+) -> dict[str, dict[str, dict[str, str]]]:
     out: dict[str, dict[str, dict[str, str]]] = {}
     for dataset, schema in schemas.items():
         zone, _, name = dataset.partition(".")

@@ -141,7 +141,9 @@ def _neighbours(store: MetadataStore, dataset: str, column: str, up: bool) -> li
         return sorted(_edge(r) for r in s.scalars(select(c).where(where)))
 
 
-def _walk(store: MetadataStore, dataset: str, column: str, depth: int | None, up: bool) -> LineageNode:
+def _walk(
+    store: MetadataStore, dataset: str, column: str, depth: int | None, up: bool
+) -> LineageNode:
     root = LineageNode(dataset, column)
     stack: list[tuple[LineageNode, int, frozenset[str]]] = [(root, 0, frozenset({root.name}))]
     while stack:

@@ -130,7 +130,9 @@ def run_incremental(ctx: RunContext, step: TransformStep) -> StepOutcome:
                 schema = ctx.lake.schema(name, version=current[name])
                 _attach_files(session, name, new_files[name], schema)
                 zone, _, table = name.partition(".")
-                rows_new[name] = int(session.execute(f'SELECT count(*) FROM "{zone}"."{table}"')[0][0])
+                rows_new[name] = int(
+                    session.execute(f'SELECT count(*) FROM "{zone}"."{table}"')[0][0]
+                )
             else:
                 session.attach(name)
         reader = session.reader(sql, batch_rows=ctx.engine.batch_rows)

@@ -196,5 +196,7 @@ def map_input_sites(step: Any, i: int) -> list[tuple[str, tuple[str | int, ...],
         if isinstance(rule.union, str):
             sites.append((rule.union, ("steps", i, "rules", j, "union"), None))
         elif rule.union is not None:
-            sites += [(d, ("steps", i, "rules", j, "union", k), None) for k, d in enumerate(rule.union)]
+            sites += [
+                (d, ("steps", i, "rules", j, "union", k), None) for k, d in enumerate(rule.union)
+            ]
     return sites

@@ -42,7 +42,9 @@ def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
         locate=lambda path, offset: step.rule_location(path, offset=offset),
     )
     progress = Progress(ctx, step.name)
-    input_rows = {step.from_: int(ctx.lake.dataset(step.from_, version=versions[step.from_]).count_rows())}
+    input_rows = {
+        step.from_: int(ctx.lake.dataset(step.from_, version=versions[step.from_]).count_rows())
+    }
     with ctx.session(pins=versions) as session:
         session.attach_many(inputs)
         if compiled.uses_salt:

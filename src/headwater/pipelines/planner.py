@@ -36,6 +36,7 @@ from headwater.errors import (
     RefError,
     did_you_mean,
 )
+from headwater.pipelines.map_rules import map_input_sites
 from headwater.pipelines.spec import (
     CheckStep,
     ExtractStep,
@@ -46,7 +47,6 @@ from headwater.pipelines.spec import (
     SpecPath,
     TransformStep,
 )
-from headwater.pipelines.map_rules import map_input_sites
 from headwater.transform.refs import find_ref_spans
 
 __all__ = ["Edge", "Plan", "plan", "writers_of"]

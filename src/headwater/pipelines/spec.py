@@ -549,7 +549,10 @@ class MapStep(_WritesDataset):
         if self._source_map is not None:
             value: Any = self.model_dump(by_alias=True)
             for part in full[2:] if self._index is not None else full:
-                value = value[part] if isinstance(value, dict | list) else None
+                try:
+                    value = value[part]
+                except (KeyError, IndexError, TypeError):
+                    value = None
             found = self._source_map.location(full, offset=offset, value=value)
             if found is not None:
                 return found

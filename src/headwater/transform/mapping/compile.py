@@ -56,9 +56,7 @@ def compile_map(
     others = dict(schemas or {})
     where = locate or _default_locate
     zone, _, name = source.partition(".")
-    relation = Relation(
-        exp.table_(name, db=zone, quoted=True), {f.name: f.type for f in schema}
-    )
+    relation = Relation(exp.table_(name, db=zone, quoted=True), {f.name: f.type for f in schema})
     ctes: list[tuple[str, exp.Query]] = []
     reads: dict[str, None] = {source: None}
     uses_salt = False
@@ -94,9 +92,7 @@ def compile_map(
     )
     for alias, query in ctes:
         final = final.with_(alias, as_=query)
-    return CompiledMap(
-        final.sql(dialect="duckdb"), list(relation.columns), list(reads), uses_salt
-    )
+    return CompiledMap(final.sql(dialect="duckdb"), list(relation.columns), list(reads), uses_salt)
 
 
 def _datasets(kind: str, argument: Any) -> list[str]:

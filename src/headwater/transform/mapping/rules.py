@@ -82,7 +82,7 @@ def _col(name: str, table: str | None = None) -> exp.Column:
     return exp.column(name, table=table, quoted=True)
 
 
-def _alias(expression: exp.Expr, name: str) -> exp.Alias:
+def _alias(expression: exp.Expr, name: str) -> exp.Expr:
     return exp.alias_(expression, exp.to_identifier(name, quoted=True))
 
 
@@ -160,7 +160,9 @@ def _data_type(ctx: RuleContext, text: str, *path: str | int) -> exp.DataType:
         ) from None
 
 
-def _ordered(columns: Columns, replaced: Mapping[str, exp.Expr], table: str | None = None) -> list[exp.Expr]:
+def _ordered(
+    columns: Columns, replaced: Mapping[str, exp.Expr], table: str | None = None
+) -> list[exp.Expr]:
     """Input columns in order, some replaced by an expression, then the new ones."""
     out: list[exp.Expr] = []
     for name in columns:
@@ -263,7 +265,9 @@ def lookup(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
         .distinct(*(_col(k) for k in keys))
         .order_by(*(_col(c) for c in inner_columns))
     )
-    condition = exp.and_(*(exp.EQ(this=_col(l, "_in"), expression=_col(r, "_lk")) for l, r in on.items()))
+    condition = exp.and_(
+        *(exp.EQ(this=_col(a, "_in"), expression=_col(b, "_lk")) for a, b in on.items())
+    )
     projections: list[exp.Expr] = _passthrough(rel.columns, "_in")
     for source, target in added.items():
         value: exp.Expr = _col(source, "_lk")
@@ -273,7 +277,11 @@ def lookup(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
     query = (
         exp.select(*projections)
         .from_(exp.alias_(rel.table.copy(), "_in", table=True))
-        .join(exp.alias_(exp.Subquery(this=reference), "_lk", table=True), on=condition, join_type="left")
+        .join(
+            exp.alias_(exp.Subquery(this=reference), "_lk", table=True),
+            on=condition,
+            join_type="left",
+        )
     )
     columns = dict(rel.columns)
     columns.update({t: ref_columns[s] if t not in defaults else None for s, t in added.items()})
@@ -296,7 +304,9 @@ def aggregate(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
         _require(ctx, rel.columns, name, "by")
     projections: list[exp.Expr] = [_col(c) for c in by]
     for name, text in arg["aggregates"].items():
-        projections.append(_alias(parse_expression(ctx, text, rel.columns, "aggregates", name), name))
+        projections.append(
+            _alias(parse_expression(ctx, text, rel.columns, "aggregates", name), name)
+        )
     query = _select(rel, projections)
     if by:
         query = query.group_by(*(_col(c) for c in by))
@@ -330,7 +340,9 @@ def dedupe(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
         partition_by=[_col(k) for k in keys],
         order=exp.Order(expressions=order) if order else None,
     )
-    query = _select(rel, _passthrough(rel.columns)).qualify(exp.EQ(this=window, expression=exp.Literal.number(1)))
+    query = _select(rel, _passthrough(rel.columns)).qualify(
+        exp.EQ(this=window, expression=exp.Literal.number(1))
+    )
     return Stage(query, dict(rel.columns))
 
 
@@ -341,7 +353,9 @@ def mask(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
         _require(ctx, rel.columns, name, name)
         text = exp.cast(_col(name), exp.DataType.build("VARCHAR"))
         if method == "hash":
-            salted = exp.DPipe(this=exp.func("getvariable", exp.Literal.string(ctx.salt_variable)), expression=text)
+            salted = exp.DPipe(
+                this=exp.func("getvariable", exp.Literal.string(ctx.salt_variable)), expression=text
+            )
             replaced[name] = exp.func("sha256", salted)
             salt = True
             continue
@@ -352,10 +366,21 @@ def mask(arg: Mapping[str, Any], rel: Relation, ctx: RuleContext) -> Stage:
             stars = exp.func(
                 "repeat",
                 exp.Literal.string("*"),
-                exp.func("greatest", exp.Sub(this=exp.func("length", text.copy()), expression=exp.Literal.number(keep)), exp.Literal.number(0)),
+                exp.func(
+                    "greatest",
+                    exp.Sub(
+                        this=exp.func("length", text.copy()), expression=exp.Literal.number(keep)
+                    ),
+                    exp.Literal.number(0),
+                ),
             )
-            shown = exp.DPipe(this=stars, expression=exp.func("right", text.copy(), exp.Literal.number(keep)))
-        replaced[name] = exp.Case(ifs=[exp.If(this=exp.Is(this=_col(name), expression=exp.null()), true=exp.null())], default=shown)
+            shown = exp.DPipe(
+                this=stars, expression=exp.func("right", text.copy(), exp.Literal.number(keep))
+            )
+        replaced[name] = exp.Case(
+            ifs=[exp.If(this=exp.Is(this=_col(name), expression=exp.null()), true=exp.null())],
+            default=shown,
+        )
     columns = {c: (pa.string() if c in arg else t) for c, t in rel.columns.items()}
     return Stage(_select(rel, _ordered(rel.columns, replaced)), columns, uses_salt=salt)
 

@@ -33,9 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("column_lineage", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_column_lineage_pipeline"), ["pipeline"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_column_lineage_pipeline"), ["pipeline"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_column_lineage_src_dataset"), ["src_dataset"], unique=False
         )
