@@ -367,17 +367,19 @@ def _check_connections(spec: PipelineSpec, names: set[str]) -> None:
     problems: list[tuple[str, str]] = []
     first: tuple[str, str | None, str] | None = None
     for i, step in enumerate(spec.steps):
+        connection = getattr(step, "connection", None)
         if (
-            isinstance(step, ExtractStep | LoadStep | ReplicateStep)
-            and step.connection not in names
+            isinstance(step, ExtractStep | LoadStep | ReplicateStep | TransformStep)
+            and connection is not None
+            and connection not in names
         ):
-            close = did_you_mean(step.connection, names)
+            close = did_you_mean(connection, names)
             location = spec.location_of(("steps", i, "connection"))
-            message = f"step `{step.name}`: unknown connection `{step.connection}`." + (
+            message = f"step `{step.name}`: unknown connection `{connection}`." + (
                 f" {close}" if close else ""
             )
             problems.append((location, message))
-            first = first or (location, step.name, step.connection)
+            first = first or (location, step.name, connection)
     if first is not None:
         listed = ", ".join(sorted(names)) if names else "(none)"
         raise ConnectionNotFoundError(

@@ -50,7 +50,7 @@ from headwater.pipelines._positions import (
     format_path,
 )
 from headwater.pipelines.map_rules import MapRule, map_rule_inputs
-from headwater.pipelines.transform_options import IncrementalTransform
+from headwater.pipelines.transform_options import IncrementalTransform, check_pushdown
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -480,6 +480,9 @@ class TransformStep(_WritesDataset):
     incremental: bool | IncrementalTransform = False
     """`true` (append) or `{strategy: append|merge, keys, inputs}`: each run reads only
     the rows added to its inputs since the last run (see docs/transforms.md)."""
+    connection: ConnectionName | None = None
+    """Run the SQL in this SQL database (postgres, mariadb, sqlite, duckdb) over its own
+    tables, writing the table `to` (`schema.table`) there: push-down, no row leaves it."""
 
     @property
     def incremental_options(self) -> IncrementalTransform | None:
@@ -492,6 +495,7 @@ class TransformStep(_WritesDataset):
 
     @model_validator(mode="after")
     def _incremental_rules(self) -> Self:
+        check_pushdown(self)
         options = self.incremental_options
         if options is None:
             return self
@@ -519,7 +523,10 @@ class TransformStep(_WritesDataset):
         return find_refs(self.sql)
 
     def inputs(self) -> tuple[str, ...]:
-        return tuple(self.refs)
+        return () if self.connection else tuple(self.refs)
+
+    def outputs(self) -> tuple[str, ...]:
+        return () if self.connection else (self.to,)
 
 
 class MapStep(_WritesDataset):

@@ -115,6 +115,8 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     rows_in counts the rows the query produced (what the write received), so the
     step balances; the row counts of the datasets it read are in details.input_rows.
     """
+    if step.connection is not None:
+        return run_pushdown_transform(ctx, step)
     if step.incremental_options is not None:
         return run_incremental_transform(ctx, step)
     refs = find_refs(step.sql)
@@ -366,3 +368,9 @@ def run_incremental_transform(ctx: RunContext, step: TransformStep) -> StepOutco
     from headwater.pipelines.incremental_transform import run_incremental
 
     return run_incremental(ctx, step)
+
+
+def run_pushdown_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
+    from headwater.pipelines.pushdown_step import run_pushdown
+
+    return run_pushdown(ctx, step)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
 from headwater.pipelines._nodes import ColumnName, DatasetName, Node, custom_error
 
-__all__ = ["IncrementalTransform"]
+__all__ = ["IncrementalTransform", "check_pushdown"]
 
 
 class IncrementalTransform(Node):
@@ -37,3 +37,34 @@ class IncrementalTransform(Node):
                 "strategy",
             )
         return self
+
+
+def check_pushdown(step: Any) -> None:
+    """The rules of a transform with `connection:` (push-down)."""
+    if step.connection is None:
+        return
+    if step.refs:
+        raise custom_error(
+            "pushdown_ref",
+            f"with `connection:` the SQL runs in that database, so it names the database's "
+            f"tables directly; `ref('{step.refs[0]}')` names a lake dataset",
+            "sql",
+        )
+    if step.incremental is not False:
+        raise custom_error(
+            "pushdown_incremental",
+            "`incremental` reads lake dataset versions; it cannot be combined with `connection:`",
+            "incremental",
+        )
+    if step.mode == "merge":
+        raise custom_error(
+            "pushdown_merge",
+            "a pushed-down transform writes with `mode: overwrite` or `append`",
+            "mode",
+        )
+    if step.on_schema_change != "evolve":
+        raise custom_error(
+            "pushdown_schema",
+            "`on_schema_change` applies to lake datasets, not to a pushed-down table",
+            "on_schema_change",
+        )
