@@ -85,3 +85,17 @@ def test_rule_with_two_keys_is_a_load_error() -> None:
         )
     assert "exactly one of" in str(info.value)
     assert "p.yaml:7:" in str(info.value)
+
+
+def test_bad_expression_is_a_load_error_at_its_character() -> None:
+    with pytest.raises(PipelineSyntaxError) as info:
+        PipelineSpec.from_yaml(
+            "name: x\nsteps:\n  - type: map\n    from: raw.a\n    to: b.c\n    rules:\n"
+            '      - filter: "a >= 1 and"\n'
+            '      - derive: {y: "a + (b"}\n',
+            source="p.yaml",
+        )
+    text = str(info.value)
+    assert "2 errors" in text
+    assert "p.yaml:7:25: step `map_b_c`: map rule 1 (`filter`): invalid SQL in `expression`" in text
+    assert "p.yaml:8:27: step `map_b_c`: map rule 2 (`derive`)" in text  # at `b`
