@@ -124,3 +124,19 @@ def test_incremental_spec_errors() -> None:
         spec("{strategy: merge}")
     with pytest.raises(PipelineSyntaxError, match="does not ref"):
         spec("{inputs: [raw.other]}")
+
+
+def test_docs_example(ws: Workspace) -> None:
+    from tests.transform.test_map_docs import EXAMPLES
+
+    pipeline = PipelineSpec.from_yaml(EXAMPLES["incremental"], source="transforms.md")
+    assert ws.run(pipeline).step("enrich").details["incremental"] == "full"
+    ws.write("raw.orders", orders([3, 4]))
+    step = ws.run(pipeline).step("enrich")
+    assert step.details["incremental"] == "merge"
+    assert step.details["new_rows"] == {"raw.orders": 2}
+    rows = sorted(ws.read("staging.orders").to_pylist(), key=lambda r: r["order_id"])
+    assert [(r["order_id"], r["country"]) for r in rows] == [
+        (1, "FR"), (2, "DE"), (3, "FR"), (4, "DE")
+    ]  # fmt: skip
+    assert ws.run(pipeline).step("enrich").status == "up_to_date"

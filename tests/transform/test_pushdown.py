@@ -267,3 +267,28 @@ def test_pushdown_spec_rules() -> None:
             "name: p\nsteps:\n  - {type: transform, connection: wh, to: main.x, mode: merge, "
             "keys: [a], sql: 'select 1 as a'}\n"
         )
+
+
+def test_docs_example(tmp_path: Path) -> None:
+    from tests.transform.test_map_docs import EXAMPLES
+
+    db = tmp_path / "warehouse.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute(DDL[0])
+        con.executemany("insert into orders values (?, ?, ?, ?)", ORDERS)
+    ws = Workspace.init(tmp_path / "ws")
+    (tmp_path / "ws" / "headwater.yaml").write_text(
+        f"name: t\nconnections:\n  warehouse: {{type: sqlite, path: {db}}}\n"
+    )
+    ws.close()
+    with Workspace.open(tmp_path / "ws") as opened:
+        result = opened.run(PipelineSpec.from_yaml(EXAMPLES["pushdown"], source="transforms.md"))
+    assert result.ok, result.error
+    with sqlite3.connect(db) as con:
+        rows = con.execute("select * from customer_totals order by customer_id").fetchall()
+    assert rows == [
+        (10, 2, 1575, 787.5),
+        (11, 1, 700, 700.0),
+        (12, 2, 1000, 500.0),
+        (13, 1, 5000, 5000.0),
+    ]
