@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from headwater.errors import HeadwaterError
-from headwater.lineage import column_lineage, record_edges
 from headwater.pipelines.events import StepOutcome
-from headwater.transform.mapping import SALT_VARIABLE, compile_map
 
 if TYPE_CHECKING:
     from headwater.pipelines.spec import MapStep
@@ -30,6 +28,7 @@ MASK_SALT_SECRET = "mask_salt"
 
 def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
     from headwater.pipelines.steps import Progress
+    from headwater.transform.mapping import SALT_VARIABLE, compile_map
 
     inputs = list(step.inputs())
     versions = {name: ctx.lake.version(name) for name in inputs}
@@ -93,6 +92,8 @@ def record_lineage(
 ) -> str | int:
     """Trace and store the column edges of a step's query; the number of edges, or why
     none were traced (lineage never fails a step that wrote its data)."""
+    from headwater.lineage import column_lineage, record_edges  # sqlglot: imported when used
+
     try:
         found = column_lineage(sql, output, columns, schemas)
         return record_edges(
