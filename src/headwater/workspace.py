@@ -225,7 +225,11 @@ class Workspace:
 
     def validate(self, path: str | Path) -> Any:
         """Load and plan a pipeline without running it; returns the plan."""
-        return self.plan(self.load_pipeline(path))
+        from headwater.pipelines.map_step import check_map_steps
+
+        plan = self.plan(self.load_pipeline(path))
+        check_map_steps(plan, self.lake)  # rule columns against the lake's schemas
+        return plan
 
     def run(
         self,

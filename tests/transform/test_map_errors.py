@@ -99,3 +99,19 @@ def test_bad_expression_is_a_load_error_at_its_character() -> None:
     assert "2 errors" in text
     assert "p.yaml:7:25: step `map_b_c`: map rule 1 (`filter`): invalid SQL in `expression`" in text
     assert "p.yaml:8:27: step `map_b_c`: map rule 2 (`derive`)" in text  # at `b`
+
+
+def test_validate_checks_rule_columns_against_the_lake(tmp_path: Path) -> None:
+    with map_workspace(tmp_path / "ws") as ws:
+        path = tmp_path / "ws" / "pipelines" / "bad.yaml"
+        path.write_text(PIPELINE)
+        with pytest.raises(PipelineError) as info:
+            ws.validate(path)
+        assert info.value.location == f"{path}:8:23"
+        assert info.value.column == "amout"
+        # a map reading a dataset that an earlier step writes is checked when it runs
+        path.write_text(
+            PIPELINE.replace("from: raw.orders", "from: stage.orders")
+            + "  - {type: map, from: raw.orders, to: stage.orders, rules: [{filter: 'true'}]}\n"
+        )
+        assert len(ws.validate(path)) == 2

@@ -8,8 +8,8 @@ were read, and the compiled query runs in DuckDB like a transform's SQL.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -17,10 +17,11 @@ from headwater.errors import HeadwaterError
 from headwater.pipelines.events import StepOutcome
 
 if TYPE_CHECKING:
+    from headwater.lake import Lake
     from headwater.pipelines.spec import MapStep
     from headwater.pipelines.steps import RunContext
 
-__all__ = ["MASK_SALT_SECRET", "record_lineage", "run_map"]
+__all__ = ["MASK_SALT_SECRET", "check_map_steps", "record_lineage", "run_map"]
 
 #: The workspace secret holding the salt of `mask: hash`, created on first use.
 MASK_SALT_SECRET = "mask_salt"
@@ -38,7 +39,7 @@ def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
         schemas[step.from_],
         [rule.as_data() for rule in step.rules],
         schemas=schemas,
-        locate=lambda path, offset: step.rule_location(path, offset=offset),
+        locate=_locator(step),
     )
     progress = Progress(ctx, step.name)
     input_rows = {
@@ -106,3 +107,35 @@ def record_lineage(
         )
     except HeadwaterError as exc:
         return f"not traced: {exc.message}"
+
+
+def check_map_steps(plan: Any, lake: Lake) -> None:
+    """Compile every map step of ``plan`` whose inputs the lake holds and no step of the plan
+    writes, so that `headwater validate` reports an unknown column at its rule before any
+    run. Steps reading a dataset the plan produces are checked when they run."""
+    from headwater.pipelines.planner import produced
+    from headwater.pipelines.spec import MapStep
+    from headwater.transform.mapping import compile_map
+
+    written = {d for step in plan.steps for d in produced(step)}
+    for step in plan.steps:
+        if not isinstance(step, MapStep):
+            continue
+        inputs = step.inputs()
+        if any(name in written or not lake.exists(name) for name in inputs):
+            continue
+        schemas = {name: lake.schema(name) for name in inputs}
+        compile_map(
+            step.from_,
+            schemas[step.from_],
+            [rule.as_data() for rule in step.rules],
+            schemas=schemas,
+            locate=_locator(step),
+        )
+
+
+def _locator(step: MapStep) -> Callable[[tuple[str | int, ...], int | None], str]:
+    def locate(path: tuple[str | int, ...], offset: int | None) -> str:
+        return step.rule_location(path, offset=offset)
+
+    return locate
