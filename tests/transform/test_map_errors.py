@@ -115,3 +115,18 @@ def test_validate_checks_rule_columns_against_the_lake(tmp_path: Path) -> None:
             + "  - {type: map, from: raw.orders, to: stage.orders, rules: [{filter: 'true'}]}\n"
         )
         assert len(ws.validate(path)) == 2
+
+
+def test_lookup_errors_point_into_the_on_mapping(tmp_path: Path) -> None:
+    with map_workspace(tmp_path / "ws") as ws:
+        path = tmp_path / "ws" / "pipelines" / "lk.yaml"
+        path.write_text(
+            "name: lk\nsteps:\n  - type: map\n    from: raw.orders\n    to: c.o\n    rules:\n"
+            "      - lookup: {dataset: ref.countries, on: {country: cod}, columns: [name]}\n"
+        )
+        with pytest.raises(PipelineError) as info:
+            ws.validate(path)
+    assert info.value.location == f"{path}:7:56"  # at `cod`
+    assert info.value.message == (
+        "map rule 1 (`lookup`): unknown column `cod`; `ref.countries` has `code`, `name`"
+    )

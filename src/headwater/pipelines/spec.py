@@ -560,10 +560,14 @@ class MapStep(_WritesDataset):
                     value = value[part]
                 except (KeyError, IndexError, TypeError):
                     value = None
+            # YAML 1.1 read a plain `on:` key (of a lookup) as the boolean true
+            yaml_on = tuple(True if p == "on" else p for p in full)
+            if full not in self._source_map.nodes and yaml_on in self._source_map.nodes:
+                full = yaml_on
             found = self._source_map.location(full, offset=offset, value=value)
             if found is not None:
                 return found
-        return format_path(full)
+        return format_path(tuple("on" if p is True else p for p in full))
 
 
 class CheckStep(_StepBase):

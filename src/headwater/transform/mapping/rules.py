@@ -64,10 +64,10 @@ class RuleContext:
         return self.locate((self.index, self.kind, *path), offset)
 
     def unknown_column(
-        self, column: str, available: Sequence[str], *path: str | int, what: str = "input"
+        self, column: str, available: Sequence[str], *path: str | int, what: str = "the input"
     ) -> PipelineError:
         return PipelineError(
-            f"{self.label}: unknown column `{column}`; the {what} has "
+            f"{self.label}: unknown column `{column}`; {what} has "
             + ", ".join(f"`{c}`" for c in available),
             location=self.where(*path),
             column=column,
@@ -401,7 +401,7 @@ def flatten(arg: str | Mapping[str, Any], rel: Relation, ctx: RuleContext) -> St
         chosen = list(available) if fields is None else list(fields)
         for f in chosen:
             if f not in available:
-                raise ctx.unknown_column(f, list(available), "fields", what=f"struct `{name}`")
+                raise ctx.unknown_column(f, list(available), "fields", what=f"the struct `{name}`")
             value: exp.Expr = exp.func("struct_extract", _col(name), exp.Literal.string(f))
             if isinstance(fields, Mapping):
                 value = exp.cast(value, _data_type(ctx, str(fields[f]), "fields", f))
