@@ -50,7 +50,11 @@ from headwater.pipelines._positions import (
     format_path,
 )
 from headwater.pipelines.map_rules import MapRule, map_rule_inputs
-from headwater.pipelines.transform_options import IncrementalTransform, check_pushdown
+from headwater.pipelines.transform_options import (
+    IncrementalTransform,
+    check_transform_options,
+    incremental_options,
+)
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -487,34 +491,11 @@ class TransformStep(_WritesDataset):
     @property
     def incremental_options(self) -> IncrementalTransform | None:
         """The incremental settings, or None for a full run every time."""
-        if self.incremental is False:
-            return None
-        if self.incremental is True:
-            return IncrementalTransform()
-        return self.incremental
+        return incremental_options(self.incremental)
 
     @model_validator(mode="after")
-    def _incremental_rules(self) -> Self:
-        check_pushdown(self)
-        options = self.incremental_options
-        if options is None:
-            return self
-        if options.inputs is not None:
-            for name in options.inputs:
-                if name not in self.refs:
-                    raise custom_error(
-                        "incremental_input",
-                        f"`incremental.inputs` names `{name}`, which the SQL does not ref(); "
-                        f"refs: {', '.join(self.refs) or '(none)'}",
-                        "incremental",
-                    )
-        if self.mode != "overwrite" or self.keys:
-            raise custom_error(
-                "incremental_mode",
-                "an incremental transform writes with `incremental.strategy` "
-                "(append, or merge with `incremental.keys`); leave out `mode` and `keys`",
-                "mode" if self.mode != "overwrite" else "keys",
-            )
+    def _option_rules(self) -> Self:
+        check_transform_options(self)
         return self
 
     @property

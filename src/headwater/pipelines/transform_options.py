@@ -8,7 +8,12 @@ from pydantic import Field, model_validator
 
 from headwater.pipelines._nodes import ColumnName, DatasetName, Node, custom_error
 
-__all__ = ["IncrementalTransform", "check_pushdown"]
+__all__ = [
+    "IncrementalTransform",
+    "check_pushdown",
+    "check_transform_options",
+    "incremental_options",
+]
 
 
 class IncrementalTransform(Node):
@@ -67,4 +72,36 @@ def check_pushdown(step: Any) -> None:
             "pushdown_schema",
             "`on_schema_change` applies to lake datasets, not to a pushed-down table",
             "on_schema_change",
+        )
+
+
+def incremental_options(value: bool | IncrementalTransform) -> IncrementalTransform | None:
+    """``incremental:`` as settings: ``true`` is append over every input; ``false`` None."""
+    if value is False:
+        return None
+    if value is True:
+        return IncrementalTransform()
+    return value
+
+
+def check_transform_options(step: Any) -> None:
+    """The rules of `incremental:` and `connection:` on a transform step."""
+    check_pushdown(step)
+    options = incremental_options(step.incremental)
+    if options is None:
+        return
+    for name in options.inputs or []:
+        if name not in step.refs:
+            raise custom_error(
+                "incremental_input",
+                f"`incremental.inputs` names `{name}`, which the SQL does not ref(); "
+                f"refs: {', '.join(step.refs) or '(none)'}",
+                "incremental",
+            )
+    if step.mode != "overwrite" or step.keys:
+        raise custom_error(
+            "incremental_mode",
+            "an incremental transform writes with `incremental.strategy` "
+            "(append, or merge with `incremental.keys`); leave out `mode` and `keys`",
+            "mode" if step.mode != "overwrite" else "keys",
         )
