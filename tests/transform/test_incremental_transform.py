@@ -140,3 +140,44 @@ def test_docs_example(ws: Workspace) -> None:
         (1, "FR"), (2, "DE"), (3, "FR"), (4, "DE")
     ]  # fmt: skip
     assert ws.run(pipeline).step("enrich").status == "up_to_date"
+
+
+def _enable_change_feed(ws: Workspace, dataset: str) -> None:
+    from deltalake import DeltaTable
+
+    DeltaTable(ws.lake.location(dataset)).alter.set_table_properties(
+        {"delta.enableChangeDataFeed": "true"}
+    )
+
+
+def test_change_data_feed_carries_updates_into_a_merge(ws: Workspace) -> None:
+    _enable_change_feed(ws, "raw.orders")
+    pipeline = spec("{strategy: merge, keys: [order_id], inputs: [raw.orders]}")
+    assert ws.run(pipeline).ok
+    # order 2 corrected (amount 2 -> 20) and order 4 added, in one merge of the input
+    ws.write(
+        "raw.orders",
+        pa.table({"order_id": [2, 4], "customer_id": [10, 10], "amount": [20.0, 4.0]}),
+        mode="merge",
+        keys=["order_id"],
+    )
+    step = ws.run(pipeline).step("enrich")
+    assert step.details.get("incremental") == "merge", step.error
+    assert step.details["read_from"] == {"raw.orders": "change data feed"}
+    assert step.details["new_rows"] == {"raw.orders": 2}
+    assert out(ws) == full(ws)
+
+    # with append, an update cannot be applied: the run recomputes and says why
+    append = spec("{inputs: [raw.orders]}")
+    ws.write("raw.orders", orders([5]))
+    assert ws.run(append).step("enrich").details["new_rows"] == {"raw.orders": 1}
+    ws.write(
+        "raw.orders",
+        pa.table({"order_id": [5], "customer_id": [11], "amount": [50.0]}),
+        mode="merge",
+        keys=["order_id"],
+    )
+    step = ws.run(append).step("enrich")
+    assert step.details["incremental"] == "full"
+    assert "were updated" in step.details["reason"] and "strategy: merge" in step.details["reason"]
+    assert out(ws) == full(ws)

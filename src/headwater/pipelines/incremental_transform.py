@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from headwater.pipelines.spec import TransformStep
     from headwater.pipelines.steps import RunContext
 
-__all__ = ["INPUTS_KEY", "STEP_KEY", "added_files", "run_incremental"]
+__all__ = ["INPUTS_KEY", "STEP_KEY", "added_files", "changed_rows", "run_incremental"]
 
 STEP_KEY = "headwater.incremental"
 INPUTS_KEY = "headwater.inputs"
@@ -44,6 +44,42 @@ def added_files(ctx: RunContext, dataset: str, old: int, new: int) -> list[str] 
         return f"`{dataset}` was rewritten between versions {old} and {new}"
     seen = set(before)
     return [f for f in after if f not in seen]
+
+
+def changed_rows(
+    ctx: RunContext, dataset: str, old: int, new: int, strategy: str
+) -> pa.Table | str | None:
+    """Rows inserted or updated between versions ``old`` and ``new`` from Delta's change
+    data feed; None when the dataset does not record one (then files are compared), or
+    why the changes cannot be applied incrementally (then everything is recomputed)."""
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    table = DeltaTable(ctx.lake.location(dataset), storage_options=ctx.lake.storage_options)
+    config = table.metadata().configuration or {}
+    if str(config.get("delta.enableChangeDataFeed", "")).lower() != "true":
+        return None
+    for entry in ctx.lake.history(dataset):
+        if old < entry.version <= new and (
+            entry.mode == "overwrite" or "REPLACE" in entry.operation.upper()
+        ):
+            return f"`{dataset}` was overwritten between versions {old} and {new}"
+    try:
+        changes = pa.table(table.load_cdf(starting_version=old + 1, ending_version=new).read_all())
+    except Exception:  # the feed was not enabled for all of these versions
+        return None
+    change = changes.column("_change_type").cast(pa.string())  # Delta gives string views
+    kinds = set(pc.unique(change).to_pylist())
+    if "delete" in kinds:
+        return f"rows were deleted from `{dataset}` between versions {old} and {new}"
+    if "update_postimage" in kinds and strategy != "merge":
+        return (
+            f"rows of `{dataset}` were updated between versions {old} and {new}, which "
+            "`strategy: append` cannot apply (use `strategy: merge`)"
+        )
+    keep = pc.is_in(change, pa.array(["insert", "update_postimage"]))
+    schema = ctx.lake.schema(dataset, version=new)  # also turns Delta's string views to text
+    return changes.select(schema.names).cast(schema).filter(keep)
 
 
 def _files(ctx: RunContext, dataset: str, version: int) -> list[str] | None:
@@ -65,13 +101,19 @@ def _recorded(ctx: RunContext, step: TransformStep) -> dict[str, int] | None:
         return None
 
 
-def _attach_files(session: Any, dataset: str, files: list[str], schema: pa.Schema) -> None:
-    """Expose only ``files`` of ``dataset`` as the view ``"zone"."name"``."""
+def _attach_files(
+    session: Any, dataset: str, files: list[str] | pa.Table, schema: pa.Schema
+) -> None:
+    """Expose only ``files`` of ``dataset`` (or rows from its change feed) as the view
+    ``"zone"."name"``."""
     zone, _, name = dataset.partition(".")
     con = session.con
     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
     internal = f"__hw_new_{zone}_{name}"
-    if files:
+    if isinstance(files, pa.Table):
+        con.register(internal, files)
+        con.execute(f'CREATE OR REPLACE VIEW "{zone}"."{name}" AS SELECT * FROM {internal}')
+    elif files:
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         columns = ", ".join('"' + c.replace('"', '""') + '"' for c in schema.names)
         source = f"SELECT {columns} FROM read_parquet([{listed}], union_by_name = true)"
@@ -91,7 +133,7 @@ def run_incremental(ctx: RunContext, step: TransformStep) -> StepOutcome:
     incremental = list(options.inputs) if options.inputs is not None else refs
     current = {name: ctx.lake.version(name) for name in refs}
     recorded = _recorded(ctx, step)
-    new_files: dict[str, list[str]] = {}
+    new_files: dict[str, list[str] | pa.Table] = {}
     reason: str | None = None
     if recorded is None:
         reason = "first run"
@@ -103,13 +145,17 @@ def run_incremental(ctx: RunContext, step: TransformStep) -> StepOutcome:
             if recorded[name] > current[name]:
                 reason = f"`{name}` is at version {current[name]}, older than the last run's"
                 break
-            found = added_files(ctx, name, recorded[name], current[name])
+            found: list[str] | pa.Table | str | None = None
+            if recorded[name] < current[name]:
+                found = changed_rows(ctx, name, recorded[name], current[name], options.strategy)
+            if found is None:
+                found = added_files(ctx, name, recorded[name], current[name])
             if isinstance(found, str):
                 reason = found
                 break
             new_files[name] = found
     base: dict[str, Any] = {"input_versions": current, "incremental_inputs": incremental}
-    if reason is None and not any(new_files.values()):
+    if reason is None and not any(len(found) for found in new_files.values()):
         since = ", ".join(f"{n} v{recorded[n]}" for n in incremental) if recorded else ""
         return StepOutcome(
             step.name,
@@ -123,12 +169,16 @@ def run_incremental(ctx: RunContext, step: TransformStep) -> StepOutcome:
     mode: Literal["overwrite", "append", "merge"] = "overwrite" if full else options.strategy
     keys = None if full else (list(options.keys) or None)
     sql = render_refs(step.sql, lambda name: ".".join(f'"{p}"' for p in name.split(".")))
+    sources: dict[str, str] = {}
     with ctx.session(pins=current) as session:
         rows_new: dict[str, int] = {}
         for name in refs:
             if not full and name in new_files:
                 schema = ctx.lake.schema(name, version=current[name])
                 _attach_files(session, name, new_files[name], schema)
+                sources[name] = (
+                    "change data feed" if isinstance(new_files[name], pa.Table) else "new files"
+                )
                 zone, _, table = name.partition(".")
                 rows_new[name] = int(
                     session.execute(f'SELECT count(*) FROM "{zone}"."{table}"')[0][0]
@@ -159,6 +209,7 @@ def run_incremental(ctx: RunContext, step: TransformStep) -> StepOutcome:
         details["reason"] = reason
     else:
         details["new_rows"] = rows_new
+        details["read_from"] = sources
         details["since"] = recorded
     details["lineage"] = record_lineage(
         ctx, step.name, "transform", sql, step.to, columns, {n: ctx.lake.schema(n) for n in refs}
