@@ -6,11 +6,12 @@ Delta commit (``headwater.incremental``: ``<pipeline>/<step>``, ``headwater.inpu
 crash before the commit leaves neither, a crash after it leaves both, and nothing is
 appended twice.
 
-On the next run, the rows added to an input since its recorded version are the rows of
-the data files its current snapshot has and the recorded one had not. When the recorded
-snapshot's files are not all still there (an overwrite, merge, delete or compaction
-rewrote them), or the files cannot be read as plain Parquet, the run recomputes the
-whole output instead and says why. Delta's change data feed is not needed for this.
+On the next run, an input that records Delta's change data feed is read from it (rows
+inserted, and new images of rows updated, which only `strategy: merge` can apply). Any
+other input contributes the rows of the data files its current snapshot has and the
+recorded one had not. When the recorded snapshot's files are not all still there (an
+overwrite, merge, delete or compaction rewrote them), or the files cannot be read as plain
+Parquet, the run recomputes the whole output instead and says why.
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ class IncrementalTransform(Node):
 
     The input versions a run consumed are recorded in the output's Delta commit (so the
     record and the data commit together); the next run exposes to the SQL only the rows
-    of the data files added since, and appends (or merges) its result. An input rewritten
-    in between (overwrite, merge, delete, compaction) makes the run a full recompute.
+    of the data files added since (or, when the input records Delta's change data feed, the
+    rows inserted and updated since), and appends (or merges) its result. An input
+    rewritten in between in a way that cannot be applied (an overwrite, a delete, files
+    rewritten without a change feed) makes the run a full recompute.
     """
 
     strategy: Literal["append", "merge"] = "append"
