@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from headwater.errors import PipelineSyntaxError, UnsupportedOperationError
+from headwater.lineage import edges
 from headwater.pipelines import PipelineSpec
 from headwater.transform.pushdown import transpile
 from headwater.workspace import Workspace
@@ -283,7 +284,18 @@ def test_docs_example(tmp_path: Path) -> None:
     ws.close()
     with Workspace.open(tmp_path / "ws") as opened:
         result = opened.run(PipelineSpec.from_yaml(EXAMPLES["pushdown"], source="transforms.md"))
-    assert result.ok, result.error
+        assert result.ok, result.error
+        lineage = {(e.src, e.dst, e.transformation) for e in edges(opened.store)}
+    # tables of the database are named <connection>:<schema>.<table> in lineage
+    assert lineage == {
+        (
+            "warehouse:main.orders.customer_id",
+            "warehouse:main.customer_totals.customer_id",
+            "identity",
+        ),
+        ("warehouse:main.orders.amount", "warehouse:main.customer_totals.revenue", "derived"),
+        ("warehouse:main.orders.amount", "warehouse:main.customer_totals.average", "derived"),
+    }
     with sqlite3.connect(db) as con:
         rows = con.execute("select * from customer_totals order by customer_id").fetchall()
     assert rows == [

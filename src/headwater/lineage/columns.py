@@ -8,7 +8,7 @@ is an input column passed through (possibly renamed, through CTEs and joins) is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,7 +18,7 @@ from sqlglot.lineage import Node, lineage
 
 from headwater.errors import QueryError
 
-__all__ = ["ColumnEdge", "column_lineage"]
+__all__ = ["ColumnEdge", "column_lineage", "output_columns"]
 
 
 @dataclass(frozen=True, order=True)
@@ -68,15 +68,34 @@ def _column_name(node: Node) -> str:
     return parsed.name if isinstance(parsed, exp.Column) else node.name
 
 
+def _dataset_of(table: exp.Table) -> str | None:
+    return f"{table.db}.{table.name}" if table.db else None
+
+
+def output_columns(sql: str) -> list[str]:
+    """The names of a query's output columns (``*`` left out: it needs a schema)."""
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.SqlglotError:
+        return []
+    if not isinstance(tree, exp.Query):
+        return []
+    return [name for name in tree.named_selects if name and name != "*"]
+
+
 def column_lineage(
     sql: str,
     output: str,
     columns: Sequence[str],
     schemas: Mapping[str, pa.Schema | Sequence[str]],
+    *,
+    dataset_of: Callable[[exp.Table], str | None] = _dataset_of,
 ) -> list[ColumnEdge]:
     """The edges from the input datasets' columns into ``output``'s ``columns``.
 
-    Raises :class:`QueryError` when sqlglot cannot follow the query.
+    ``dataset_of`` names the dataset a source table is (default ``zone.name`` from a
+    qualified table; None skips the table). Raises :class:`QueryError` when sqlglot cannot
+    follow the query.
     """
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
@@ -96,11 +115,12 @@ def column_lineage(
         for leaf, derived in _leaves(node, False):
             table = leaf.expression
             assert isinstance(table, exp.Table)
-            if not table.db:
+            source = dataset_of(table)
+            if source is None:
                 continue  # a table function or VALUES, not a dataset
             edges.add(
                 ColumnEdge(
-                    f"{table.db}.{table.name}",
+                    source,
                     _column_name(leaf),
                     output,
                     column,

@@ -90,13 +90,18 @@ def record_lineage(
     output: str,
     columns: Sequence[str],
     schemas: Mapping[str, pa.Schema],
+    *,
+    dataset_of: Callable[[Any], str | None] | None = None,
 ) -> str | int:
     """Trace and store the column edges of a step's query; the number of edges, or why
     none were traced (lineage never fails a step that wrote its data)."""
     from headwater.lineage import column_lineage, record_edges  # sqlglot: imported when used
 
     try:
-        found = column_lineage(sql, output, columns, schemas)
+        if dataset_of is None:
+            found = column_lineage(sql, output, columns, schemas)
+        else:
+            found = column_lineage(sql, output, columns, schemas, dataset_of=dataset_of)
         return record_edges(
             ctx.store,
             run_id=ctx.run_id,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
+from headwater.lineage.columns import output_columns
 from headwater.pipelines.events import StepOutcome
+from headwater.pipelines.map_step import record_lineage
 from headwater.pipelines.steps import naming_connection
 from headwater.transform.pushdown import run_pushdown as push
 
@@ -21,6 +24,16 @@ def run_pushdown(ctx: RunContext, step: TransformStep) -> StepOutcome:
     with naming_connection(step.connection):
         factory, config = ctx.connections.resolve(step.connection)
         result = push(factory.name, config, step.sql, step.to, mode=mode)
+    lineage = record_lineage(
+        ctx,
+        step.name,
+        "transform",
+        step.sql,
+        f"{step.connection}:{step.to}",
+        output_columns(step.sql),
+        {},
+        dataset_of=_table_namer(step.connection, factory.name, config, step.to),
+    )
     return StepOutcome(
         step.name,
         "transform",
@@ -29,5 +42,30 @@ def run_pushdown(ctx: RunContext, step: TransformStep) -> StepOutcome:
         rows_out=result.rows,
         inputs=(),
         outputs=(f"{step.connection}:{step.to}",),
-        details={"pushdown": result.dialect, "table": result.table, "sql": result.sql},
+        details={
+            "pushdown": result.dialect,
+            "table": result.table,
+            "sql": result.sql,
+            "lineage": lineage,
+        },
     )
+
+
+def _table_namer(
+    connection: str, connector: str, config: Any, target: str
+) -> Callable[[Any], str | None]:
+    """Lineage names a database table ``<connection>:<schema>.<table>``; an unqualified
+    table is in the connection's default schema."""
+    if connector in ("sqlite", "duckdb"):
+        default = "main"
+    elif connector == "postgres":
+        default = str(getattr(config, "schema_name", "public"))
+    else:
+        default = str(getattr(config, "database", target.partition(".")[0]))
+
+    def name(table: Any) -> str | None:
+        if not table.name:
+            return None
+        return f"{connection}:{table.db or default}.{table.name}"
+
+    return name
