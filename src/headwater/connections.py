@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,6 +238,23 @@ class Connections:
                 hint=f"Valid fields for `{factory.name}`: "
                 + ", ".join(sorted(k for k in model.model_fields if k != "base_dir")),
             ) from None
+
+    def workspace_secret(self, name: str, create: Callable[[], str]) -> str:
+        """The workspace secret ``name`` (such as the masking salt), created with ``create``
+        and stored encrypted on first use; never shown in errors (scrubbed like others)."""
+        stored = f"workspace.{name}"
+        token = self._store.get_secret(stored)
+        if token is None:
+            try:
+                self._store.put_secret(stored, self._box.encrypt(create()))
+            except Exception:  # another process created it at the same time: use theirs
+                if self._store.get_secret(stored) is None:
+                    raise
+            token = self._store.get_secret(stored)
+            assert token is not None
+        value = self._box.decrypt(token, where=f"workspace secret `{name}`")
+        self._remember(value)
+        return value
 
     def _remember(self, value: str) -> None:
         if len(value) >= 4:  # shorter values would scrub ordinary words

@@ -225,11 +225,14 @@ class Workspace:
 
     def validate(self, path: str | Path) -> Any:
         """Load and plan a pipeline without running it; returns the plan."""
+        from headwater.pipelines.map_step import check_map_steps
         from headwater.pipelines.scheduling.triggers import check_pipeline_triggers
 
         spec = self.load_pipeline(path)
         check_pipeline_triggers(self.root, spec)  # dataset triggers must not form a loop
-        return self.plan(spec)
+        plan = self.plan(spec)
+        check_map_steps(plan, self.lake)  # rule columns against the lake's schemas
+        return plan
 
     def run(
         self,

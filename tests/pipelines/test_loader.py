@@ -101,7 +101,7 @@ def test_unknown_step_type_suggests() -> None:
     )
     assert err.location == f"{SRC}:4:11"
     assert err.message == "step `pull`: unknown step type `extrct`. Did you mean `extract`?"
-    assert err.hint == "Valid step types: extract, transform, check, load, replicate."
+    assert err.hint == "Valid step types: extract, transform, map, check, load, replicate."
     assert err.step == "pull"
     assert err.field == "steps[0].type"
 

@@ -16,7 +16,16 @@ import typer
 from rich.markup import escape
 
 from headwater import __version__
-from headwater.cli import checkpoints, connections, datasets, pipelines, quarantine, query, runs
+from headwater.cli import (
+    checkpoints,
+    connections,
+    datasets,
+    lineage,
+    pipelines,
+    quarantine,
+    query,
+    runs,
+)
 from headwater.cli import scheduler as scheduler_cli
 from headwater.cli import subscriptions as subscriptions_cli
 from headwater.cli._state import err_console, state
@@ -60,6 +69,7 @@ def root(
 pipelines.register(app)
 query.register(app)
 quarantine.register(app)
+lineage.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")

@@ -27,6 +27,7 @@ __all__ = [
     "Base",
     "CheckResultRow",
     "CheckpointRow",
+    "ColumnLineageRow",
     "ConnectionRow",
     "DatasetRow",
     "RunRequestRow",
@@ -291,3 +292,28 @@ class WebhookDeliveryRow(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+# --- lineage ---
+
+
+class ColumnLineageRow(Base):
+    """One column edge a transform or map step recorded: ``src`` flows into ``dst``.
+
+    Only the edges of the latest successful run of each (pipeline, step) are kept, so the
+    graph describes the pipelines as they are now.
+    """
+
+    __tablename__ = "column_lineage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    pipeline: Mapped[str] = mapped_column(String(255), index=True)
+    step: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(50))  # the step type: transform | map
+    src_dataset: Mapped[str] = mapped_column(String(255), index=True)
+    src_column: Mapped[str] = mapped_column(String(255))
+    dst_dataset: Mapped[str] = mapped_column(String(255), index=True)
+    dst_column: Mapped[str] = mapped_column(String(255))
+    transformation: Mapped[str] = mapped_column(String(20))  # identity | derived
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

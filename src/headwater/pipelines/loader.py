@@ -33,6 +33,7 @@ from headwater.pipelines._errors import (
     without_echoes,
     yaml_problem,
 )
+from headwater.pipelines._map_checks import map_rule_problems
 from headwater.pipelines._positions import (
     NodeInfo,
     Position,
@@ -297,6 +298,8 @@ def _semantic_problems(
         prefix = f"step `{name}`: " if name else f"steps[{i}]: "
         if raw.get("type") == "transform" and isinstance(raw.get("sql"), str):
             out.extend(_sql_problems(raw["sql"], ("steps", i, "sql"), prefix, name))
+        if raw.get("type") == "map" and isinstance(raw.get("rules"), list):
+            out.extend(map_rule_problems(raw["rules"], i, prefix, name))
         if raw.get("type") == "check" and isinstance(raw.get("checks"), list):
             out.extend(_check_problems(raw["checks"], i, prefix, name, where, bool_words))
     for i, raw in enumerate(steps):

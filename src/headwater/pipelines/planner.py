@@ -36,10 +36,12 @@ from headwater.errors import (
     RefError,
     did_you_mean,
 )
+from headwater.pipelines.map_rules import map_input_sites
 from headwater.pipelines.spec import (
     CheckStep,
     ExtractStep,
     LoadStep,
+    MapStep,
     PipelineSpec,
     ReplicateStep,
     SpecPath,
@@ -49,7 +51,7 @@ from headwater.transform.refs import find_ref_spans
 
 __all__ = ["Edge", "Plan", "plan", "writers_of"]
 
-AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+AnyStep = ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep
 
 
 @dataclass(frozen=True)
@@ -365,17 +367,19 @@ def _check_connections(spec: PipelineSpec, names: set[str]) -> None:
     problems: list[tuple[str, str]] = []
     first: tuple[str, str | None, str] | None = None
     for i, step in enumerate(spec.steps):
+        connection = getattr(step, "connection", None)
         if (
-            isinstance(step, ExtractStep | LoadStep | ReplicateStep)
-            and step.connection not in names
+            isinstance(step, ExtractStep | LoadStep | ReplicateStep | TransformStep)
+            and connection is not None
+            and connection not in names
         ):
-            close = did_you_mean(step.connection, names)
+            close = did_you_mean(connection, names)
             location = spec.location_of(("steps", i, "connection"))
-            message = f"step `{step.name}`: unknown connection `{step.connection}`." + (
+            message = f"step `{step.name}`: unknown connection `{connection}`." + (
                 f" {close}" if close else ""
             )
             problems.append((location, message))
-            first = first or (location, step.name, step.connection)
+            first = first or (location, step.name, connection)
     if first is not None:
         listed = ", ".join(sorted(names)) if names else "(none)"
         raise ConnectionNotFoundError(
@@ -448,6 +452,8 @@ def _input_sites(step: AnyStep, i: int) -> list[tuple[str, SpecPath, int | None]
         return [(step.dataset, ("steps", i, "dataset"), None)]
     if isinstance(step, LoadStep):
         return [(step.from_, ("steps", i, "from"), None)]
+    if isinstance(step, MapStep):
+        return map_input_sites(step, i)
     return []
 
 

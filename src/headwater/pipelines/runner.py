@@ -115,7 +115,7 @@ class Runner:
                     name = running.pop(future)
                     outcome = future.result()
                     outcomes[name] = outcome
-                    if outcome.status == "succeeded":
+                    if outcome.status in ("succeeded", "up_to_date"):
                         done.add(name)
                         continue
                     failed_or_skipped.add(name)

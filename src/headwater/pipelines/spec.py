@@ -49,7 +49,13 @@ from headwater.pipelines._positions import (
     TextLayout,
     format_path,
 )
+from headwater.pipelines.map_rules import MapRule, map_rule_inputs
 from headwater.pipelines.scheduling.spec import DatasetTrigger, Schedule
+from headwater.pipelines.transform_options import (
+    IncrementalTransform,
+    check_transform_options,
+    incremental_options,
+)
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
 __all__ = [
@@ -64,6 +70,8 @@ __all__ = [
     "ExtractStep",
     "Incremental",
     "LoadStep",
+    "MapRule",
+    "MapStep",
     "NodeInfo",
     "NotNullCheck",
     "Partition",
@@ -474,6 +482,22 @@ class TransformStep(_WritesDataset):
     type: Literal["transform"]
     sql: Annotated[str, Field(min_length=1)]
     """One DuckDB query; name inputs with `{{ ref('zone.name') }}`."""
+    incremental: bool | IncrementalTransform = False
+    """`true` (append) or `{strategy: append|merge, keys, inputs}`: each run reads only
+    the rows added to its inputs since the last run (see docs/transforms.md)."""
+    connection: ConnectionName | None = None
+    """Run the SQL in this SQL database (postgres, mariadb, sqlite, duckdb) over its own
+    tables, writing the table `to` (`schema.table`) there: push-down, no row leaves it."""
+
+    @property
+    def incremental_options(self) -> IncrementalTransform | None:
+        """The incremental settings, or None for a full run every time."""
+        return incremental_options(self.incremental)
+
+    @model_validator(mode="after")
+    def _option_rules(self) -> Self:
+        check_transform_options(self)
+        return self
 
     @property
     def refs(self) -> list[str]:
@@ -481,7 +505,51 @@ class TransformStep(_WritesDataset):
         return find_refs(self.sql)
 
     def inputs(self) -> tuple[str, ...]:
-        return tuple(self.refs)
+        return () if self.connection else tuple(self.refs)
+
+    def outputs(self) -> tuple[str, ...]:
+        return () if self.connection else (self.to,)
+
+
+class MapStep(_WritesDataset):
+    """Apply mapping rules (rename, cast, derive, filter, lookup, ...) to a dataset.
+
+    The rules run in order, each on the output of the previous one; together they are
+    compiled to one DuckDB query.
+    """
+
+    type: Literal["map"]
+    from_: DatasetName = Field(alias="from")
+    """The managed dataset read, `zone.name`."""
+    rules: Annotated[list[MapRule], Field(min_length=1)]
+    """Rules applied in order; each is a mapping with one key (`rename`, `cast`, ...)."""
+
+    _source_map: SourceMap | None = PrivateAttr(default=None)
+    _index: int | None = PrivateAttr(default=None)
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.from_, *map_rule_inputs(self.rules))))
+
+    def rule_location(self, path: SpecPath, *, offset: int | None = None) -> str:
+        """``file:line:col`` of ``rules.<path>`` (e.g. ``(2, "derive", "total")``)."""
+        full: SpecPath = ("rules", *path)
+        if self._index is not None:
+            full = ("steps", self._index, *full)
+        if self._source_map is not None:
+            value: Any = self.model_dump(by_alias=True)
+            for part in full[2:] if self._index is not None else full:
+                try:
+                    value = value[part]
+                except (KeyError, IndexError, TypeError):
+                    value = None
+            # YAML 1.1 read a plain `on:` key (of a lookup) as the boolean true
+            yaml_on = tuple(True if p == "on" else p for p in full)
+            if full not in self._source_map.nodes and yaml_on in self._source_map.nodes:
+                full = yaml_on
+            found = self._source_map.location(full, offset=offset, value=value)
+            if found is not None:
+                return found
+        return format_path(tuple("on" if p is True else p for p in full))
 
 
 class CheckStep(_StepBase):
@@ -537,13 +605,14 @@ class LoadStep(_StepBase):
 
 
 Step = Annotated[
-    ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep,
+    ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
     Field(discriminator="type"),
 ]
 
 STEP_TYPES: dict[str, type[_StepBase]] = {
     "extract": ExtractStep,
     "transform": TransformStep,
+    "map": MapStep,
     "check": CheckStep,
     "load": LoadStep,
     "replicate": ReplicateStep,
@@ -589,6 +658,8 @@ class PipelineSpec(Node):
         self._location = self.location_of(())
         for i, step in enumerate(self.steps):
             step._location = self.location_of(("steps", i))
+            if isinstance(step, MapStep):
+                step._source_map, step._index = source_map, i
             if isinstance(step, CheckStep):
                 for j, check in enumerate(step.checks):
                     check._location = self.location_of(("steps", i, "checks", j))
@@ -661,7 +732,9 @@ class PipelineSpec(Node):
             hint="Steps: " + ", ".join(self.step_names),
         )
 
-    def step(self, name: str) -> ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep:
+    def step(
+        self, name: str
+    ) -> ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep:
         return self.steps[self.index_of(name)]
 
     def location_of(self, path: SpecPath, *, key: bool = False, offset: int | None = None) -> str:

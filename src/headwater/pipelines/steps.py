@@ -26,7 +26,15 @@ from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines._nodes import slug
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
-from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, ReplicateStep, TransformStep
+from headwater.pipelines.map_step import record_lineage
+from headwater.pipelines.spec import (
+    CheckStep,
+    ExtractStep,
+    LoadStep,
+    MapStep,
+    ReplicateStep,
+    TransformStep,
+)
 from headwater.quality.checks import compile_check
 from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
@@ -107,6 +115,10 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     rows_in counts the rows the query produced (what the write received), so the
     step balances; the row counts of the datasets it read are in details.input_rows.
     """
+    if step.connection is not None:
+        return run_pushdown_transform(ctx, step)
+    if step.incremental_options is not None:
+        return run_incremental_transform(ctx, step)
     refs = find_refs(step.sql)
     progress = Progress(ctx, step.name)
     input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
@@ -122,6 +134,10 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
             run_id=ctx.run_id,
             allow_schema_replace=step.on_schema_change == "replace",
         )
+        columns = reader.schema.names
+    lineage = record_lineage(
+        ctx, step.name, "transform", sql, step.to, columns, {n: ctx.lake.schema(n) for n in refs}
+    )
     return StepOutcome(
         step.name,
         "transform",
@@ -135,6 +151,7 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
             "version": commit.version,
             "schema_change": commit.schema_change,
             "input_rows": input_rows,
+            "lineage": lineage,
         },
     )
 
@@ -310,7 +327,8 @@ def _quarantine_load_rejects(
 
 
 def execute_step(
-    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+    ctx: RunContext,
+    step: ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
 ) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
     if isinstance(step, ExtractStep):
@@ -319,6 +337,8 @@ def execute_step(
         return run_replicate(ctx, step)
     if isinstance(step, TransformStep):
         return run_transform(ctx, step)
+    if isinstance(step, MapStep):
+        return run_map(ctx, step)
     if isinstance(step, CheckStep):
         return run_check(ctx, step)
     if isinstance(step, LoadStep):
@@ -336,3 +356,21 @@ def run_replicate(ctx: RunContext, step: ReplicateStep) -> StepOutcome:
     from headwater.pipelines.replicate import run_replicate as replicate
 
     return replicate(ctx, step)
+
+
+def run_map(ctx: RunContext, step: MapStep) -> StepOutcome:
+    from headwater.pipelines.map_step import run_map as map_
+
+    return map_(ctx, step)
+
+
+def run_incremental_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
+    from headwater.pipelines.incremental_transform import run_incremental
+
+    return run_incremental(ctx, step)
+
+
+def run_pushdown_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
+    from headwater.pipelines.pushdown_step import run_pushdown
+
+    return run_pushdown(ctx, step)
