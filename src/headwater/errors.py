@@ -31,6 +31,8 @@ pickling so that executors can ship them between processes.
     ├── QualityError
     │   └── CheckFailedError         an ``error`` check that blocks the step
     ├── RunError                     a run or step failed (wraps the cause)
+    │   ├── StepTimeoutError         an attempt ran longer than the step's `timeout:`
+    │   └── ResumeError              a run that cannot be resumed (unknown, still running)
     └── UserCodeError                user Python code raised; keeps the original traceback
 
 Marker mixins :class:`Transient` and :class:`Terminal` decide whether the runner
@@ -60,11 +62,13 @@ __all__ = [
     "QualityError",
     "QueryError",
     "RefError",
+    "ResumeError",
     "RunError",
     "SchemaIncompatibleError",
     "SecretError",
     "SourceFormatError",
     "SourceNotFoundError",
+    "StepTimeoutError",
     "Terminal",
     "Transient",
     "UnknownConnectorError",
@@ -235,6 +239,14 @@ class CheckFailedError(QualityError, Terminal):
 
 class RunError(HeadwaterError):
     """A run or one of its steps failed."""
+
+
+class StepTimeoutError(RunError, Terminal):
+    """A step attempt ran longer than the step's ``timeout:``."""
+
+
+class ResumeError(RunError, Terminal):
+    """A run cannot be resumed: unknown, still running, or its pipeline text is gone."""
 
 
 class UserCodeError(HeadwaterError):

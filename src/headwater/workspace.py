@@ -208,10 +208,17 @@ class Workspace:
             hint=f"Looked in the current directory and {self.root / 'pipelines'}.",
         )
 
-    def load_pipeline(self, path: str | Path) -> Any:
+    def load_pipeline(
+        self,
+        path: str | Path,
+        *,
+        params: Mapping[str, Any] | None = None,
+        interval: Any = None,
+    ) -> Any:
+        """Load a pipeline file with parameter values (text or typed) and an interval."""
         from headwater.pipelines.loader import load_pipeline
 
-        return load_pipeline(self.pipeline_path(path))
+        return load_pipeline(self.pipeline_path(path), params=params, interval=interval)
 
     def plan(self, spec: Any) -> Any:
         from headwater.pipelines.planner import plan
@@ -223,9 +230,9 @@ class Workspace:
             known_datasets=self.lake.list(),
         )
 
-    def validate(self, path: str | Path) -> Any:
+    def validate(self, path: str | Path, *, params: Mapping[str, Any] | None = None) -> Any:
         """Load and plan a pipeline without running it; returns the plan."""
-        return self.plan(self.load_pipeline(path))
+        return self.plan(self.load_pipeline(path, params=params))
 
     def run(
         self,
@@ -234,40 +241,40 @@ class Workspace:
         select: Sequence[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         trigger: str = "manual",
+        params: Mapping[str, Any] | None = None,
+        interval: Any = None,
     ) -> RunResult:
-        """Run a pipeline (a path or a loaded spec) and return its result."""
-        from headwater.pipelines.runner import Runner, new_run_id
-        from headwater.pipelines.steps import RunContext
+        """Run a pipeline (a path or a loaded spec) and return its result.
+
+        ``params`` sets the pipeline's parameters (for a path); ``interval`` is the
+        backfill interval its templates see.
+        """
+        from headwater.pipelines.resume import execute
 
         path: Path | None = None
         if isinstance(pipeline, str | Path):
             path = self.pipeline_path(pipeline)
-            spec = self.load_pipeline(path)
+            spec = self.load_pipeline(path, params=params, interval=interval)
         else:
             spec = pipeline
         plan = self.plan(spec)
         if select:
             plan = plan.subset(list(select))
-        ctx = RunContext(
-            run_id=new_run_id(),
-            pipeline=spec.name,
-            store=self.store,
-            lake=self.lake,
-            connections=self.connections,
-            engine=self.settings.engine,
-            emit=lambda event: None,
-            temp_directory=self.temp_directory,
-        )
-        runner = Runner(
-            ctx,
+        return execute(
+            self,
             spec,
             plan,
-            max_parallel=self.settings.runner.max_parallel,
             pipeline_file=str(path) if path else None,
             trigger=trigger,
             on_event=on_event,
+            select=select,
         )
-        return runner.run()
+
+    def resume(self, run_id: str, *, on_event: Callable[[Event], None] | None = None) -> RunResult:
+        """Rerun only the failed and unfinished steps of a run, reusing the others."""
+        from headwater.pipelines.resume import resume
+
+        return resume(self, run_id, on_event=on_event)
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:

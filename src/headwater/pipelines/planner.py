@@ -41,6 +41,7 @@ from headwater.pipelines.spec import (
     ExtractStep,
     LoadStep,
     PipelineSpec,
+    PythonStep,
     ReplicateStep,
     SpecPath,
     TransformStep,
@@ -49,7 +50,7 @@ from headwater.transform.refs import find_ref_spans
 
 __all__ = ["Edge", "Plan", "plan", "writers_of"]
 
-AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+AnyStep = ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep | PythonStep
 
 
 @dataclass(frozen=True)
@@ -448,6 +449,8 @@ def _input_sites(step: AnyStep, i: int) -> list[tuple[str, SpecPath, int | None]
         return [(step.dataset, ("steps", i, "dataset"), None)]
     if isinstance(step, LoadStep):
         return [(step.from_, ("steps", i, "from"), None)]
+    if isinstance(step, PythonStep):
+        return [(d, ("steps", i, "inputs", k), None) for k, d in enumerate(step.inputs_)]
     return []
 
 

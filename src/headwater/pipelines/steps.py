@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -26,7 +26,14 @@ from headwater.metadata.models import CheckResultRow
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines._nodes import slug
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
-from headwater.pipelines.spec import CheckStep, ExtractStep, LoadStep, ReplicateStep, TransformStep
+from headwater.pipelines.spec import (
+    CheckStep,
+    ExtractStep,
+    LoadStep,
+    PythonStep,
+    ReplicateStep,
+    TransformStep,
+)
 from headwater.quality.checks import compile_check
 from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
@@ -52,10 +59,15 @@ class RunContext:
     engine: EngineSettings
     emit: Callable[[Event], None]
     temp_directory: str | None = None
+    workspace_root: str | None = None
+    """Where ``python`` steps import their modules from."""
+    pins: dict[str, int] = field(default_factory=dict)
+    """Dataset versions every read of the run is fixed to (a resume reads the versions
+    the steps it reuses committed)."""
 
     def session(self, pins: Mapping[str, int] | None = None) -> EngineSession:
         """A DuckDB session over the lake; ``pins`` fixes the version read of some datasets."""
-        pinned = dict(pins or {})
+        pinned = {**self.pins, **(pins or {})}
         return EngineSession(
             lambda name, version, as_of: (
                 self.lake.parquet_scan(name, version=pinned.get(name, version), as_of=as_of)
@@ -109,7 +121,9 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     """
     refs = find_refs(step.sql)
     progress = Progress(ctx, step.name)
-    input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
+    input_rows = {
+        name: int(ctx.lake.dataset(name, version=ctx.pins.get(name)).count_rows()) for name in refs
+    }
     with ctx.session() as session:
         session.attach_many(refs)
         sql = render_refs(step.sql, lambda name: ".".join(f'"{p}"' for p in name.split(".")))
@@ -244,7 +258,7 @@ def _run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     dataset = step.from_
     destination = ctx.connections.destination(step.connection)
     progress = Progress(ctx, step.name)
-    version = ctx.lake.version(dataset)
+    version = ctx.pins.get(dataset, ctx.lake.version(dataset))
     load_id = load_id_for(ctx, step, version)
     rejects = ListRejectSink()
     with ctx.session(pins={dataset: version}) as session:
@@ -310,7 +324,8 @@ def _quarantine_load_rejects(
 
 
 def execute_step(
-    ctx: RunContext, step: ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep
+    ctx: RunContext,
+    step: ExtractStep | TransformStep | CheckStep | LoadStep | ReplicateStep | PythonStep,
 ) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
     if isinstance(step, ExtractStep):
@@ -323,6 +338,10 @@ def execute_step(
         return run_check(ctx, step)
     if isinstance(step, LoadStep):
         return run_load(ctx, step)
+    if isinstance(step, PythonStep):
+        from headwater.pipelines.python_step import run_python
+
+        return run_python(ctx, step)
     raise PipelineError(f"step kind `{step.type}` cannot be executed yet", step=step.name)
 
 
