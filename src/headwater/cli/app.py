@@ -16,7 +16,16 @@ import typer
 from rich.markup import escape
 
 from headwater import __version__
-from headwater.cli import checkpoints, connections, datasets, pipelines, quarantine, query, runs
+from headwater.cli import (
+    backfill,
+    checkpoints,
+    connections,
+    datasets,
+    pipelines,
+    quarantine,
+    query,
+    runs,
+)
 from headwater.cli._state import err_console, state
 from headwater.errors import HeadwaterError
 
@@ -56,6 +65,7 @@ def root(
 
 
 pipelines.register(app)
+backfill.register(app)
 query.register(app)
 quarantine.register(app)
 app.add_typer(datasets.app, name="datasets")

@@ -29,6 +29,7 @@ _STYLE = {
     "succeeded": "green",
     "failed": "bold red",
     "skipped": "dim red",
+    "reused": "cyan",
 }
 
 
