@@ -34,6 +34,7 @@ pickling so that executors can ship them between processes.
     │   ├── StepTimeoutError         an attempt ran longer than the step's `timeout:`
     │   └── ResumeError              a run that cannot be resumed (unknown, still running)
     └── UserCodeError                user Python code raised; keeps the original traceback
+        └── TransientUserCodeError   ... an exception marked `Transient` (retried)
 
 Marker mixins :class:`Transient` and :class:`Terminal` decide whether the runner
 retries; the runner never matches on message text.
@@ -73,6 +74,7 @@ __all__ = [
     "Transient",
     "UnknownConnectorError",
     "UnsupportedOperationError",
+    "TransientUserCodeError",
     "UserCodeError",
     "WorkspaceNotFoundError",
     "did_you_mean",
@@ -251,6 +253,10 @@ class ResumeError(RunError, Terminal):
 
 class UserCodeError(HeadwaterError):
     """User-supplied code raised; ``traceback`` keeps the original."""
+
+
+class TransientUserCodeError(UserCodeError, Transient):
+    """User code raised an exception marked :class:`Transient`: the step is retried."""
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str | None:

@@ -104,6 +104,8 @@ def prepare(
         else:
             problems.append(Problem(("params", issue.name), issue.message, issue.hint, key=True))
     bindings.params = values
+    if problems:  # nothing renders without every parameter
+        return Prepared(data, bindings, problems)
     raw_vars = data.get("vars")
     if isinstance(raw_vars, dict):
         rendered: dict[str, Any] = {}
@@ -251,7 +253,7 @@ def _expand(
             continue
         if items is None:
             continue
-        suffixes = [_suffix(item) if _plain(item) else "" for item in items]
+        suffixes = [_suffix(_label(item)) if _plain(item) else "" for item in items]
         if any(not s for s in suffixes) or len(set(suffixes)) < len(suffixes):
             suffixes = [str(k) for k in range(len(items))]
         names: list[str] = []
@@ -275,9 +277,13 @@ def _expand(
 
 
 def _plain(item: Any) -> bool:
-    return isinstance(item, str | int | float) and not isinstance(item, bool) or isinstance(
-        item, Interval
-    )
+    if isinstance(item, dict):
+        return set(item) == {"start", "end", "every", "key"}  # a partition of a set
+    return isinstance(item, str | int | float) and not isinstance(item, bool)
+
+
+def _label(item: Any) -> Any:
+    return item["key"] if isinstance(item, dict) else item
 
 
 def _items(

@@ -24,7 +24,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from headwater.errors import HeadwaterError, PipelineError, UserCodeError, did_you_mean
+from headwater.errors import (
+    HeadwaterError,
+    PipelineError,
+    Transient,
+    TransientUserCodeError,
+    UserCodeError,
+    did_you_mean,
+)
 from headwater.pipelines.events import StepOutcome
 from headwater.pipelines.spec import PythonStep
 from headwater.pipelines.steps import Progress, RunContext
@@ -97,7 +104,8 @@ def user_code(step: str, reference: str, *, phase: str = "calling") -> Iterator[
         message = f"step `{step}`: `{reference}` {what} {type(exc).__name__}: {exc}".rstrip()
         if phase == "importing":
             message = f"step `{step}`: importing `{reference}` raised {type(exc).__name__}: {exc}"
-        raise UserCodeError(
+        kind = TransientUserCodeError if isinstance(exc, Transient) else UserCodeError
+        raise kind(
             message,
             step=step,
             field="function",
