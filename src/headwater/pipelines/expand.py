@@ -42,6 +42,7 @@ from headwater.pipelines.templating import (
 
 __all__ = ["Bindings", "Prepared", "prepare", "when_steps"]
 
+_SINGLE = re.compile(r"\s*\{\{(.*)\}\}\s*", re.S)
 #: Fields whose text is not rendered when the file is loaded.
 _DEFERRED = ("when", "for_each")
 
@@ -206,6 +207,11 @@ def _render_tree(
                 )
             return value
         try:
+            single = _SINGLE.fullmatch(value)
+            if single and "{{" not in single.group(1) and "}}" not in single.group(1):
+                native = evaluate(single.group(1), ctx)
+                if isinstance(native, bool | int | float | list | dict) and native is not None:
+                    return native  # `retries: "{{ params.n }}"` stays a number
             return render(value, ctx)
         except TemplateRenderError as exc:
             problems.append(Problem(path, exc.message, exc.hint, offset=exc.offset, value=value))

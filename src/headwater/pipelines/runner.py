@@ -312,7 +312,9 @@ class Runner:
                         step=name,
                         attempt=info.attempt,
                         delay=delay,
-                        error=self.ctx.connections.scrub(_describe(exc)),
+                        error=self.ctx.connections.scrub(
+                            exc.message if isinstance(exc, HeadwaterError) else _describe(exc)
+                        ),
                     )
                 )
                 return None
