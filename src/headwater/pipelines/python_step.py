@@ -99,7 +99,10 @@ def user_code(step: str, reference: str, *, phase: str = "calling") -> Iterator[
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        trace = "".join(traceback.format_exception(exc))
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next  # start at the user's own frame
+        trace = "".join(traceback.format_exception(type(exc), exc, tb))
         what = "while importing" if phase == "importing" else "raised"
         message = f"step `{step}`: `{reference}` {what} {type(exc).__name__}: {exc}".rstrip()
         if phase == "importing":
