@@ -43,9 +43,7 @@ steps:
 def ws_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Workspace.init(tmp_path).close()
     (tmp_path / "hooks.py").write_text(HOOKS)
-    daily = DAILY.replace(
-        "  scale:", f"  flags: {{type: string, default: '{tmp_path}'}}\n  scale:"
-    )
+    daily = DAILY.replace("  scale:", f"  flags: {{type: string, default: '{tmp_path}'}}\n  scale:")
     (tmp_path / "pipelines" / "daily.yaml").write_text(daily)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HEADWATER_WORKSPACE", raising=False)
@@ -83,7 +81,10 @@ def test_backfill_runs_each_interval_and_resumes(
         ("2024-01-02", "failed"),
         ("2024-01-03", "succeeded"),
     ]
-    assert "    gate: step `gate`: `hooks:check_day` raised RuntimeError: no data for 2024-01-02" in out
+    assert (
+        "    gate: step `gate`: `hooks:check_day` raised RuntimeError: no data for 2024-01-02"
+        in out
+    )
     assert out.splitlines()[-1] == (
         "backfill of daily: 2 succeeded, 0 skipped (done before), 1 failed"
     )
@@ -106,7 +107,11 @@ def test_backfill_runs_each_interval_and_resumes(
             for name in ws.datasets()
             if name.startswith("staging.day_")
         }
-        assert sorted(days) == ["staging.day_20240101", "staging.day_20240102", "staging.day_20240103"]
+        assert sorted(days) == [
+            "staging.day_20240101",
+            "staging.day_20240102",
+            "staging.day_20240103",
+        ]
         assert str(days["staging.day_20240102"]["next_day"]) == "2024-01-03"
         runs = ws.runs()
         assert sorted(r.params["interval"]["key"] for r in runs if r.status == "succeeded") == [
@@ -116,7 +121,9 @@ def test_backfill_runs_each_interval_and_resumes(
         ]
     # another parameter value is another backfill: nothing is skipped
     code, out, _ = run_cli(capsys, *args, "--param", "scale=2")
-    assert code == 0 and out.splitlines()[-1].startswith("backfill of daily: 3 succeeded, 0 skipped")
+    assert code == 0 and out.splitlines()[-1].startswith(
+        "backfill of daily: 3 succeeded, 0 skipped"
+    )
 
 
 def test_backfill_bad_range_is_a_clear_error(
@@ -178,16 +185,14 @@ def test_parameter_mistakes_on_the_command_line(
     code, _, err = run_cli(capsys, "run", "regional", "--param", "region")
     assert err.splitlines()[0] == "error: `--param region` is not `name=value`"
     code, _, err = run_cli(capsys, "run")
-    assert err.splitlines()[0] == "error: `headwater run` needs a pipeline FILE, or `--resume RUN_ID`"
-
-
-def test_run_resume_from_the_command_line(
-    ws_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (ws_dir / "fail-2024-01-01").write_text("x")
-    code, _, _ = run_cli(
-        capsys, "backfill", "daily", "--from", "2024-01-01", "--to", "2024-01-02"
+    assert (
+        err.splitlines()[0] == "error: `headwater run` needs a pipeline FILE, or `--resume RUN_ID`"
     )
+
+
+def test_run_resume_from_the_command_line(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws_dir / "fail-2024-01-01").write_text("x")
+    code, _, _ = run_cli(capsys, "backfill", "daily", "--from", "2024-01-01", "--to", "2024-01-02")
     assert code == 1
     with Workspace.open(ws_dir) as ws:
         failed = ws.runs()[0]

@@ -319,8 +319,9 @@ def test_for_each_children_run(ws: Workspace) -> None:
         ws,
         "name: p\nsteps:\n"
         + EXTRACT
-        + textwrap.indent(textwrap.dedent(
-            """\
+        + textwrap.indent(
+            textwrap.dedent(
+                """\
             - name: split
               type: transform
               for_each: [small, large]
@@ -329,7 +330,9 @@ def test_for_each_children_run(ws: Workspace) -> None:
                 where {% if item == 'small' %}amount < 100{% else %}amount >= 100{% endif %}
               to: "marts.orders_{{ item }}"
             """
-        ), "  "),
+            ),
+            "  ",
+        ),
     )
     result = ws.run("p")
     assert result.ok, result.error

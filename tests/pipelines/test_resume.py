@@ -216,6 +216,5 @@ def test_resume_reads_the_versions_the_reused_steps_committed(tmp_path: Path) ->
 
 def test_resume_of_an_unknown_run() -> None:
     memory_tables("resume")["t"] = pa.table({"x": [1]})
-    with workspace_for_test() as ws:
-        with pytest.raises(Exception, match="no run with id `nope`"):
-            ws.resume("nope")
+    with workspace_for_test() as ws, pytest.raises(Exception, match="no run with id `nope`"):
+        ws.resume("nope")

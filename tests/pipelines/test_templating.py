@@ -192,7 +192,9 @@ def test_for_each_errors() -> None:
     err = fail(FAN_OUT.replace("from: 2024-01-30", "form: 2024-01-30"))
     assert err.message == "unknown field `form` in a `for_each` partition set"
     assert err.location == f"{SRC}:12:28"
-    err = fail(FAN_OUT.replace("    for_each: {every: day", "    name2: x\n    for_each: {every: dya"))
+    err = fail(
+        FAN_OUT.replace("    for_each: {every: day", "    name2: x\n    for_each: {every: dya")
+    )
     assert "`every` must be one of hour, day, week, month" in err.message
     err = fail(FAN_OUT.replace("{{ item | replace", "{{ itme | replace"))
     assert err.message == "unknown name `itme`. Did you mean `item`?"
@@ -242,7 +244,9 @@ def test_when_typos_are_located() -> None:
         "step `export`: `when`: step `extract_orders` has no output `row_out`. "
         "Did you mean `rows_out`?"
     )
-    err = fail(WHEN.replace("{{ steps.check_orders.passed and", "{{ steps.check_orders.passed and and"))
+    err = fail(
+        WHEN.replace("{{ steps.check_orders.passed and", "{{ steps.check_orders.passed and and")
+    )
     assert err.message.startswith("step `export`: `when`: invalid condition")
     err = fail(WHEN.replace("steps.check_orders.passed", "params.go"))
     assert err.message.startswith("step `export`: `when`: unknown parameter `go`")
@@ -258,7 +262,9 @@ def test_on_failure_names_a_known_step() -> None:
         """
     )
     assert err.location == f"{SRC}:3:75"
-    assert err.message == "step `a`: `on_failure` names an unknown step `alret`. Did you mean `alert`?"
+    assert (
+        err.message == "step `a`: `on_failure` names an unknown step `alret`. Did you mean `alert`?"
+    )
 
 
 def test_timeout_accepts_seconds_and_durations() -> None:

@@ -21,7 +21,9 @@ def backfill(
     file: Annotated[Path, typer.Argument(help="Pipeline YAML file (or a name under pipelines/).")],
     start: Annotated[
         str,
-        typer.Option("--from", help="Start of the first interval: `2024-01-01` or `2024-01-01T06:00`."),
+        typer.Option(
+            "--from", help="Start of the first interval: `2024-01-01` or `2024-01-01T06:00`."
+        ),
     ],
     end: Annotated[
         str, typer.Option("--to", help="End of the last interval (exclusive), like --from.")

@@ -10,6 +10,7 @@ runs the failed and missing ones again.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -112,10 +113,8 @@ def backfill(
             )
             result.outcomes.append(counted)
             if on_progress is not None:
-                try:
+                with contextlib.suppress(Exception):  # a display must never stop a backfill
                     on_progress(counted)
-                except Exception:  # a display must never stop a backfill
-                    pass
 
     def one(interval: Interval) -> None:
         started = time.monotonic()

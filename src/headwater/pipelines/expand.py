@@ -81,7 +81,9 @@ def _suffix(value: Any) -> str:
 def when_steps(condition: str) -> list[str]:
     """Step names a condition reads (``steps.x...`` / ``steps['x']``), in order."""
     text = expression_text(condition)
-    found = re.findall(r"\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"])", text)
+    found = re.findall(
+        r"\bsteps\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"])", text
+    )
     return list(dict.fromkeys(a or b for a, b in found))
 
 
@@ -160,7 +162,9 @@ def remap_source(source_map: SourceMap | None, origin: list[int] | None) -> Sour
         return source_map
     if origin == list(range(len(origin))):
         return source_map
-    nodes = {p: info for p, info in source_map.nodes.items() if not (p[:1] == ("steps",) and len(p) > 1)}
+    nodes = {
+        p: info for p, info in source_map.nodes.items() if not (p[:1] == ("steps",) and len(p) > 1)
+    }
     by_index: dict[int, list[tuple[SpecPath, Any]]] = {}
     for p, info in source_map.nodes.items():
         if p[:1] == ("steps",) and len(p) > 1 and isinstance(p[1], int):
@@ -203,7 +207,13 @@ def _render_tree(
         if issues:
             for issue in issues:
                 problems.append(
-                    Problem(path, issue.message, _hint(issue.message, issue.hint), offset=issue.offset, value=value)
+                    Problem(
+                        path,
+                        issue.message,
+                        _hint(issue.message, issue.hint),
+                        offset=issue.offset,
+                        value=value,
+                    )
                 )
             return value
         try:
@@ -225,8 +235,10 @@ def _render_tree(
 
 def _hint(message: str, hint: str | None) -> str | None:
     if message.startswith("unknown name `var`"):
-        return "A variable is `{{ vars.name }}` (declared under `vars:`), a parameter " \
+        return (
+            "A variable is `{{ vars.name }}` (declared under `vars:`), a parameter "
             "`{{ params.name }}` (under `params:`)."
+        )
     return hint
 
 
@@ -302,7 +314,9 @@ def _items(
             return None
         return spec
     if isinstance(spec, str):
-        scope = Scope(params=bindings.params, vars=bindings.vars, interval=bindings.interval is not None)
+        scope = Scope(
+            params=bindings.params, vars=bindings.vars, interval=bindings.interval is not None
+        )
         text = expression_text(spec)
         issues = check_template(text, scope, expression=True)
         if issues:
@@ -335,7 +349,7 @@ def _items(
         Problem(
             path,
             f"`for_each` must be a list, an expression or a partition set, got {describe(spec)}",
-            "For example `for_each: [eu, us]`, `for_each: \"{{ params.regions }}\"` or "
+            'For example `for_each: [eu, us]`, `for_each: "{{ params.regions }}"` or '
             "`for_each: {every: day, from: 2024-01-01, to: 2024-01-08}`.",
         )
     )
@@ -359,18 +373,25 @@ def _partition_items(
     missing = [k for k in ("every", "from", "to") if k not in spec]
     if missing:
         problems.append(
-            Problem(path, f"a `for_each` partition set needs `{missing[0]}`",
-                    "For example `{every: day, from: 2024-01-01, to: 2024-01-08}`.")
+            Problem(
+                path,
+                f"a `for_each` partition set needs `{missing[0]}`",
+                "For example `{every: day, from: 2024-01-01, to: 2024-01-08}`.",
+            )
         )
         return None
     bounds: dict[str, Any] = {}
-    scope = Scope(params=bindings.params, vars=bindings.vars, interval=bindings.interval is not None)
+    scope = Scope(
+        params=bindings.params, vars=bindings.vars, interval=bindings.interval is not None
+    )
     for key in ("from", "to"):
         bounds[key] = _render_tree(spec[key], (*path, key), bindings.context(), scope, problems)
     if spec["every"] not in EVERY:
         problems.append(
-            Problem((*path, "every"), f"`every` must be one of {', '.join(EVERY)}, got "
-                    f"{describe(spec['every'])}")
+            Problem(
+                (*path, "every"),
+                f"`every` must be one of {', '.join(EVERY)}, got {describe(spec['every'])}",
+            )
         )
         return None
     try:
@@ -409,8 +430,14 @@ def _check_when(
     for issue in issues:
         offset = None if issue.offset is None else start + issue.offset
         problems.append(
-            Problem(path, prefix + "`when`: " + issue.message, issue.hint, offset=offset,
-                    value=condition, step=own)
+            Problem(
+                path,
+                prefix + "`when`: " + issue.message,
+                issue.hint,
+                offset=offset,
+                value=condition,
+                step=own,
+            )
         )
     if issues:
         return
@@ -419,8 +446,13 @@ def _check_when(
     for name in when_steps(condition):
         if name == own:
             problems.append(
-                Problem(path, prefix + "`when` cannot read the step's own outputs", step=own,
-                        offset=start + text.find(name), value=condition)
+                Problem(
+                    path,
+                    prefix + "`when` cannot read the step's own outputs",
+                    step=own,
+                    offset=start + text.find(name),
+                    value=condition,
+                )
             )
         elif name not in deps:
             deps.append(name)
@@ -455,7 +487,8 @@ def flow_problems(data: dict[Any, Any]) -> list[Problem]:
             out.append(
                 Problem(
                     path,
-                    prefix + f"`on_failure` names an unknown step `{target}`."
+                    prefix
+                    + f"`on_failure` names an unknown step `{target}`."
                     + (f" {close}" if close else ""),
                     "`on_failure` is `fail`, `continue`, or the name of a handler step.",
                     step=names[i],
@@ -466,8 +499,10 @@ def flow_problems(data: dict[Any, Any]) -> list[Problem]:
     for target, i in handlers.items():
         j = known.index(target)
         handler = steps[names.index(target)] if target in names else None
-        if isinstance(handler, dict) and isinstance(handler.get("on_failure"), str) and (
-            handler["on_failure"] not in ("fail", "continue")
+        if (
+            isinstance(handler, dict)
+            and isinstance(handler.get("on_failure"), str)
+            and (handler["on_failure"] not in ("fail", "continue"))
         ):
             out.append(
                 Problem(

@@ -173,8 +173,7 @@ def resolve_params(
                 ParamIssue(
                     name,
                     f"parameter `{name}` has no default and no value was given",
-                    f"Pass it: `headwater run FILE --param {name}=...`, or give it a "
-                    "`default:`.",
+                    f"Pass it: `headwater run FILE --param {name}=...`, or give it a `default:`.",
                 )
             )
             continue

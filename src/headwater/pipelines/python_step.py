@@ -63,8 +63,10 @@ def load_function(reference: str, root: str | Path | None, *, step: str) -> Call
             module = importlib.import_module(module_name)
     except UserCodeError as exc:
         cause = exc.__cause__
-        if isinstance(cause, ModuleNotFoundError) and cause.name and (
-            module_name == cause.name or module_name.startswith(cause.name + ".")
+        if (
+            isinstance(cause, ModuleNotFoundError)
+            and cause.name
+            and (module_name == cause.name or module_name.startswith(cause.name + "."))
         ):
             path = base / (module_name.replace(".", "/") + ".py")
             raise PipelineError(
@@ -119,7 +121,9 @@ def user_code(step: str, reference: str, *, phase: str = "calling") -> Iterator[
         ) from exc
 
 
-def _guarded(batches: Iterable[pa.RecordBatch], step: str, reference: str) -> Iterator[pa.RecordBatch]:
+def _guarded(
+    batches: Iterable[pa.RecordBatch], step: str, reference: str
+) -> Iterator[pa.RecordBatch]:
     iterator = iter(batches)
     while True:
         with user_code(step, reference):
@@ -152,8 +156,7 @@ def _as_reader(result: Any, step: str, reference: str) -> pa.RecordBatchReader:
         first = next(batches, None)
         if first is None:
             raise UserCodeError(
-                f"step `{step}`: `{reference}` returned no batches, so there is no schema to "
-                "write",
+                f"step `{step}`: `{reference}` returned no batches, so there is no schema to write",
                 step=step,
                 field="function",
                 hint="Return an empty pyarrow.Table with the schema instead.",

@@ -167,9 +167,9 @@ def resume(
     written_again = {d for name in rerun for d in plan.outputs(name)}
     pins: dict[str, int] = {}
     for name in plan.order:  # the last reused writer of a dataset wins
-        for dataset, number in reuse.get(name, StepOutcome(name, "", "")).details.get(
-            "dataset_versions", {}
-        ).items():
+        for dataset, number in (
+            reuse.get(name, StepOutcome(name, "", "")).details.get("dataset_versions", {}).items()
+        ):
             if dataset not in written_again:
                 pins[dataset] = int(number)
     return execute(

@@ -14,8 +14,8 @@ source map in :mod:`._positions`; both are re-exported here.
 
 from __future__ import annotations
 
-import re
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
@@ -83,8 +83,8 @@ __all__ = [
     "Partition",
     "PartitionSet",
     "PipelineSpec",
-    "PythonStep",
     "Position",
+    "PythonStep",
     "RangeCheck",
     "RegexCheck",
     "ReplicateStep",
@@ -287,9 +287,7 @@ class PartitionSet(Node):
 class Param(Node):
     """A pipeline parameter: `--param name=value` on the command line."""
 
-    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "list"] = (
-        "string"
-    )
+    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "list"] = "string"
     """The value's type; command-line text is converted to it."""
     default: Any = None
     """The value when none is given; without one the parameter is required."""
@@ -636,9 +634,7 @@ class PythonStep(_StepBase):
     """
 
     type: Literal["python"]
-    function: Annotated[
-        str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
-    ]
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")]
     """`module:function`, e.g. `transforms.orders:add_tax` (`transforms/orders.py`)."""
     inputs_: list[DatasetName] = Field(default_factory=list, alias="inputs")
     """Managed datasets passed to the function, in order."""
@@ -693,9 +689,7 @@ class PipelineSpec(Node):
     )
     """Parameters, set with `headwater run FILE --param name=value`; templates read
     them as `{{ params.name }}`."""
-    vars: dict[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)], Any] = Field(
-        default_factory=dict
-    )
+    vars: dict[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)], Any] = Field(default_factory=dict)
     """Variables: values (templates allowed, rendered in order) read as
     `{{ vars.name }}`."""
     steps: Annotated[list[Step], Field(min_length=1)]

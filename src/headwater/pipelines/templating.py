@@ -215,7 +215,9 @@ def _locals(tree: nodes.Node) -> set[str]:
     """Names the template binds itself (``{% set %}``, ``{% for x in %}``, macros)."""
     out: set[str] = set()
     for node in tree.find_all((nodes.Assign, nodes.For, nodes.Macro, nodes.AssignBlock)):
-        targets = [node.target] if not isinstance(node, nodes.Macro) else []
+        targets: list[nodes.Node] = (
+            [] if isinstance(node, nodes.Macro) else [getattr(node, "target", None) or node]
+        )
         if isinstance(node, nodes.Macro):
             out.add(node.name)
             out.update(a.name for a in node.args)
@@ -231,7 +233,9 @@ def _find(text: str, chain: list[str], lineno: int | None) -> int:
     """Offset of ``a.b.c`` (or ``a['b']``) in ``text``, else the start of its line."""
     pattern = r"\b" + re.escape(chain[0])
     for part in chain[1:]:
-        pattern += r"\s*(?:\.\s*" + re.escape(part) + r"\b|\[\s*['\"]" + re.escape(part) + "['\"]\\s*\\])"
+        pattern += (
+            r"\s*(?:\.\s*" + re.escape(part) + r"\b|\[\s*['\"]" + re.escape(part) + "['\"]\\s*\\])"
+        )
     match = re.search(pattern, text)
     return match.start() if match else _line_offset(text, lineno)
 
