@@ -71,10 +71,32 @@ def init(
 def validate(
     file: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
     param: ParamOption = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval",
+            help="For a backfill pipeline: render it for the interval starting here "
+            "(`2024-01-01`), of size --every.",
+        ),
+    ] = None,
+    every: Annotated[str, typer.Option("--every", help="With --interval: its size.")] = "day",
 ) -> None:
     """Check a pipeline (YAML, fields, templates, SQL, refs, connections, cycles) without running it."""  # noqa: E501
+    window = None
+    if interval is not None:
+        from datetime import timedelta
+
+        from headwater.errors import ConfigError
+        from headwater.pipelines.intervals import intervals, parse_point
+
+        try:
+            start = parse_point(interval)
+            window = intervals(start, start + timedelta(hours=1), every)[0]
+        except ValueError as exc:
+            raise ConfigError(f"invalid `--interval {interval}`: {exc}", field="interval") from None
     with open_workspace() as ws:
-        plan = ws.validate(_shell_path(file), params=cli_params(param))
+        spec = ws.load_pipeline(_shell_path(file), params=cli_params(param), interval=window)
+        plan = ws.plan(spec)
         table = Table(title=f"pipeline {plan.spec.name}: valid", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("step")

@@ -278,11 +278,14 @@ def _name_problem(chain: list[str], scope: Scope) -> tuple[str, str | None] | No
     roots = scope.roots()
     if root not in roots:
         close = did_you_mean(root, roots)
-        hint = (
-            "`steps` is only available in `when:` conditions."
-            if root == "steps"
-            else f"Templates can use: {', '.join(roots)}."
-        )
+        hint = f"Templates can use: {', '.join(roots)}."
+        if root == "steps":
+            hint = "`steps` is only available in `when:` conditions."
+        elif root == "interval":
+            hint = (
+                "`interval` is set by `headwater backfill`; check such a file with "
+                "`headwater validate FILE --interval 2024-01-01`."
+            )
         extra = " (only inside a `for_each` step)" if root == "item" else ""
         extra = " (only in a backfill)" if root == "interval" else extra
         return f"unknown name `{root}`{extra}." + (f" {close}" if close else ""), hint
