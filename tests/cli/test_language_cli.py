@@ -209,3 +209,15 @@ def test_run_resume_from_the_command_line(ws_dir: Path, capsys: pytest.CaptureFi
     assert err.splitlines()[0] == (
         f"error: run `{resumed.id}` succeeded: there is nothing to resume"
     )
+
+
+def test_validate_a_backfill_pipeline(ws_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "validate", "pipelines/daily.yaml")
+    assert code == 1
+    assert "unknown name `interval` (only in a backfill)" in err
+    assert "headwater validate FILE --interval 2024-01-01" in err
+    code, out, err = run_cli(
+        capsys, "validate", "pipelines/daily.yaml", "--interval", "2024-05-01", "--every", "month"
+    )
+    assert code == 0, err
+    assert "staging.day_20240501" in out
