@@ -497,12 +497,11 @@ def flow_problems(data: dict[Any, Any]) -> list[Problem]:
         else:
             handlers[target] = i
     for target, i in handlers.items():
-        j = known.index(target)
-        handler = steps[names.index(target)] if target in names else None
-        if (
-            isinstance(handler, dict)
-            and isinstance(handler.get("on_failure"), str)
-            and (handler["on_failure"] not in ("fail", "continue"))
+        handler = steps[names.index(target)]
+        if isinstance(handler, dict) and handler.get("on_failure") not in (
+            None,
+            "fail",
+            "continue",
         ):
             out.append(
                 Problem(
@@ -513,5 +512,4 @@ def flow_problems(data: dict[Any, Any]) -> list[Problem]:
                     step=target,
                 )
             )
-        del j
     return out
