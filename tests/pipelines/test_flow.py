@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def flaky(counter):
 
 def slow(seconds):
     time.sleep(seconds)
+
+
+def held(release, returned):
+    deadline = time.monotonic() + 30
+    while not Path(release).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Path(returned).write_text("yes")
+    return pa.table({"late": [1]})
 
 
 def note(path, text):
@@ -353,3 +362,29 @@ def test_runs_record_the_pipeline_text_by_hash(ws: Workspace) -> None:
     assert ws.get_run(third.run_id).params["spec_hash"] != hashes[0]
     outputs = ws.get_run(third.run_id).steps[0].details["dataset_versions"]
     assert outputs == {"raw.orders": ws.lake.version("raw.orders")}
+
+
+def test_a_timed_out_attempt_never_commits_late(ws: Workspace) -> None:
+    release, returned = ws.root / "release", ws.root / "returned"
+    write(
+        ws,
+        f"""\
+        name: p
+        steps:
+          - name: held
+            type: python
+            function: userfns:held
+            args: {{release: "{release}", returned: "{returned}"}}
+            to: raw.late
+            timeout: 0.3
+        """,
+    )
+    result = ws.run("p")
+    assert result.step("held").error_type == "StepTimeoutError"
+    release.write_text("go")  # let the abandoned attempt finish
+    deadline = time.monotonic() + 30
+    while not returned.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert returned.exists()
+    time.sleep(0.5)  # the late attempt would write now
+    assert not ws.lake.exists("raw.late")

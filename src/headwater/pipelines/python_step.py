@@ -193,6 +193,10 @@ def run_python(ctx: RunContext, step: PythonStep) -> StepOutcome:
             arguments.append(dataset.to_table())
     with user_code(step.name, step.function):
         result = function(*arguments, **dict(step.args))
+    if step.name in ctx.cancelled:  # timed out while the function ran: write nothing
+        from headwater.errors import StepTimeoutError
+
+        raise StepTimeoutError(f"step `{step.name}` ran past its timeout", step=step.name)
     details: dict[str, Any] = {"input_rows": input_rows, "function": step.function}
     if step.to is None:
         if result is not None:

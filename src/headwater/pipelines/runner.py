@@ -241,6 +241,7 @@ class Runner:
                 if info.deadline is not None and now >= info.deadline:
                     running.pop(future)
                     future.cancel()
+                    self.ctx.cancelled.add(info.name)  # its next batch stops it
                     self._abandoned.append(future)
                     outcome = self._timed_out(info)
                     self._after(outcome, passable, triggered)

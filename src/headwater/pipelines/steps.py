@@ -64,6 +64,9 @@ class RunContext:
     pins: dict[str, int] = field(default_factory=dict)
     """Dataset versions every read of the run is fixed to (a resume reads the versions
     the steps it reuses committed)."""
+    cancelled: set[str] = field(default_factory=set)
+    """Steps the runner gave up on (timed out): their next batch raises instead of being
+    written, so a late attempt never commits."""
 
     def session(self, pins: Mapping[str, int] | None = None) -> EngineSession:
         """A DuckDB session over the lake; ``pins`` fixes the version read of some datasets."""
@@ -90,6 +93,12 @@ class Progress:
         self._last = 0.0
 
     def add(self, rows: int, nbytes: int = 0) -> None:
+        if self.step in self.ctx.cancelled:
+            from headwater.errors import StepTimeoutError
+
+            raise StepTimeoutError(
+                f"step `{self.step}` was stopped: it ran past its timeout", step=self.step
+            )
         self.rows += rows
         self.bytes += nbytes
         now = time.monotonic()
