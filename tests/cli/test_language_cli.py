@@ -196,6 +196,10 @@ def test_run_resume_from_the_command_line(ws_dir: Path, capsys: pytest.CaptureFi
     assert code == 1
     with Workspace.open(ws_dir) as ws:
         failed = ws.runs()[0]
+    code, out, _ = run_cli(capsys, "runs", "show", failed.id)
+    assert "  traceback of your code in `gate`:" in out
+    assert 'hooks.py", line 7, in check_day' in out
+    assert "  interval: 2024-01-01T00:00:00 .. 2024-01-02T00:00:00 (day)" in out
     (ws_dir / "fail-2024-01-01").unlink()
     code, out, err = run_cli(capsys, "run", "--resume", failed.id)
     assert code == 0, out + err

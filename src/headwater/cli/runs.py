@@ -113,6 +113,10 @@ def show(
         for s in run.steps:
             if s.error:
                 console.print(f"[red]{escape(s.step)}: {escape(s.error)}[/]")
+            error = (s.details or {}).get("error")
+            if s.status == "failed" and isinstance(error, dict) and error.get("traceback"):
+                console.print(f"  traceback of your code in `{escape(s.step)}`:")
+                console.out(str(error["traceback"]).rstrip(), highlight=False)
         if spec and isinstance(digest, str):
             version = get_pipeline_version(ws.store, digest)
             if version is not None:
