@@ -388,3 +388,15 @@ def test_a_timed_out_attempt_never_commits_late(ws: Workspace) -> None:
     assert returned.exists()
     time.sleep(0.5)  # the late attempt would write now
     assert not ws.lake.exists("raw.late")
+
+
+def test_retry_delay_doubles_with_jitter_and_is_capped() -> None:
+    import random
+
+    from headwater.pipelines.runner import retry_delay
+
+    rng = random.Random(7)
+    for attempt, full in [(1, 2.0), (2, 4.0), (3, 8.0), (12, 3600.0), (5000, 3600.0)]:
+        delays = [retry_delay(2.0, attempt, rng) for _ in range(200)]
+        assert all(full / 2 <= d <= full for d in delays)
+        assert max(delays) - min(delays) > full / 4  # the waits are spread, not equal

@@ -83,7 +83,7 @@ def run_step_attempt(ctx: RunContext, step: Any) -> StepOutcome:
 
 def retry_delay(base: float, attempt: int, rng: random.Random | None = None) -> float:
     """Seconds before the retry after failed attempt ``attempt`` (1-based), with jitter."""
-    full = min(base * 2.0 ** (attempt - 1), _MAX_DELAY)
+    full = min(base * 2.0 ** min(attempt - 1, 32), _MAX_DELAY)
     fraction: float = (rng or random).random()
     return full * (0.5 + 0.5 * fraction)
 
