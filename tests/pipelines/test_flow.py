@@ -400,3 +400,19 @@ def test_retry_delay_doubles_with_jitter_and_is_capped() -> None:
         delays = [retry_delay(2.0, attempt, rng) for _ in range(200)]
         assert all(full / 2 <= d <= full for d in delays)
         assert max(delays) - min(delays) > full / 4  # the waits are spread, not equal
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_the_step(ws: Workspace) -> None:
+    write(
+        ws,
+        "name: p\nsteps:\n"
+        + EXTRACT
+        + "  - {name: t, type: transform, when: \"steps.extract.rows_out > 'many'\", "
+        'sql: "select 1 as x", to: marts.t}\n',
+    )
+    result = ws.run("p")
+    t = result.step("t")
+    assert (result.status, t.status) == ("failed", "failed")
+    assert t.error is not None
+    assert "step `t`: `when` could not be evaluated: template failed: TypeError" in t.error
+    assert t.error.startswith(f"{ws.root / 'pipelines' / 'p.yaml'}:4:")

@@ -177,6 +177,7 @@ class Runner:
         self._outcomes: dict[str, StepOutcome] = {}
         passable: set[str] = set()  # settled so that the steps after it may run
         triggered: set[str] = set()
+        self._passable, self._triggered = passable, triggered
         running: dict[Future[StepOutcome], _Attempt] = {}
         waiting: dict[str, tuple[float, int]] = {}  # retry: name -> (not before, attempt)
 
@@ -460,8 +461,8 @@ class Runner:
                 field="when",
                 location=self.spec.location_of(("steps", name, "when")),
             )
-            outcome = self._failed(name, error, 0.0)
-            self._record(outcome)
+            outcome = self._record(self._failed(name, error, 0.0))
+            self._after(outcome, self._passable, self._triggered)
             return False
         if value:
             return True
