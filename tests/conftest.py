@@ -15,6 +15,18 @@ IN_CI = bool(os.environ.get("CI"))
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
+@pytest.fixture(autouse=True)
+def wide_console() -> Iterator[None]:
+    """Render CLI output like a wide terminal, so assertions never depend on line wrapping
+    (the console's width otherwise depends on the environment the module was imported in)."""
+    from headwater.cli._state import console, err_console
+
+    old = console.width, err_console.width
+    console.width = err_console.width = 200
+    yield
+    console.width, err_console.width = old
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -32,9 +32,12 @@ pickling so that executors can ship them between processes.
     ├── QualityError
     │   └── CheckFailedError         an ``error`` check that blocks the step
     ├── RunError                     a run or step failed (wraps the cause)
+    │   ├── StepTimeoutError         an attempt ran longer than the step's `timeout:`
+    │   └── ResumeError              a run that cannot be resumed (unknown, still running)
     ├── SchedulerError               the scheduler cannot start or lost its metadata
     ├── SubscriptionError            an unknown subscription, a bad webhook URL or secret
     └── UserCodeError                user Python code raised; keeps the original traceback
+        └── TransientUserCodeError   ... an exception marked `Transient` (retried)
 
 Marker mixins :class:`Transient` and :class:`Terminal` decide whether the runner
 retries; the runner never matches on message text.
@@ -63,15 +66,18 @@ __all__ = [
     "QualityError",
     "QueryError",
     "RefError",
+    "ResumeError",
     "RunError",
     "SchedulerError",
     "SchemaIncompatibleError",
     "SecretError",
     "SourceFormatError",
     "SourceNotFoundError",
+    "StepTimeoutError",
     "SubscriptionError",
     "Terminal",
     "Transient",
+    "TransientUserCodeError",
     "TriggerCycleError",
     "UnknownConnectorError",
     "UnsupportedOperationError",
@@ -243,6 +249,14 @@ class RunError(HeadwaterError):
     """A run or one of its steps failed."""
 
 
+class StepTimeoutError(RunError, Terminal):
+    """A step attempt ran longer than the step's ``timeout:``."""
+
+
+class ResumeError(RunError, Terminal):
+    """A run cannot be resumed: unknown, still running, or its pipeline text is gone."""
+
+
 class SchedulerError(HeadwaterError):
     """The scheduler cannot work: pipelines that do not load, metadata it cannot write."""
 
@@ -257,6 +271,10 @@ class TriggerCycleError(CycleError):
 
 class UserCodeError(HeadwaterError):
     """User-supplied code raised; ``traceback`` keeps the original."""
+
+
+class TransientUserCodeError(UserCodeError, Transient):
+    """User code raised an exception marked :class:`Transient`: the step is retried."""
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str | None:

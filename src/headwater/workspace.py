@@ -208,10 +208,17 @@ class Workspace:
             hint=f"Looked in the current directory and {self.root / 'pipelines'}.",
         )
 
-    def load_pipeline(self, path: str | Path) -> Any:
+    def load_pipeline(
+        self,
+        path: str | Path,
+        *,
+        params: Mapping[str, Any] | None = None,
+        interval: Any = None,
+    ) -> Any:
+        """Load a pipeline file with parameter values (text or typed) and an interval."""
         from headwater.pipelines.loader import load_pipeline
 
-        return load_pipeline(self.pipeline_path(path))
+        return load_pipeline(self.pipeline_path(path), params=params, interval=interval)
 
     def plan(self, spec: Any) -> Any:
         from headwater.pipelines.planner import plan
@@ -223,12 +230,12 @@ class Workspace:
             known_datasets=self.lake.list(),
         )
 
-    def validate(self, path: str | Path) -> Any:
+    def validate(self, path: str | Path, *, params: Mapping[str, Any] | None = None) -> Any:
         """Load and plan a pipeline without running it; returns the plan."""
         from headwater.pipelines.map_step import check_map_steps
         from headwater.pipelines.scheduling.triggers import check_pipeline_triggers
 
-        spec = self.load_pipeline(path)
+        spec = self.load_pipeline(path, params=params)
         check_pipeline_triggers(self.root, spec)  # dataset triggers must not form a loop
         plan = self.plan(spec)
         check_map_steps(plan, self.lake)  # rule columns against the lake's schemas
@@ -241,44 +248,50 @@ class Workspace:
         select: Sequence[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         trigger: str = "manual",
+        params: Mapping[str, Any] | None = None,
+        interval: Any = None,
     ) -> RunResult:
-        """Run a pipeline (a path or a loaded spec) and return its result."""
-        from headwater.pipelines.runner import Runner, new_run_id
-        from headwater.pipelines.steps import RunContext
+        """Run a pipeline (a path or a loaded spec) and return its result.
+
+        ``params`` sets the pipeline's parameters (for a path); ``interval`` is the
+        backfill interval its templates see.
+        """
+        from headwater.pipelines.resume import execute
 
         path: Path | None = None
         if isinstance(pipeline, str | Path):
             path = self.pipeline_path(pipeline)
-            spec = self.load_pipeline(path)
+            spec = self.load_pipeline(path, params=params, interval=interval)
         else:
             spec = pipeline
         plan = self.plan(spec)
         if select:
             plan = plan.subset(list(select))
-        ctx = RunContext(
-            run_id=new_run_id(),
-            pipeline=spec.name,
-            store=self.store,
-            lake=self.lake,
-            connections=self.connections,
-            engine=self.settings.engine,
-            emit=lambda event: None,
-            temp_directory=self.temp_directory,
-        )
-        runner = Runner(
-            ctx,
+        result = execute(
+            self,
             spec,
             plan,
-            max_parallel=self.settings.runner.max_parallel,
             pipeline_file=str(path) if path else None,
             trigger=trigger,
             on_event=on_event,
+            select=select,
         )
-        result = runner.run()
+        self._after_run(result)
+        return result
+
+    def resume(self, run_id: str, *, on_event: Callable[[Event], None] | None = None) -> RunResult:
+        """Rerun only the failed and unfinished steps of a run, reusing the others."""
+        from headwater.pipelines.resume import resume
+
+        result = resume(self, run_id, on_event=on_event)
+        self._after_run(result)
+        return result
+
+    def _after_run(self, result: RunResult) -> None:
+        """Work that follows every finished run: dataset triggers and subscriber notices."""
         from headwater.pipelines.scheduling.triggers import after_run
 
-        after_run(self, result)  # queue dataset-triggered pipelines, notify subscribers
-        return result
+        after_run(self, result)
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:

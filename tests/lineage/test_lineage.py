@@ -8,7 +8,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from headwater.cli._state import console, err_console
 from headwater.cli.app import main
 from headwater.errors import DatasetNotFoundError, HeadwaterError
 from headwater.lineage import downstream, edges, flatten_tree, resolve_column, upstream
@@ -125,15 +124,7 @@ def test_resolve_errors_offer_close_matches(ws: Workspace) -> None:
         resolve_column(ws.store, "revenue")
 
 
-@pytest.fixture
-def wide() -> Iterator[None]:
-    old = console.width, err_console.width
-    console.width = err_console.width = 200
-    yield
-    console.width, err_console.width = old
-
-
-def test_cli(ws: Workspace, capsys: pytest.CaptureFixture[str], wide: None) -> None:
+def test_cli(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lineage", "mart.revenue.revenue"]) == 0
     out = capsys.readouterr().out
     lines = [line.strip(" │├└─") for line in out.splitlines()]

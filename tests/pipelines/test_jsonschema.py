@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from headwater.errors import PipelineSyntaxError
-from headwater.pipelines import PipelineSpec, plan
+from headwater.pipelines import PipelineSpec, parse_pipeline, plan
+from headwater.pipelines.intervals import intervals
 from headwater.pipelines.jsonschema import (
     DOCS_SCHEMA_PATH,
     EXAMPLE_PIPELINE,
@@ -77,7 +78,9 @@ def test_example_and_docs_pipelines_validate() -> None:
     for i, block in enumerate(blocks):
         errors = [e.message for e in validator.iter_errors(_as_json(yaml.safe_load(block)))]
         assert errors == [], f"docs/pipelines.md yaml block {i}: {errors}"
-        spec = PipelineSpec.from_yaml(block, source=f"docs/pipelines.md#{i}")
+        # a backfill pipeline's templates read `interval`: load it as one interval would
+        interval = intervals("2024-01-01", "2024-01-02", "day")[0] if "interval." in block else None
+        spec = parse_pipeline(block, source=f"docs/pipelines.md#{i}", interval=interval)
         plan(spec, dataset_exists=lambda _: True)
 
 

@@ -101,7 +101,7 @@ def test_unknown_step_type_suggests() -> None:
     )
     assert err.location == f"{SRC}:4:11"
     assert err.message == "step `pull`: unknown step type `extrct`. Did you mean `extract`?"
-    assert err.hint == "Valid step types: extract, transform, map, check, load, replicate."
+    assert err.hint == "Valid step types: extract, transform, map, check, load, replicate, python."
     assert err.step == "pull"
     assert err.field == "steps[0].type"
 
@@ -325,7 +325,8 @@ def test_sql_must_be_one_query() -> None:
     assert msg == "step `t`: `sql` must hold exactly one query, found 2 statements"
 
 
-def test_unsupported_template_is_located() -> None:
+def test_unknown_template_name_is_located() -> None:
+    """dbt's `var()` is not a Headwater name: the error points at it and says what is."""
     err = fail(
         """\
         steps:
@@ -338,8 +339,9 @@ def test_unsupported_template_is_located() -> None:
               where day = {{ var('day') }}
         """
     )
-    assert err.location == f"{SRC}:8:19"
-    assert "supports only `{{ ref('zone.name') }}`" in err.message
+    assert err.location == f"{SRC}:8:22"
+    assert err.message == "unknown name `var`. Did you mean `vars`?"
+    assert "`{{ vars.name }}`" in (err.hint or "")
 
 
 def test_unknown_check_type_and_check_errors() -> None:

@@ -55,7 +55,15 @@ def test_exported_members() -> None:
     assert sorted(pipelines.__all__) == sorted(
         name for name in pipelines.__all__ if hasattr(pipelines, name)
     )
-    assert set(STEP_TYPES) == {"extract", "transform", "map", "check", "load", "replicate"}
+    assert set(STEP_TYPES) == {
+        "extract",
+        "transform",
+        "map",
+        "check",
+        "load",
+        "replicate",
+        "python",
+    }
     assert set(CHECK_TYPES) == {
         "not_null",
         "unique",

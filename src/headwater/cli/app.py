@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from headwater import __version__
 from headwater.cli import (
+    backfill,
     checkpoints,
     connections,
     datasets,
@@ -67,6 +68,7 @@ def root(
 
 
 pipelines.register(app)
+backfill.register(app)
 query.register(app)
 quarantine.register(app)
 lineage.register(app)

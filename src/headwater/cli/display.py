@@ -29,6 +29,7 @@ _STYLE = {
     "succeeded": "green",
     "failed": "bold red",
     "skipped": "dim red",
+    "reused": "cyan",
 }
 
 
@@ -141,8 +142,8 @@ def summary_table(result: RunResult) -> Group:
             o.name,
             o.kind,
             Text(o.status, style=_STYLE.get(o.status, "")),
-            fmt_int(o.rows_in) if o.status == "succeeded" else "",
-            fmt_int(o.rows_out) if o.status == "succeeded" else "",
+            fmt_int(o.rows_in) if o.status in ("succeeded", "reused") else "",
+            fmt_int(o.rows_out) if o.status in ("succeeded", "reused") else "",
             Text(fmt_int(o.rows_quarantined), style="yellow" if o.rows_quarantined else "")
             if o.status == "succeeded"
             else "",
@@ -164,6 +165,10 @@ def summary_table(result: RunResult) -> Group:
     for o in result.steps:
         if o.status == "failed" and o.error:
             parts.append(Text(f"  {o.name} failed: {o.error}", style="bold red"))
+        elif o.status == "skipped" and o.error:
+            parts.append(Text(f"  {o.name} skipped: {o.error}", style="dim"))
+        elif o.status == "reused":
+            parts.append(Text(f"  {o.name} reused from run {o.details.get('reused_from', '')}"))
     status_style = "bold green" if result.ok else "bold red"
     quarantined = sum(o.rows_quarantined for o in result.steps)
     parts.append(

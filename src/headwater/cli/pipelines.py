@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,6 +22,32 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("validate")(validate)
     app.command("run")(run)
+
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="Set a pipeline parameter: `--param region=eu` (repeatable); the text is "
+        "converted to the type declared under `params:`.",
+    ),
+]
+
+
+def cli_params(items: list[str] | None) -> dict[str, str]:
+    """``--param k=v`` items as a mapping; a malformed one is a clear error."""
+    from headwater.errors import ConfigError
+    from headwater.pipelines.params import parse_cli_params
+
+    try:
+        return parse_cli_params(items)
+    except ValueError as exc:
+        raise ConfigError(
+            f"`--param {exc}` is not `name=value`",
+            field="param",
+            hint="Write parameters as `--param region=eu`.",
+        ) from None
 
 
 def init(
@@ -44,10 +70,33 @@ def init(
 
 def validate(
     file: Annotated[Path, typer.Argument(help="Pipeline YAML file.")],
+    param: ParamOption = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            "--interval",
+            help="For a backfill pipeline: render it for the interval starting here "
+            "(`2024-01-01`), of size --every.",
+        ),
+    ] = None,
+    every: Annotated[str, typer.Option("--every", help="With --interval: its size.")] = "day",
 ) -> None:
-    """Check a pipeline (YAML, fields, SQL, refs, connections, cycles) without running it."""
+    """Check a pipeline (YAML, fields, templates, SQL, refs, connections, cycles) without running it."""  # noqa: E501
+    window = None
+    if interval is not None:
+        from datetime import timedelta
+
+        from headwater.errors import ConfigError
+        from headwater.pipelines.intervals import intervals, parse_point
+
+        try:
+            start = parse_point(interval)
+            window = intervals(start, start + timedelta(hours=1), every)[0]
+        except ValueError as exc:
+            raise ConfigError(f"invalid `--interval {interval}`: {exc}", field="interval") from None
     with open_workspace() as ws:
-        plan = ws.validate(_shell_path(file))
+        spec = ws.load_pipeline(_shell_path(file), params=cli_params(param), interval=window)
+        plan = ws.plan(spec)
         table = Table(title=f"pipeline {plan.spec.name}: valid", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("step")
@@ -69,7 +118,20 @@ def validate(
 
 
 def run(
-    file: Annotated[Path, typer.Argument(help="Pipeline YAML file (or a name under pipelines/).")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Pipeline YAML file (or a name under pipelines/)."),
+    ] = None,
+    param: ParamOption = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Resume run RUN_ID: rerun only its failed and unfinished steps, reusing the "
+            "outputs the others committed (the run's own pipeline text and parameters).",
+            metavar="RUN_ID",
+        ),
+    ] = None,
     select: Annotated[
         list[str] | None,
         typer.Option("--select", "-s", help="Run only these steps (repeatable)."),
@@ -79,9 +141,29 @@ def run(
     ] = False,
 ) -> None:
     """Run a pipeline with a live per-step display; exit code 1 when any step fails."""
+    from headwater.errors import ConfigError
+
+    if resume is None and file is None:
+        raise ConfigError(
+            "`headwater run` needs a pipeline FILE, or `--resume RUN_ID`",
+            hint="For example `headwater run pipelines/orders.yaml`.",
+        )
+    if resume is not None and (file is not None or param or select):
+        raise ConfigError(
+            "`--resume` reruns a recorded run as it was: give no FILE, --param or --select",
+            hint=f"Run `headwater run --resume {resume}` alone.",
+        )
+    values = cli_params(param)
+
+    def start(on_event: Any = None) -> Any:
+        if resume is not None:
+            return ws.resume(resume, on_event=on_event)
+        assert file is not None
+        return ws.run(_shell_path(file), select=select, params=values, on_event=on_event)
+
     with open_workspace() as ws:
         if output_json:
-            result = ws.run(_shell_path(file), select=select)
+            result = start()
             console.print_json(
                 json.dumps(
                     {
@@ -100,7 +182,7 @@ def run(
             )
         else:
             with LiveRunDisplay(console) as display:
-                result = ws.run(_shell_path(file), select=select, on_event=display.handle)
+                result = start(display.handle)
             console.print(summary_table(result))
         if not result.ok:
             raise typer.Exit(1)

@@ -58,8 +58,14 @@ def list_(
 @app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    spec: Annotated[
+        bool, typer.Option("--spec", help="Also print the pipeline text the run ran.")
+    ] = False,
 ) -> None:
-    """One run with every step: status, rows in/out/quarantined, bytes, error."""
+    """One run with every step: status, rows in/out/quarantined, bytes, error; the pipeline
+    version (hash of its text), parameters and interval."""
+    from headwater.metadata.versions import get_pipeline_version
+
     with open_workspace() as ws:
         run = ws.get_run(run_id)
         console.print(
@@ -68,6 +74,18 @@ def show(
         )
         if run.pipeline_file:
             console.print(f"  file: {escape(run.pipeline_file)}")
+        params = run.params or {}
+        digest = params.get("spec_hash")
+        if isinstance(digest, str):
+            console.print(f"  version: {digest}")
+        if params.get("params"):
+            shown = ", ".join(f"{k}={v}" for k, v in params["params"].items())
+            console.print(f"  params: {escape(shown)}")
+        if isinstance(params.get("interval"), dict):
+            iv = params["interval"]
+            console.print(f"  interval: {iv.get('start')} .. {iv.get('end')} ({iv.get('every')})")
+        if params.get("resumed_from"):
+            console.print(f"  resumed from: {params['resumed_from']}")
         table = Table()
         for col in (
             "step",
@@ -95,6 +113,15 @@ def show(
         for s in run.steps:
             if s.error:
                 console.print(f"[red]{escape(s.step)}: {escape(s.error)}[/]")
+            error = (s.details or {}).get("error")
+            if s.status == "failed" and isinstance(error, dict) and error.get("traceback"):
+                console.print(f"  traceback of your code in `{escape(s.step)}`:")
+                console.out(str(error["traceback"]).rstrip(), highlight=False)
+        if spec and isinstance(digest, str):
+            version = get_pipeline_version(ws.store, digest)
+            if version is not None:
+                console.print(f"\n[bold]pipeline text[/] ({digest[:12]}):")
+                console.out(version.text, highlight=False)
         for r in ws.store.check_results(run_id=run.id):
             if not r.passed:
                 console.print(

@@ -30,6 +30,7 @@ __all__ = [
     "ColumnLineageRow",
     "ConnectionRow",
     "DatasetRow",
+    "PipelineVersionRow",
     "RunRequestRow",
     "RunRow",
     "ScheduleCursorRow",
@@ -37,6 +38,7 @@ __all__ = [
     "SchedulerLeaseRow",
     "SchemaVersionRow",
     "SecretRow",
+    "StepOutputRow",
     "StepRunRow",
     "SubscriptionRow",
     "WebhookDeliveryRow",
@@ -316,4 +318,33 @@ class ColumnLineageRow(Base):
     dst_dataset: Mapped[str] = mapped_column(String(255), index=True)
     dst_column: Mapped[str] = mapped_column(String(255))
     transformation: Mapped[str] = mapped_column(String(20))  # identity | derived
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- pipeline versions ---
+
+
+class PipelineVersionRow(Base):
+    """The text of a pipeline as it ran, keyed by its SHA-256 (runs record the hash)."""
+
+    __tablename__ = "pipeline_versions"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(255), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StepOutputRow(Base):
+    """The version of a dataset a succeeded (or reused) step of a run left behind."""
+
+    __tablename__ = "step_outputs"
+    __table_args__ = (UniqueConstraint("run_id", "step", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    step: Mapped[str] = mapped_column(String(255))
+    dataset: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -20,6 +20,8 @@ __all__ = [
     "StepFinished",
     "StepOutcome",
     "StepProgress",
+    "StepRetried",
+    "StepSkipped",
     "StepStarted",
 ]
 
@@ -104,6 +106,25 @@ class StepProgress(Event):
 @dataclass(frozen=True)
 class StepFinished(Event):
     outcome: StepOutcome
+
+
+@dataclass(frozen=True)
+class StepRetried(Event):
+    """A step failed with a transient error and runs again after ``delay`` seconds."""
+
+    step: str
+    attempt: int  # the attempt that failed
+    delay: float
+    error: str
+
+
+@dataclass(frozen=True)
+class StepSkipped(Event):
+    """A step will not run: its ``when`` is false, an upstream step failed or was skipped,
+    it is a failure handler nothing called, or a resume reused its earlier result."""
+
+    step: str
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,43 @@ def pipeline_json_schema() -> dict[str, Any]:
         ),
     }
     schema.update({k: v for k, v in generated.items() if k not in ("title", "description")})
+    _accept_templates(schema)
     schema["examples"] = [EXAMPLE_PIPELINE]
     return schema
+
+
+#: A string holding a Jinja template: checked after rendering, so any text is accepted.
+TEMPLATE_PATTERN = r"\{\{|\{%"
+
+
+def _accept_templates(node: Any) -> None:
+    """Let a templated string stand where a pattern-checked one is expected.
+
+    ``to: "staging.orders_{{ item }}"`` is only a dataset name once rendered; the
+    loader checks the rendered value, the schema accepts the template.
+    """
+    if isinstance(node, dict):
+        for key, value in list(node.items()):
+            if (
+                isinstance(value, dict)
+                and value.get("type") == "string"
+                and "pattern" in value
+                and key not in ("propertyNames",)
+            ):
+                plain = {k: v for k, v in value.items() if k not in ("description", "title")}
+                kept = {k: v for k, v in value.items() if k in ("description", "title")}
+                node[key] = {
+                    **kept,
+                    "anyOf": [plain, {"type": "string", "pattern": TEMPLATE_PATTERN}],
+                }
+            else:
+                _accept_templates(value)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, dict) and value.get("type") == "string" and "pattern" in value:
+                node[i] = {"anyOf": [value, {"type": "string", "pattern": TEMPLATE_PATTERN}]}
+            else:
+                _accept_templates(value)
 
 
 def render_json_schema() -> str:

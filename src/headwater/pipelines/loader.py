@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from headwater.pipelines._positions import (
     TextLayout,
     format_path,
 )
+from headwater.pipelines.expand import flow_problems, prepare, remap_source
+from headwater.pipelines.intervals import Interval
 from headwater.pipelines.spec import IDENTIFIER_PATTERN, PipelineSpec
 from headwater.transform.refs import check_sql, find_ref_spans
 
@@ -53,8 +56,17 @@ _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 # --------------------------------------------------------------------------- entry points
 
 
-def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and validate a pipeline file; the name defaults to the file stem."""
+def load_pipeline(
+    path: str | Path,
+    *,
+    params: Mapping[str, Any] | None = None,
+    interval: Interval | None = None,
+) -> PipelineSpec:
+    """Read and validate a pipeline file; the name defaults to the file stem.
+
+    ``params`` sets parameters (text is converted to the declared types); ``interval``
+    is the backfill interval templates see as ``interval``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -68,11 +80,22 @@ def load_pipeline(path: str | Path) -> PipelineSpec:
         ) from None
     except OSError as exc:
         raise PipelineError(f"cannot read pipeline file `{path}`: {exc.strerror}") from None
-    return parse_pipeline(text, source=str(path), default_name=_name_from_stem(path.stem))
+    return parse_pipeline(
+        text,
+        source=str(path),
+        default_name=_name_from_stem(path.stem),
+        params=params,
+        interval=interval,
+    )
 
 
 def parse_pipeline(
-    text: str, *, source: str = "<string>", default_name: str | None = None
+    text: str,
+    *,
+    source: str = "<string>",
+    default_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    interval: Interval | None = None,
 ) -> PipelineSpec:
     """Validate pipeline YAML ``text``; ``source`` names it in error locations.
 
@@ -108,14 +131,30 @@ def parse_pipeline(
             [Problem((), "YAML nesting is too deep", position=Position(1, 1))], None, source
         )
     source_map = SourceMap(source, builder.nodes)
-    return _build(data, source_map, source, default_name, builder.problems, builder.bool_words)
+    spec = _build(
+        data,
+        source_map,
+        source,
+        default_name,
+        builder.problems,
+        builder.bool_words,
+        params=params,
+        interval=interval,
+    )
+    spec._text = text
+    return spec
 
 
 def spec_from_data(
-    data: Any, *, source: str | None = None, default_name: str | None = None
+    data: Any,
+    *,
+    source: str | None = None,
+    default_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    interval: Interval | None = None,
 ) -> PipelineSpec:
     """Validate plain data; error locations are field paths such as ``steps[2].sql``."""
-    return _build(data, None, source, default_name, [])
+    return _build(data, None, source, default_name, [], params=params, interval=interval)
 
 
 # --------------------------------------------------------------------------- YAML -> data
@@ -224,6 +263,9 @@ def _build(
     default_name: str | None,
     problems: list[Problem],
     bool_words: dict[SpecPath, str] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    interval: Interval | None = None,
 ) -> PipelineSpec:
     if not isinstance(data, dict):
         problems.append(
@@ -234,6 +276,13 @@ def _build(
             )
         )
         raise_problems(problems, source_map, source, default_name)
+    prepared = prepare(data, params=params, interval=interval)
+    if prepared.problems:
+        known_paths = {p.path for p in problems}
+        problems.extend(p for p in prepared.problems if p.path not in known_paths)
+        raise_problems(problems, source_map, source, _pipeline_name(data, default_name))
+    data = prepared.data
+    source_map = remap_source(source_map, prepared.origin)
     spec: PipelineSpec | None = None
     try:
         spec = PipelineSpec.model_validate(data, context={"default_name": default_name})
@@ -247,9 +296,11 @@ def _build(
         return f"line {pos.line}" if pos is not None else format_path(path)
 
     problems.extend(_semantic_problems(data, where, bool_words or {}))
+    problems.extend(flow_problems(data))
     if problems or spec is None:
         raise_problems(problems, source_map, source, _pipeline_name(data, default_name))
     spec._attach(source_map)
+    spec._bindings = prepared.bindings
     return spec
 
 

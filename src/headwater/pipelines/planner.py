@@ -43,6 +43,7 @@ from headwater.pipelines.spec import (
     LoadStep,
     MapStep,
     PipelineSpec,
+    PythonStep,
     ReplicateStep,
     SpecPath,
     TransformStep,
@@ -51,7 +52,7 @@ from headwater.transform.refs import find_ref_spans
 
 __all__ = ["Edge", "Plan", "plan", "writers_of"]
 
-AnyStep = ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep
+AnyStep = ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep | PythonStep
 
 
 @dataclass(frozen=True)
@@ -454,6 +455,8 @@ def _input_sites(step: AnyStep, i: int) -> list[tuple[str, SpecPath, int | None]
         return [(step.from_, ("steps", i, "from"), None)]
     if isinstance(step, MapStep):
         return map_input_sites(step, i)
+    if isinstance(step, PythonStep):
+        return [(d, ("steps", i, "inputs", k), None) for k, d in enumerate(step.inputs_)]
     return []
 
 

@@ -14,11 +14,21 @@ source map in :mod:`._positions`; both are re-exported here.
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from headwater.errors import InvalidDatasetNameError, PipelineError, did_you_mean
 from headwater.lake.names import quarantine_name
@@ -39,6 +49,7 @@ from headwater.pipelines._nodes import (
     WriteMode,
     custom_error,
     derived_name_field,
+    parse_duration,
     slug,
 )
 from headwater.pipelines._positions import (
@@ -58,6 +69,9 @@ from headwater.pipelines.transform_options import (
 )
 from headwater.transform.refs import DATASET_NAME_PATTERN, find_refs
 
+if TYPE_CHECKING:
+    from headwater.pipelines.expand import Bindings
+
 __all__ = [
     "CHECK_TYPES",
     "DATASET_NAME_PATTERN",
@@ -74,9 +88,12 @@ __all__ = [
     "MapStep",
     "NodeInfo",
     "NotNullCheck",
+    "Param",
     "Partition",
+    "PartitionSet",
     "PipelineSpec",
     "Position",
+    "PythonStep",
     "RangeCheck",
     "RegexCheck",
     "ReplicateStep",
@@ -243,6 +260,51 @@ CHECK_TYPES: dict[str, type[_CheckBase]] = {
 # --------------------------------------------------------------------------- steps
 
 
+def _timeout_seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise PydanticCustomError("timeout", "Input should be seconds or a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "timeout", "Input should be seconds or a duration such as `90s`, `15m`, `2h`"
+            ) from None
+    else:
+        raise PydanticCustomError("timeout", "Input should be seconds or a duration")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise PydanticCustomError("timeout", "Input should be a duration above zero")
+    return seconds
+
+
+#: A step's time limit: seconds, or a duration string (`90s`, `15m`, `2h`, `1d`).
+Timeout = Annotated[float | str, BeforeValidator(_timeout_seconds)]
+
+
+class PartitionSet(Node):
+    """Time partitions for `for_each`: one item per interval, `[from, to)`."""
+
+    every: Literal["hour", "day", "week", "month"]
+    from_: str | date | datetime = Field(alias="from")
+    """The first interval starts here (aligned down to its hour, day, Monday or 1st)."""
+    to: str | date | datetime
+    """The last interval ends here (exclusive)."""
+
+
+class Param(Node):
+    """A pipeline parameter: `--param name=value` on the command line."""
+
+    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "list"] = "string"
+    """The value's type; command-line text is converted to it."""
+    default: Any = None
+    """The value when none is given; without one the parameter is required."""
+    choices: Annotated[list[Scalar], Field(min_length=1)] | None = None
+    """The only values accepted."""
+    description: str | None = None
+
+
 class _StepBase(Node):
     type: str
     name: str = derived_name_field(
@@ -255,7 +317,32 @@ class _StepBase(Node):
     retries: Annotated[int, Field(ge=0)] = 0
     """How many times to retry a step that failed with a transient error."""
     retry_delay: Delay = 1.0
-    """Seconds to wait before the first retry (at most 3600); each next wait doubles."""
+    """Seconds to wait before the first retry (at most 3600); each next wait doubles,
+    and each wait is shortened by a random part of up to half (jitter), so that many
+    retrying steps do not hit a recovering service at the same instant."""
+    when: Annotated[str, Field(min_length=1)] | None = None
+    """Run the step only when this condition is true: a Jinja expression over `params`,
+    `vars` and the outcome of upstream steps, e.g. `steps.check_orders.passed` or
+    `"{{ params.full_refresh }}"`. A step whose condition is false is `skipped`, and so
+    are the steps after it."""
+    for_each: (
+        Annotated[list[Any], Field(min_length=1)]
+        | Annotated[str, Field(min_length=1)]
+        | PartitionSet
+        | None
+    ) = None
+    """Fan out: one child step per item, named `<name>-<item>`, each rendering
+    `{{ item }}`. A list, an expression giving a list (`"{{ params.regions }}"`), or a
+    partition set (`{every: day, from: 2024-01-01, to: 2024-01-08}`, whose items have
+    `start` and `end`). Needs `name`."""
+    timeout: Timeout | None = None
+    """Fail the attempt when it runs longer than this: seconds, or a duration such as
+    `90s`, `15m`, `2h`."""
+    on_failure: Identifier = "fail"
+    """What a failure means: `fail` (default: the steps after it are skipped and the run
+    fails), `continue` (the failure is recorded, the steps after it still run and the run
+    does not fail because of it), or the name of a handler step to run (the steps after
+    it are skipped, the run fails)."""
 
     def inputs(self) -> tuple[str, ...]:
         """Managed datasets this step reads."""
@@ -604,8 +691,45 @@ class LoadStep(_StepBase):
         return f"load_{slug(self.from_)}_to_{slug(self.connection)}"
 
 
+class PythonStep(_StepBase):
+    """Call a Python function `module:function` on Arrow data.
+
+    The function gets one argument per dataset in `inputs` (a `pyarrow.Table`, or with
+    `batches: true` a `pyarrow.RecordBatchReader`), plus `args` as keyword arguments,
+    and returns a table, a record batch, a reader or an iterator of record batches,
+    written to `to`; without `to` it returns nothing. The module is imported from the
+    workspace directory. An exception in the function fails the step as `UserCodeError`
+    with the function's traceback.
+    """
+
+    type: Literal["python"]
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")]
+    """`module:function`, e.g. `transforms.orders:add_tax` (`transforms/orders.py`)."""
+    inputs_: list[DatasetName] = Field(default_factory=list, alias="inputs")
+    """Managed datasets passed to the function, in order."""
+    batches: bool = False
+    """Pass each input as a stream of record batches instead of a whole table."""
+    args: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the function (templates rendered)."""
+    to: DatasetName | None = None
+    """The managed dataset the function's result is written to."""
+    mode: WriteMode = "overwrite"
+    keys: list[ColumnName] = Field(default_factory=list)
+    on_schema_change: OnSchemaChange = "evolve"
+
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(self.inputs_)
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.to,) if self.to else ()
+
+    def default_name(self) -> str:
+        target = self.to or self.function.replace(":", "_")
+        return f"python_{slug(target)}"
+
+
 Step = Annotated[
-    ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
+    ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep | PythonStep,
     Field(discriminator="type"),
 ]
 
@@ -616,6 +740,7 @@ STEP_TYPES: dict[str, type[_StepBase]] = {
     "check": CheckStep,
     "load": LoadStep,
     "replicate": ReplicateStep,
+    "python": PythonStep,
 }
 
 # --------------------------------------------------------------------------- pipeline
@@ -629,6 +754,14 @@ class PipelineSpec(Node):
     name: str = derived_name_field("Pipeline name; defaults to the file name without `.yaml`.")
     description: str | None = None
     """Free text shown in listings and the UI."""
+    params: dict[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)], Param] = Field(
+        default_factory=dict
+    )
+    """Parameters, set with `headwater run FILE --param name=value`; templates read
+    them as `{{ params.name }}`."""
+    vars: dict[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)], Any] = Field(default_factory=dict)
+    """Variables: values (templates allowed, rendered in order) read as
+    `{{ vars.name }}`."""
     steps: Annotated[list[Step], Field(min_length=1)]
     schedule: Schedule | None = None
     """When `headwater scheduler` runs the pipeline: a cron string, or `cron`, `timezone`,
@@ -637,6 +770,8 @@ class PipelineSpec(Node):
     """Run the pipeline when a run commits a new version of one of `trigger.datasets`."""
 
     _source_map: SourceMap | None = PrivateAttr(default=None)
+    _bindings: Bindings | None = PrivateAttr(default=None)
+    _text: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _default_name(self, info: ValidationInfo) -> Self:
@@ -734,8 +869,22 @@ class PipelineSpec(Node):
 
     def step(
         self, name: str
-    ) -> ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep:
+    ) -> ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep | PythonStep:
         return self.steps[self.index_of(name)]
+
+    @property
+    def text(self) -> str:
+        """The pipeline's source text (the file as read, else YAML of the spec)."""
+        return self._text if self._text is not None else self.to_yaml()
+
+    @property
+    def bindings(self) -> Bindings:
+        """Parameter and variable values (and the backfill interval) the spec was built with."""
+        if self._bindings is None:
+            from headwater.pipelines.expand import Bindings
+
+            return Bindings(params={}, vars=dict(self.vars))
+        return self._bindings
 
     def location_of(self, path: SpecPath, *, key: bool = False, offset: int | None = None) -> str:
         """``file:line:col`` of the node at ``path`` (or its nearest ancestor in the file).

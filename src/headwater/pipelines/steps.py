@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -32,6 +32,7 @@ from headwater.pipelines.spec import (
     ExtractStep,
     LoadStep,
     MapStep,
+    PythonStep,
     ReplicateStep,
     TransformStep,
 )
@@ -60,10 +61,18 @@ class RunContext:
     engine: EngineSettings
     emit: Callable[[Event], None]
     temp_directory: str | None = None
+    workspace_root: str | None = None
+    """Where ``python`` steps import their modules from."""
+    pins: dict[str, int] = field(default_factory=dict)
+    """Dataset versions every read of the run is fixed to (a resume reads the versions
+    the steps it reuses committed)."""
+    cancelled: set[str] = field(default_factory=set)
+    """Steps the runner gave up on (timed out): their next batch raises instead of being
+    written, so a late attempt never commits."""
 
     def session(self, pins: Mapping[str, int] | None = None) -> EngineSession:
         """A DuckDB session over the lake; ``pins`` fixes the version read of some datasets."""
-        pinned = dict(pins or {})
+        pinned = {**self.pins, **(pins or {})}
         return EngineSession(
             lambda name, version, as_of: (
                 self.lake.parquet_scan(name, version=pinned.get(name, version), as_of=as_of)
@@ -86,6 +95,12 @@ class Progress:
         self._last = 0.0
 
     def add(self, rows: int, nbytes: int = 0) -> None:
+        if self.step in self.ctx.cancelled:
+            from headwater.errors import StepTimeoutError
+
+            raise StepTimeoutError(
+                f"step `{self.step}` was stopped: it ran past its timeout", step=self.step
+            )
         self.rows += rows
         self.bytes += nbytes
         now = time.monotonic()
@@ -121,7 +136,9 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
         return run_incremental_transform(ctx, step)
     refs = find_refs(step.sql)
     progress = Progress(ctx, step.name)
-    input_rows = {name: int(ctx.lake.dataset(name).count_rows()) for name in refs}
+    input_rows = {
+        name: int(ctx.lake.dataset(name, version=ctx.pins.get(name)).count_rows()) for name in refs
+    }
     with ctx.session() as session:
         session.attach_many(refs)
         sql = render_refs(step.sql, lambda name: ".".join(f'"{p}"' for p in name.split(".")))
@@ -261,7 +278,7 @@ def _run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     dataset = step.from_
     destination = ctx.connections.destination(step.connection)
     progress = Progress(ctx, step.name)
-    version = ctx.lake.version(dataset)
+    version = ctx.pins.get(dataset, ctx.lake.version(dataset))
     load_id = load_id_for(ctx, step, version)
     rejects = ListRejectSink()
     with ctx.session(pins={dataset: version}) as session:
@@ -328,7 +345,7 @@ def _quarantine_load_rejects(
 
 def execute_step(
     ctx: RunContext,
-    step: ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep,
+    step: ExtractStep | TransformStep | MapStep | CheckStep | LoadStep | ReplicateStep | PythonStep,
 ) -> StepOutcome:
     """Run one step and return its outcome (raises on failure)."""
     if isinstance(step, ExtractStep):
@@ -343,6 +360,10 @@ def execute_step(
         return run_check(ctx, step)
     if isinstance(step, LoadStep):
         return run_load(ctx, step)
+    if isinstance(step, PythonStep):
+        from headwater.pipelines.python_step import run_python
+
+        return run_python(ctx, step)
     raise PipelineError(f"step kind `{step.type}` cannot be executed yet", step=step.name)
 
 

@@ -1,10 +1,13 @@
 """``{{ ref('zone.name') }}`` in SQL transforms: find, validate and render.
 
 Pipeline SQL may name managed datasets through ``ref()`` so that the planner can
-derive the order of steps from the data they read. Version 1 of the language
-supports ``ref()`` only: any other template (``{{ var('x') }}``, ``{% if %}``,
-``{# comment #}``) is rejected with a :class:`~headwater.errors.PipelineSyntaxError`
-instead of being passed through to the database as text.
+derive the order of steps from the data they read. A pipeline file's templates
+(parameters, variables, ``{% if %}``) are rendered by
+:mod:`headwater.pipelines.templating` first, which leaves each ``ref()`` in place; the
+SQL that reaches this module holds ``ref()`` only, and any other template left in it
+(say from a parameter value holding ``{{``) is rejected with a
+:class:`~headwater.errors.PipelineSyntaxError` instead of being passed through to the
+database as text.
 
 Errors raised here carry the character ``offset`` of the offending template in
 their ``details`` so that the loader can translate it into a line and column of
