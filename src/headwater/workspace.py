@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from headwater.lake import Lake
     from headwater.metadata.models import RunRow
     from headwater.pipelines.events import Event, RunResult
+    from headwater.quality.profile import DatasetProfile
 
 __all__ = ["DatasetInfo", "Workspace"]
 
@@ -258,6 +259,9 @@ class Workspace:
             emit=lambda event: None,
             temp_directory=self.temp_directory,
         )
+        from headwater.quality.monitor import RunMonitor
+
+        monitor = RunMonitor(self)  # a broken quality/alerts section fails before data moves
         runner = Runner(
             ctx,
             spec,
@@ -267,7 +271,9 @@ class Workspace:
             trigger=trigger,
             on_event=on_event,
         )
-        return runner.run()
+        result = runner.run()
+        monitor.after_run(result)  # metrics, anomalies, score and alerts of this run
+        return result
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:
@@ -349,6 +355,15 @@ class Workspace:
             for name in names
         )
         return self.query(f"SELECT * FROM ({parts}) ORDER BY dataset, rows DESC")
+
+    # -- quality ---------------------------------------------------------------------------
+    def profile(
+        self, name: str, *, version: int | None = None, histograms: bool = True
+    ) -> DatasetProfile:
+        """Profile dataset ``name`` (its current version, or ``version``) and store it."""
+        from headwater.quality.profile import profile_dataset
+
+        return profile_dataset(self, name, version=version, histograms=histograms)
 
     # -- query -----------------------------------------------------------------------------
     def query(

@@ -1,0 +1,572 @@
+"""Column profiles of a dataset version, computed by DuckDB and stored per version.
+
+One aggregate query (pass 1) computes for every column at once: non-null count, approximate
+distinct count (HyperLogLog), min/max, and by type mean, standard deviation and approximate
+quantiles (t-digest) for numbers, string lengths, the most frequent values (``approx_top_k``) and
+pattern matches (email, url, uuid, phone, ISO date) for text. Patterns are matched on a
+Bernoulli sample of about :data:`PATTERN_SAMPLE_ROWS` rows, gated by a ``CASE`` so that rows
+outside the sample never run the regular expressions.
+
+A second, narrower query (pass 2) needs what pass 1 found: equi-width histograms between each
+numeric or temporal column's min and max, and the exact counts of the top values. It reads only
+the columns that need it and is skipped with ``histograms=False``. Row counts come from Parquet
+metadata (``count(*)`` does not scan).
+
+Profiles are stored in ``dataset_profiles`` per (dataset, version), so two versions can be
+compared with :func:`compare_profiles`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from headwater.errors import DatasetError
+from headwater.metadata.models import DatasetProfileRow, utcnow
+from headwater.quality.checks import quote_ident, sql_literal
+
+if TYPE_CHECKING:
+    from headwater.engine.session import EngineSession
+    from headwater.metadata.store import MetadataStore
+    from headwater.workspace import Workspace
+
+__all__ = [
+    "PATTERNS",
+    "PATTERN_SAMPLE_ROWS",
+    "ColumnChange",
+    "ColumnProfile",
+    "DatasetProfile",
+    "compare_profiles",
+    "load_profile",
+    "profile_dataset",
+    "profile_relation",
+    "profile_versions",
+    "save_profile",
+]
+
+# Anchored patterns tried on text columns; a column "is" a pattern when >= 90% of the sampled
+# non-null values match it.
+PATTERNS: dict[str, str] = {
+    "email": r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$",
+    "url": r"^(https?|ftp)://[^\s/$.?#][^\s]*$",
+    "uuid": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    "phone": r"^\+?[0-9]([0-9 ().-]{5,18})[0-9]$",
+    "iso_date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?$",
+}
+PATTERN_SAMPLE_ROWS = 50_000
+PATTERN_THRESHOLD = 0.9
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+TOP_K = 10
+HISTOGRAM_BINS = 20
+
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+)
+
+
+def _kind(duck_type: str) -> str:
+    t = duck_type.upper()
+    if t in _NUMERIC or t.startswith("DECIMAL"):
+        return "numeric"
+    if t.startswith("TIMESTAMP") or t in ("DATE", "TIME"):
+        return "temporal"
+    if t == "VARCHAR":
+        return "text"
+    if t == "BOOLEAN":
+        return "boolean"
+    return "other"
+
+
+@dataclass
+class ColumnProfile:
+    """Statistics of one column; fields that do not apply to its kind stay None."""
+
+    name: str
+    type: str
+    kind: str  # numeric | temporal | text | boolean | other
+    nulls: int
+    null_rate: float
+    distinct: int | None = None  # approximate (HyperLogLog)
+    min: Any = None
+    max: Any = None
+    mean: float | None = None
+    stddev: float | None = None
+    quantiles: dict[str, Any] = field(default_factory=dict)  # "p05" .. "p95"
+    lengths: dict[str, float] = field(default_factory=dict)  # min, mean, max
+    top_values: list[tuple[Any, int | None]] = field(default_factory=list)
+    histogram: dict[str, list[Any]] = field(default_factory=dict)  # edges (n+1), counts (n)
+    patterns: dict[str, float] = field(default_factory=dict)  # share of sampled values
+    pattern: str | None = None  # the inferred pattern, when one fits >= 90%
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "kind": self.kind,
+            "nulls": self.nulls,
+            "null_rate": self.null_rate,
+            "distinct": self.distinct,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "stddev": self.stddev,
+            "quantiles": self.quantiles,
+            "lengths": self.lengths,
+            "top_values": [list(v) for v in self.top_values],
+            "histogram": self.histogram,
+            "patterns": self.patterns,
+            "pattern": self.pattern,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnProfile:
+        top = [(v[0], v[1]) for v in data.get("top_values") or []]
+        return cls(**{**data, "top_values": top})
+
+
+@dataclass
+class DatasetProfile:
+    """The profile of one dataset version."""
+
+    dataset: str
+    version: int | None
+    rows: int
+    columns: list[ColumnProfile]
+    seconds: float = 0.0
+    passes: int = 1
+    sample_rows: int = 0
+    created_at: datetime | None = None
+
+    def column(self, name: str) -> ColumnProfile:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise DatasetError(
+            f"the profile of `{self.dataset}` has no column `{name}`",
+            dataset=self.dataset,
+            hint="Columns: " + ", ".join(c.name for c in self.columns),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "version": self.version,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "passes": self.passes,
+            "sample_rows": self.sample_rows,
+            "columns": [c.to_json() for c in self.columns],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], created_at: datetime | None = None) -> DatasetProfile:
+        return cls(
+            dataset=data["dataset"],
+            version=data.get("version"),
+            rows=int(data["rows"]),
+            columns=[ColumnProfile.from_json(c) for c in data["columns"]],
+            seconds=float(data.get("seconds", 0.0)),
+            passes=int(data.get("passes", 1)),
+            sample_rows=int(data.get("sample_rows", 0)),
+            created_at=created_at,
+        )
+
+
+# --- computing ----------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe scalar: numbers stay numbers, times become ISO text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+class _Aggregates:
+    """Numbered aggregate expressions of one SELECT, read back by name."""
+
+    def __init__(self) -> None:
+        self.exprs: list[str] = []
+        self.index: dict[tuple[str, str], int] = {}
+
+    def add(self, column: str, key: str, expr: str) -> None:
+        self.index[(column, key)] = len(self.exprs)
+        self.exprs.append(expr)
+
+    def get(self, row: tuple[Any, ...], column: str, key: str) -> Any:
+        i = self.index.get((column, key))
+        return None if i is None else row[i]
+
+
+def profile_relation(
+    session: EngineSession,
+    relation: str,
+    *,
+    dataset: str | None = None,
+    version: int | None = None,
+    histograms: bool = True,
+    sample_rows: int = PATTERN_SAMPLE_ROWS,
+) -> DatasetProfile:
+    """Profile ``relation`` (a view or table ``session`` knows) column by column."""
+    started = time.perf_counter()
+    described = session.execute(f"DESCRIBE SELECT * FROM {relation}")
+    columns = [(str(r[0]), str(r[1])) for r in described]
+    rows = int(session.execute(f"SELECT count(*) FROM {relation}")[0][0])
+    fraction = 1.0 if rows <= sample_rows else sample_rows / rows
+
+    agg = _Aggregates()
+    for name, duck_type in columns:
+        q = quote_ident(name)
+        kind = _kind(duck_type)
+        agg.add(name, "count", f"count({q})")
+        if kind == "other":
+            continue
+        agg.add(name, "distinct", f"approx_count_distinct({q})")
+        agg.add(name, "min", f"min({q})")
+        agg.add(name, "max", f"max({q})")
+        if kind == "numeric":
+            agg.add(name, "mean", f"avg({q})")
+            agg.add(name, "stddev", f"stddev_samp({q})")
+            qs = ", ".join(str(x) for x in QUANTILES)
+            agg.add(name, "quantiles", f"approx_quantile({q}, [{qs}])")
+        elif kind == "temporal" and duck_type.upper() != "TIME":
+            qs = ", ".join(str(x) for x in QUANTILES)
+            agg.add(name, "quantiles", f"approx_quantile({q}, [{qs}])")
+        elif kind == "text":
+            agg.add(name, "len_min", f"min(length({q}))")
+            agg.add(name, "len_mean", f"avg(length({q}))")
+            agg.add(name, "len_max", f"max(length({q}))")
+            agg.add(name, "top", f"approx_top_k({q}, {TOP_K})")
+            agg.add(name, "sampled", f"count(CASE WHEN __hw_sample THEN {q} END)")
+            for pattern, regex in PATTERNS.items():
+                agg.add(
+                    name,
+                    f"pattern:{pattern}",
+                    f"count(CASE WHEN __hw_sample THEN CASE WHEN "
+                    f"regexp_full_match({q}, {sql_literal(regex)}) THEN 1 END END)",
+                )
+        elif kind == "boolean":
+            agg.add(name, "top", f"approx_top_k({q}, 2)")
+
+    sample = "TRUE" if fraction >= 1.0 else f"random() < {fraction!r}"
+    needs_sample = any(k[1] == "sampled" for k in agg.index)
+    source = f"(SELECT *, {sample} AS __hw_sample FROM {relation})" if needs_sample else relation
+    row = session.execute(f"SELECT {', '.join(agg.exprs) or '1'} FROM {source}")[0]
+
+    profiles: list[ColumnProfile] = []
+    for name, duck_type in columns:
+        kind = _kind(duck_type)
+        non_null = int(agg.get(row, name, "count") or 0)
+        col = ColumnProfile(
+            name=name,
+            type=duck_type,
+            kind=kind,
+            nulls=rows - non_null,
+            null_rate=(rows - non_null) / rows if rows else 0.0,
+        )
+        if kind != "other":
+            distinct = agg.get(row, name, "distinct")
+            col.distinct = int(distinct) if distinct is not None else None
+            col.min = _plain(agg.get(row, name, "min"))
+            col.max = _plain(agg.get(row, name, "max"))
+        if kind == "numeric":
+            col.mean = _float(agg.get(row, name, "mean"))
+            col.stddev = _float(agg.get(row, name, "stddev"))
+        quantiles = agg.get(row, name, "quantiles")
+        if quantiles:
+            col.quantiles = {
+                f"p{round(p * 100):02d}": _plain(v)
+                for p, v in zip(QUANTILES, quantiles, strict=True)
+            }
+        if kind == "text" and non_null:
+            col.lengths = {
+                "min": float(agg.get(row, name, "len_min")),
+                "mean": round(float(agg.get(row, name, "len_mean")), 3),
+                "max": float(agg.get(row, name, "len_max")),
+            }
+            sampled = int(agg.get(row, name, "sampled") or 0)
+            if sampled:
+                col.patterns = {
+                    p: round(int(agg.get(row, name, f"pattern:{p}") or 0) / sampled, 4)
+                    for p in PATTERNS
+                }
+                best = max(col.patterns.items(), key=lambda kv: kv[1])
+                col.pattern = best[0] if best[1] >= PATTERN_THRESHOLD else None
+        top = agg.get(row, name, "top")
+        if top:
+            col.top_values = [(_plain(v), None) for v in top if v is not None]
+        profiles.append(col)
+
+    passes = 1
+    if histograms and rows:
+        passes += _second_pass(session, relation, profiles, rows)
+    return DatasetProfile(
+        dataset=dataset or relation,
+        version=version,
+        rows=rows,
+        columns=profiles,
+        seconds=round(time.perf_counter() - started, 3),
+        passes=passes,
+        sample_rows=min(rows, sample_rows) if needs_sample else 0,
+    )
+
+
+def _edges(low: float, high: float, bins: int) -> list[float]:
+    step = (high - low) / bins
+    return [low + step * i for i in range(bins)] + [high]
+
+
+def _second_pass(
+    session: EngineSession, relation: str, columns: list[ColumnProfile], rows: int
+) -> int:
+    """Histograms and exact top-value counts; returns 1 when it ran a query, else 0."""
+    agg = _Aggregates()
+    edges: dict[str, list[float]] = {}
+    for col in columns:
+        q = quote_ident(col.name)
+        if col.kind in ("numeric", "temporal") and col.min is not None and col.type != "TIME":
+            value = q if col.kind == "numeric" else f"epoch({q})"
+            low, high = _bounds(session, col)
+            if low is None or high is None:
+                continue
+            bins = HISTOGRAM_BINS if high > low else 1
+            col_edges = _edges(low, high, bins)
+            edges[col.name] = col_edges
+            # histogram(x, boundaries) counts x into the first boundary >= x
+            listed = ", ".join(repr(e) for e in col_edges[1:])
+            agg.add(col.name, "hist", f"histogram(CAST({value} AS DOUBLE), [{listed}])")
+        if col.top_values and (col.distinct or 0) <= max(TOP_K, 0.01 * (rows - col.nulls)):
+            values = ", ".join(sql_literal(v) for v, _ in col.top_values)
+            cast = "VARCHAR" if col.kind == "text" else "BOOLEAN"
+            agg.add(
+                col.name,
+                "topcount",
+                f"histogram(CAST({q} AS {cast})) FILTER (WHERE {q} IN ({values}))",
+            )
+        elif col.top_values:
+            col.top_values = []  # not categorical: no value stands out
+    if not agg.exprs:
+        return 0
+    row = session.execute(f"SELECT {', '.join(agg.exprs)} FROM {relation}")[0]
+    for col in columns:
+        hist = agg.get(row, col.name, "hist")
+        if hist is not None and col.name in edges:
+            col_edges = edges[col.name]
+            counts = [int(hist.get(e, 0)) for e in col_edges[1:]]
+            col.histogram = {"edges": [_round(e) for e in col_edges], "counts": counts}
+        top = agg.get(row, col.name, "topcount")
+        if top is not None:
+            ranked = sorted(top.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
+            col.top_values = [(_plain(v), int(n)) for v, n in ranked]
+    return 1
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _bounds(session: EngineSession, col: ColumnProfile) -> tuple[float | None, float | None]:
+    if col.kind == "numeric":
+        return _float(col.min), _float(col.max)
+    low, high = session.execute(
+        f"SELECT epoch(CAST({sql_literal(col.min)} AS {col.type})), "
+        f"epoch(CAST({sql_literal(col.max)} AS {col.type}))"
+    )[0]
+    return _float(low), _float(high)
+
+
+# --- storing ------------------------------------------------------------------------------------
+
+
+def save_profile(store: MetadataStore, profile: DatasetProfile) -> None:
+    """Store (or replace) the profile of ``profile.dataset`` at ``profile.version``."""
+    if profile.version is None:
+        raise DatasetError(
+            "a profile needs a dataset version to be stored", dataset=profile.dataset
+        )
+    with store.session() as s:
+        row = s.scalar(
+            select(DatasetProfileRow).where(
+                DatasetProfileRow.dataset == profile.dataset,
+                DatasetProfileRow.version == profile.version,
+            )
+        )
+        if row is None:
+            row = DatasetProfileRow(dataset=profile.dataset, version=profile.version)
+            s.add(row)
+        row.rows = profile.rows
+        row.profile = profile.to_json()
+        row.seconds = profile.seconds
+        row.created_at = utcnow()
+
+
+def load_profile(store: MetadataStore, dataset: str, version: int) -> DatasetProfile | None:
+    """The stored profile of ``dataset`` at ``version``, if it was profiled."""
+    with store.session() as s:
+        row = s.scalar(
+            select(DatasetProfileRow).where(
+                DatasetProfileRow.dataset == dataset, DatasetProfileRow.version == version
+            )
+        )
+        if row is None:
+            return None
+        return DatasetProfile.from_json(row.profile, created_at=store.as_utc(row.created_at))
+
+
+def profile_versions(store: MetadataStore, dataset: str) -> list[int]:
+    """Versions of ``dataset`` that have a stored profile, oldest first."""
+    with store.session() as s:
+        return list(
+            s.scalars(
+                select(DatasetProfileRow.version)
+                .where(DatasetProfileRow.dataset == dataset)
+                .order_by(DatasetProfileRow.version)
+            )
+        )
+
+
+# --- comparing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnChange:
+    """How one column differs between two profiles (``change``: added, removed, changed,
+    same). ``mean_shift`` is the move of the mean in standard deviations of the old version."""
+
+    column: str
+    change: str
+    old_type: str | None = None
+    new_type: str | None = None
+    old_null_rate: float | None = None
+    new_null_rate: float | None = None
+    old_distinct: int | None = None
+    new_distinct: int | None = None
+    old_mean: float | None = None
+    new_mean: float | None = None
+    mean_shift: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def compare_profiles(
+    old: DatasetProfile,
+    new: DatasetProfile,
+    *,
+    null_rate_delta: float = 0.01,
+    distinct_ratio: float = 0.1,
+    mean_shift: float = 0.5,
+) -> list[ColumnChange]:
+    """Column-by-column differences; ``changed`` when a type, null rate (by more than
+    ``null_rate_delta``), distinct count (by more than ``distinct_ratio`` relative) or mean (by
+    more than ``mean_shift`` old standard deviations) moved."""
+    before = {c.name: c for c in old.columns}
+    after = {c.name: c for c in new.columns}
+    changes: list[ColumnChange] = []
+    for name in [*before, *(n for n in after if n not in before)]:
+        a, b = before.get(name), after.get(name)
+        if a is None and b is not None:
+            changes.append(ColumnChange(name, "added", new_type=b.type, notes=("new column",)))
+            continue
+        if b is None and a is not None:
+            changes.append(ColumnChange(name, "removed", old_type=a.type, notes=("dropped",)))
+            continue
+        assert a is not None and b is not None
+        notes: list[str] = []
+        if a.type != b.type:
+            notes.append(f"type {a.type} -> {b.type}")
+        if abs(b.null_rate - a.null_rate) > null_rate_delta:
+            notes.append(f"null rate {a.null_rate:.1%} -> {b.null_rate:.1%}")
+        if a.distinct is not None and b.distinct is not None:
+            base = max(a.distinct, 1)
+            if abs(b.distinct - a.distinct) / base > distinct_ratio:
+                notes.append(f"distinct {a.distinct:,} -> {b.distinct:,}")
+        shift = None
+        if a.mean is not None and b.mean is not None:
+            if a.stddev:
+                shift = (b.mean - a.mean) / a.stddev
+                if abs(shift) > mean_shift:
+                    notes.append(f"mean moved {shift:+.2f} sd ({a.mean:.4g} -> {b.mean:.4g})")
+            elif b.mean != a.mean:
+                notes.append(f"mean {a.mean:.4g} -> {b.mean:.4g}")
+        if a.pattern != b.pattern:
+            notes.append(f"pattern {a.pattern or 'none'} -> {b.pattern or 'none'}")
+        changes.append(
+            ColumnChange(
+                name,
+                "changed" if notes else "same",
+                a.type,
+                b.type,
+                a.null_rate,
+                b.null_rate,
+                a.distinct,
+                b.distinct,
+                a.mean,
+                b.mean,
+                shift,
+                tuple(notes),
+            )
+        )
+    return changes
+
+
+def profile_dataset(
+    ws: Workspace, name: str, *, version: int | None = None, histograms: bool = True
+) -> DatasetProfile:
+    """Profile dataset ``name`` at ``version`` (default: current) and store the profile."""
+    from headwater.quality.monitor import relation_of
+
+    lake = ws.lake
+    if not lake.exists(name):
+        from headwater.errors import DatasetNotFoundError, choices_hint
+
+        raise DatasetNotFoundError(
+            f"no dataset named `{name}`",
+            dataset=name,
+            hint=choices_hint(name, lake.list(), "datasets"),
+        )
+    resolved = lake.version(name) if version is None else version
+    with ws.session(version=resolved) as session:
+        session.attach(name)
+        profile = profile_relation(
+            session, relation_of(name), dataset=name, version=resolved, histograms=histograms
+        )
+    save_profile(ws.store, profile)
+    return profile
