@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from headwater.lake import Lake
     from headwater.metadata.models import RunRow
     from headwater.pipelines.events import Event, RunResult
+    from headwater.quality.monitor import QualityReport
     from headwater.quality.profile import DatasetProfile
 
 __all__ = ["DatasetInfo", "Workspace"]
@@ -364,6 +365,12 @@ class Workspace:
         from headwater.quality.profile import profile_dataset
 
         return profile_dataset(self, name, version=version, histograms=histograms)
+
+    def quality(self, name: str, *, measure: bool = False, limit: int = 30) -> QualityReport:
+        """Quality score history of ``name`` (measured now when asked or never scored)."""
+        from headwater.quality.monitor import quality_report
+
+        return quality_report(self, name, measure=measure, limit=limit)
 
     # -- query -----------------------------------------------------------------------------
     def query(

@@ -16,7 +16,10 @@ import typer
 from rich.markup import escape
 
 from headwater import __version__
+from headwater.cli import alerts as alerts_cli
 from headwater.cli import checkpoints, connections, datasets, pipelines, quarantine, query, runs
+from headwater.cli import profile as profile_cli
+from headwater.cli import quality as quality_cli
 from headwater.cli._state import err_console, state
 from headwater.errors import HeadwaterError
 
@@ -58,10 +61,13 @@ def root(
 pipelines.register(app)
 query.register(app)
 quarantine.register(app)
+profile_cli.register(app)
+quality_cli.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")
 app.add_typer(checkpoints.app, name="checkpoints")
+app.add_typer(alerts_cli.app, name="alerts")
 
 
 def _print_error(exc: HeadwaterError) -> None:

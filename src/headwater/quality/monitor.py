@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from headwater.pipelines.events import RunResult
     from headwater.workspace import Workspace
 
-__all__ = ["DatasetQuality", "RunMonitor", "RunQuality", "measure_dataset", "relation_of"]
+__all__ = [
+    "DatasetQuality",
+    "QualityReport",
+    "RunMonitor",
+    "RunQuality",
+    "measure_dataset",
+    "quality_report",
+    "relation_of",
+]
 
 log = logging.getLogger("headwater.quality")
 
@@ -244,3 +252,49 @@ class RunMonitor:
             for row in self.ws.store.check_results(run_id=result.run_id)
             if row.kind != "anomaly"
         ]
+
+
+@dataclass
+class QualityReport:
+    """A dataset's score history (oldest first) and its latest anomaly warnings."""
+
+    dataset: str
+    scores: list[QualityScore]
+    anomalies: list[CheckResultRow]
+
+
+def quality_report(
+    ws: Workspace,
+    name: str,
+    *,
+    measure: bool = False,
+    limit: int = 30,
+    now: datetime | None = None,
+) -> QualityReport:
+    """The score history of ``name``; measured now first when asked or when never scored."""
+    from sqlalchemy import select
+
+    from headwater.errors import DatasetNotFoundError, choices_hint
+    from headwater.quality.score import score_history
+
+    if not ws.lake.exists(name):
+        raise DatasetNotFoundError(
+            f"no dataset named `{name}`",
+            dataset=name,
+            hint=choices_hint(name, ws.lake.list(), "datasets"),
+        )
+    scores = score_history(ws.store, name, limit=limit)
+    if measure or not scores:
+        at = (now or datetime.now(UTC)).astimezone(UTC)
+        RunMonitor(ws).observe_dataset(name, at=at, run_id=None)
+        scores = score_history(ws.store, name, limit=limit)
+    with ws.store.session() as s:
+        anomalies = list(
+            s.scalars(
+                select(CheckResultRow)
+                .where(CheckResultRow.dataset == name, CheckResultRow.kind == "anomaly")
+                .order_by(CheckResultRow.id.desc())
+                .limit(10)
+            )
+        )
+    return QualityReport(name, scores, anomalies)

@@ -53,12 +53,14 @@ __all__ = [
 # Anchored patterns tried on text columns; a column "is" a pattern when >= 90% of the sampled
 # non-null values match it.
 PATTERNS: dict[str, str] = {
+    # most specific first: when several fit (an ISO date also looks like a phone number), the
+    # first one wins
+    "uuid": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
     "email": r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$",
     "url": r"^(https?|ftp)://[^\s/$.?#][^\s]*$",
-    "uuid": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    "phone": r"^\+?[0-9]([0-9 ().-]{5,18})[0-9]$",
     "iso_date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
     r"(Z|[+-][0-9]{2}:?[0-9]{2})?)?$",
+    "phone": r"^\+?[0-9]([0-9 ().-]{5,18})[0-9]$",
 }
 PATTERN_SAMPLE_ROWS = 50_000
 PATTERN_THRESHOLD = 0.9
@@ -329,8 +331,8 @@ def profile_relation(
                     p: round(int(agg.get(row, name, f"pattern:{p}") or 0) / sampled, 4)
                     for p in PATTERNS
                 }
-                best = max(col.patterns.items(), key=lambda kv: kv[1])
-                col.pattern = best[0] if best[1] >= PATTERN_THRESHOLD else None
+                fitting = [p for p, share in col.patterns.items() if share >= PATTERN_THRESHOLD]
+                col.pattern = fitting[0] if fitting else None
         top = agg.get(row, name, "top")
         if top:
             col.top_values = [(_plain(v), None) for v in top if v is not None]
