@@ -20,7 +20,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from headwater.errors import ConfigError
 from headwater.quality.anomaly import AnomalySettings
@@ -118,6 +125,14 @@ class AlertRule(_Model):
         "an incident recovers and opens again.",
     )
     recovery: bool = Field(True, description="Send a notice when the incident recovers.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean True
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
 
     @field_validator("throttle", mode="before")
     @classmethod
