@@ -290,9 +290,14 @@ def alerting_workspace(root: Path, hook: Hook, port: int) -> Workspace:
 
 
 def test_three_failing_runs_alert_once_then_recover_once(
-    tmp_path: Path, hook: Hook, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    hook: Hook,
+    smtp: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+    metadata_url: str,
 ) -> None:
     monkeypatch.setenv("HW_TEST_HOOK_SECRET", SECRET)
+    monkeypatch.setenv("HEADWATER_METADATA_URL", metadata_url)  # SQLite and PostgreSQL
     inbox, port = smtp
     with alerting_workspace(tmp_path, hook, port) as ws:
         hook.fail_first = 1  # the first delivery attempt fails and is retried
@@ -358,7 +363,10 @@ def test_run_failure_alerts_by_slack_and_email(
         assert "RECOVERED" in message_from_bytes(inbox.messages[1][2])["Subject"]
 
 
-def test_throttle_suppresses_a_flapping_condition(tmp_path: Path, hook: Hook) -> None:
+def test_throttle_suppresses_a_flapping_condition(
+    tmp_path: Path, hook: Hook, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_METADATA_URL", metadata_url)
     with Workspace.init(tmp_path / "ws") as ws:
         channels = {"team": build_channel("team", {"type": "slack", "url": hook.url})}
         rule = AlertRule.model_validate(

@@ -77,7 +77,10 @@ def test_unmeasured_components_are_left_out() -> None:
     assert score.score == 75.0 and score.details["weights"] == {"completeness": 1.0}
 
 
-def test_run_records_metrics_and_scores(tmp_path: Path) -> None:
+def test_run_records_metrics_and_scores(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEADWATER_METADATA_URL", metadata_url)  # SQLite and PostgreSQL
     ws = make_workspace(tmp_path)
     try:
         result = ws.run("shop")

@@ -43,6 +43,17 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
         yield workspace
 
 
+@pytest.fixture
+def ws_any_metadata(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Workspace]:
+    """A workspace on SQLite and on PostgreSQL metadata."""
+    monkeypatch.setenv("HEADWATER_METADATA_URL", metadata_url)
+    with Workspace.init(tmp_path / "ws") as workspace:
+        workspace.write("raw.people", PEOPLE)
+        yield workspace
+
+
 def test_statistics_match_hand_computed_values(ws: Workspace) -> None:
     p = ws.profile("raw.people")
     assert p.rows == 10 and p.version == 0 and p.passes == 2
@@ -107,7 +118,8 @@ def test_pattern_sample_on_a_large_text_column(ws: Workspace) -> None:
     assert p.column("i").mean == pytest.approx((n - 1) / 2)
 
 
-def test_profiles_are_stored_per_version_and_compared(ws: Workspace) -> None:
+def test_profiles_are_stored_per_version_and_compared(ws_any_metadata: Workspace) -> None:
+    ws = ws_any_metadata
     ws.profile("raw.people")
     changed = PEOPLE.set_column(
         PEOPLE.schema.get_field_index("amount"),
