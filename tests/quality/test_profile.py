@@ -56,7 +56,8 @@ def ws_any_metadata(
 
 def test_statistics_match_hand_computed_values(ws: Workspace) -> None:
     p = ws.profile("raw.people")
-    assert p.rows == 10 and p.version == 0 and p.passes == 2
+    # histogram bounds come from the Delta log's file statistics: one pass over the data
+    assert p.rows == 10 and p.version == 0 and p.passes == 1
     amount = p.column("amount")
     values = [v for v in AMOUNTS if v is not None]
     assert amount.kind == "numeric" and amount.nulls == 2 and amount.null_rate == 0.2
@@ -90,6 +91,22 @@ def test_statistics_match_hand_computed_values(ws: Workspace) -> None:
     assert ids.distinct == 10 and ids.top_values == []  # all distinct: nothing stands out
 
 
+def test_without_file_statistics_histograms_take_a_second_pass(ws: Workspace) -> None:
+    from headwater.quality.profile import profile_relation
+
+    one = ws.profile("raw.people")
+    with ws.session() as session:
+        session.attach("raw.people")
+        two = profile_relation(session, "raw.people", dataset="raw.people", version=0)
+    assert two.passes == 2
+    for name in ("amount", "ordered_at", "id"):
+        assert two.column(name).histogram == one.column(name).histogram, name
+    assert two.column("country").top_values == one.column("country").top_values
+    bare = ws.profile("raw.people", histograms=False)
+    assert bare.passes == 1 and bare.column("amount").histogram == {}
+    assert bare.column("amount").mean == one.column("amount").mean
+
+
 def test_patterns_are_inferred_from_text(ws: Workspace) -> None:
     p = ws.profile("raw.people")
     assert p.column("email").pattern == "email"
@@ -108,7 +125,8 @@ def test_pattern_sample_on_a_large_text_column(ws: Workspace) -> None:
     n = 200_000
     with ws.session() as session:
         session.con.execute(
-            f"CREATE VIEW big AS SELECT 'u' || i || '@mail.example.com' AS email, i FROM range({n}) t(i)"
+            f"CREATE VIEW big AS SELECT 'u' || i || '@mail.example.com' AS email, i, "
+            f"['a', 'b', 'c', 'd'][i % 4 + 1] AS letter FROM range({n}) t(i)"
         )
         p = profile_relation(session, "big", dataset="big", version=None, sample_rows=10_000)
     assert p.rows == n and p.sample_rows == 10_000
@@ -116,6 +134,14 @@ def test_pattern_sample_on_a_large_text_column(ws: Workspace) -> None:
     assert email.pattern == "email" and email.patterns["email"] == 1.0
     assert email.distinct == pytest.approx(n, rel=0.05)
     assert p.column("i").mean == pytest.approx((n - 1) / 2)
+    # top values of a large column are counted on the sample and scaled up
+    letter = p.column("letter")
+    assert letter.top_values_estimated
+    assert sorted(v for v, _ in letter.top_values) == ["a", "b", "c", "d"]
+    for _, count in letter.top_values:
+        assert count == pytest.approx(n / 4, rel=0.1)
+    assert email.top_values == []  # not categorical
+    assert sum(p.column("i").histogram["counts"]) == n  # from the second pass
 
 
 def test_profiles_are_stored_per_version_and_compared(ws_any_metadata: Workspace) -> None:

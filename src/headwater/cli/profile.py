@@ -46,8 +46,9 @@ def _summary(col: ColumnProfile) -> str:
     if col.lengths:
         parts.append(f"len {col.lengths['min']:.0f}-{col.lengths['max']:.0f}")
     if col.top_values:
+        approx = "≈" if col.top_values_estimated else ""
         shown = ", ".join(
-            f"{_short(v, 12)}" + (f" ({n:,})" if n is not None else "")
+            f"{_short(v, 12)}" + (f" ({approx}{n:,})" if n is not None else "")
             for v, n in col.top_values[:3]
         )
         parts.append(f"top: {shown}")

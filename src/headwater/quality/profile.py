@@ -18,10 +18,12 @@ compared with :func:`compare_profiles`.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from headwater.metadata.store import MetadataStore
     from headwater.workspace import Workspace
 
+log = logging.getLogger("headwater.quality")
+
 __all__ = [
     "PATTERNS",
     "PATTERN_SAMPLE_ROWS",
@@ -43,6 +47,7 @@ __all__ = [
     "ColumnProfile",
     "DatasetProfile",
     "compare_profiles",
+    "delta_bounds",
     "load_profile",
     "profile_dataset",
     "profile_relation",
@@ -118,6 +123,7 @@ class ColumnProfile:
     histogram: dict[str, list[Any]] = field(default_factory=dict)  # edges (n+1), counts (n)
     patterns: dict[str, float] = field(default_factory=dict)  # share of sampled values
     pattern: str | None = None  # the inferred pattern, when one fits >= 90%
+    top_values_estimated: bool = False  # counts scaled up from the sample
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,6 +143,7 @@ class ColumnProfile:
             "histogram": self.histogram,
             "patterns": self.patterns,
             "pattern": self.pattern,
+            "top_values_estimated": self.top_values_estimated,
         }
 
     @classmethod
@@ -239,6 +246,28 @@ class _Aggregates:
         return None if i is None else row[i]
 
 
+def _hist_value(q: str, kind: str) -> str:
+    return f"CAST({q} AS DOUBLE)" if kind == "numeric" else f"CAST(epoch({q}) AS DOUBLE)"
+
+
+def _bucket_expr(value: str, low: float, high: float, bins: int) -> str:
+    """The equal-width bin (0 .. bins-1) of ``value``; values outside [low, high] (bounds from
+    statistics may be rounded) are clamped into the first or last bin."""
+    if bins == 1:
+        return f"histogram(CASE WHEN {value} IS NOT NULL THEN 0 END)"
+    step = (high - low) / bins
+    # greatest() and least() skip NULLs, so NULLs are filtered out, not put in bin 0
+    return (
+        f"histogram(least(greatest(floor(({value} - {low!r}) / {step!r}), 0), {bins - 1})"
+        f"::INTEGER) FILTER (WHERE {value} IS NOT NULL)"
+    )
+
+
+def _histogram_of(bins_counts: Any, low: float, high: float, bins: int) -> dict[str, list[Any]]:
+    counts = [int((bins_counts or {}).get(i, 0)) for i in range(bins)]
+    return {"edges": [_round(e) for e in _edges(low, high, bins)], "counts": counts}
+
+
 def profile_relation(
     session: EngineSession,
     relation: str,
@@ -247,13 +276,21 @@ def profile_relation(
     version: int | None = None,
     histograms: bool = True,
     sample_rows: int = PATTERN_SAMPLE_ROWS,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> DatasetProfile:
-    """Profile ``relation`` (a view or table ``session`` knows) column by column."""
+    """Profile ``relation`` (a view or table ``session`` knows) column by column.
+
+    ``bounds`` (column -> (min, max) as numbers; epoch seconds for times), known from file
+    statistics, let the histograms be computed in the same pass; columns without bounds get
+    their histograms from a second, narrow pass.
+    """
     started = time.perf_counter()
     described = session.execute(f"DESCRIBE SELECT * FROM {relation}")
     columns = [(str(r[0]), str(r[1])) for r in described]
     rows = int(session.execute(f"SELECT count(*) FROM {relation}")[0][0])
     fraction = 1.0 if rows <= sample_rows else sample_rows / rows
+    known = dict(bounds or {})
+    qs = ", ".join(str(x) for x in QUANTILES)
 
     agg = _Aggregates()
     for name, duck_type in columns:
@@ -268,16 +305,17 @@ def profile_relation(
         if kind == "numeric":
             agg.add(name, "mean", f"avg({q})")
             agg.add(name, "stddev", f"stddev_samp({q})")
-            qs = ", ".join(str(x) for x in QUANTILES)
             agg.add(name, "quantiles", f"approx_quantile({q}, [{qs}])")
         elif kind == "temporal" and duck_type.upper() != "TIME":
-            qs = ", ".join(str(x) for x in QUANTILES)
             agg.add(name, "quantiles", f"approx_quantile({q}, [{qs}])")
-        elif kind == "text":
+        if _histogrammable(kind, duck_type) and histograms and name in known:
+            low, high = known[name]
+            bins = HISTOGRAM_BINS if high > low else 1
+            agg.add(name, "hist", _bucket_expr(_hist_value(q, kind), low, high, bins))
+        if kind == "text":
             agg.add(name, "len_min", f"min(length({q}))")
             agg.add(name, "len_mean", f"avg(length({q}))")
             agg.add(name, "len_max", f"max(length({q}))")
-            agg.add(name, "top", f"approx_top_k({q}, {TOP_K})")
             agg.add(name, "sampled", f"count(CASE WHEN __hw_sample THEN {q} END)")
             for pattern, regex in PATTERNS.items():
                 agg.add(
@@ -286,11 +324,12 @@ def profile_relation(
                     f"count(CASE WHEN __hw_sample THEN CASE WHEN "
                     f"regexp_full_match({q}, {sql_literal(regex)}) THEN 1 END END)",
                 )
-        elif kind == "boolean":
-            agg.add(name, "top", f"approx_top_k({q}, 2)")
+        if kind in ("text", "boolean"):
+            # value counts of the sample: top values without a second pass
+            agg.add(name, "sample_counts", f"histogram(CASE WHEN __hw_sample THEN {q} END)")
 
     sample = "TRUE" if fraction >= 1.0 else f"random() < {fraction!r}"
-    needs_sample = any(k[1] == "sampled" for k in agg.index)
+    needs_sample = any(k[1] == "sample_counts" for k in agg.index)
     source = f"(SELECT *, {sample} AS __hw_sample FROM {relation})" if needs_sample else relation
     row = session.execute(f"SELECT {', '.join(agg.exprs) or '1'} FROM {source}")[0]
 
@@ -319,6 +358,10 @@ def profile_relation(
                 f"p{round(p * 100):02d}": _plain(v)
                 for p, v in zip(QUANTILES, quantiles, strict=True)
             }
+        if (name, "hist") in agg.index:
+            low, high = known[name]
+            bins = HISTOGRAM_BINS if high > low else 1
+            col.histogram = _histogram_of(agg.get(row, name, "hist"), low, high, bins)
         if kind == "text" and non_null:
             col.lengths = {
                 "min": float(agg.get(row, name, "len_min")),
@@ -333,14 +376,18 @@ def profile_relation(
                 }
                 fitting = [p for p, share in col.patterns.items() if share >= PATTERN_THRESHOLD]
                 col.pattern = fitting[0] if fitting else None
-        top = agg.get(row, name, "top")
-        if top:
-            col.top_values = [(_plain(v), None) for v in top if v is not None]
+        counts = agg.get(row, name, "sample_counts")
+        categorical = (col.distinct or 0) <= max(TOP_K, 0.01 * non_null)
+        if counts and categorical:
+            ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))[:TOP_K]
+            scale = 1.0 if fraction >= 1.0 else 1.0 / fraction
+            col.top_values = [(_plain(v), round(int(n) * scale)) for v, n in ranked]
+            col.top_values_estimated = fraction < 1.0
         profiles.append(col)
 
     passes = 1
     if histograms and rows:
-        passes += _second_pass(session, relation, profiles, rows)
+        passes += _second_pass(session, relation, profiles)
     return DatasetProfile(
         dataset=dataset or relation,
         version=version,
@@ -352,53 +399,40 @@ def profile_relation(
     )
 
 
+def _histogrammable(kind: str, duck_type: str) -> bool:
+    return kind == "numeric" or (kind == "temporal" and duck_type.upper() != "TIME")
+
+
 def _edges(low: float, high: float, bins: int) -> list[float]:
     step = (high - low) / bins
     return [low + step * i for i in range(bins)] + [high]
 
 
-def _second_pass(
-    session: EngineSession, relation: str, columns: list[ColumnProfile], rows: int
-) -> int:
-    """Histograms and exact top-value counts; returns 1 when it ran a query, else 0."""
+def _second_pass(session: EngineSession, relation: str, columns: list[ColumnProfile]) -> int:
+    """Histograms of the columns whose bounds were not known before pass 1 (from its min and
+    max); returns 1 when it ran a query, else 0."""
     agg = _Aggregates()
-    edges: dict[str, list[float]] = {}
+    ranges: dict[str, tuple[float, float, int]] = {}
     for col in columns:
-        q = quote_ident(col.name)
-        if col.kind in ("numeric", "temporal") and col.min is not None and col.type != "TIME":
-            value = q if col.kind == "numeric" else f"epoch({q})"
-            low, high = _bounds(session, col)
-            if low is None or high is None:
-                continue
-            bins = HISTOGRAM_BINS if high > low else 1
-            col_edges = _edges(low, high, bins)
-            edges[col.name] = col_edges
-            # histogram(x, boundaries) counts x into the first boundary >= x
-            listed = ", ".join(repr(e) for e in col_edges[1:])
-            agg.add(col.name, "hist", f"histogram(CAST({value} AS DOUBLE), [{listed}])")
-        if col.top_values and (col.distinct or 0) <= max(TOP_K, 0.01 * (rows - col.nulls)):
-            values = ", ".join(sql_literal(v) for v, _ in col.top_values)
-            cast = "VARCHAR" if col.kind == "text" else "BOOLEAN"
-            agg.add(
-                col.name,
-                "topcount",
-                f"histogram(CAST({q} AS {cast})) FILTER (WHERE {q} IN ({values}))",
-            )
-        elif col.top_values:
-            col.top_values = []  # not categorical: no value stands out
+        if col.histogram or not _histogrammable(col.kind, col.type) or col.min is None:
+            continue
+        low, high = _bounds(session, col)
+        if low is None or high is None:
+            continue
+        bins = HISTOGRAM_BINS if high > low else 1
+        ranges[col.name] = (low, high, bins)
+        agg.add(
+            col.name,
+            "hist",
+            _bucket_expr(_hist_value(quote_ident(col.name), col.kind), low, high, bins),
+        )
     if not agg.exprs:
         return 0
     row = session.execute(f"SELECT {', '.join(agg.exprs)} FROM {relation}")[0]
     for col in columns:
-        hist = agg.get(row, col.name, "hist")
-        if hist is not None and col.name in edges:
-            col_edges = edges[col.name]
-            counts = [int(hist.get(e, 0)) for e in col_edges[1:]]
-            col.histogram = {"edges": [_round(e) for e in col_edges], "counts": counts}
-        top = agg.get(row, col.name, "topcount")
-        if top is not None:
-            ranked = sorted(top.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-            col.top_values = [(_plain(v), int(n)) for v, n in ranked]
+        if col.name in ranges:
+            low, high, bins = ranges[col.name]
+            col.histogram = _histogram_of(agg.get(row, col.name, "hist"), low, high, bins)
     return 1
 
 
@@ -414,6 +448,61 @@ def _bounds(session: EngineSession, col: ColumnProfile) -> tuple[float | None, f
         f"epoch(CAST({sql_literal(col.max)} AS {col.type}))"
     )[0]
     return _float(low), _float(high)
+
+
+def delta_bounds(
+    location: str, version: int, storage_options: Mapping[str, str] | None = None
+) -> dict[str, tuple[float, float]]:
+    """Per-column (min, max) of a Delta table version from the file statistics in its log
+    (numbers and times as epoch seconds); columns without statistics in every file are left
+    out. Reads no data file."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    table = DeltaTable(location, version=version, storage_options=dict(storage_options or {}))
+    actions = pa.table(table.get_add_actions(flatten=True))
+    out: dict[str, tuple[float, float]] = {}
+    for field_name in actions.column_names:
+        if not field_name.startswith("min."):
+            continue
+        column = field_name[4:]
+        maxes = f"max.{column}"
+        if maxes not in actions.column_names:
+            continue
+        lows = [_epoch_or_number(v) for v in actions[field_name].to_pylist()]
+        highs = [_epoch_or_number(v) for v in actions[maxes].to_pylist()]
+        counts = actions["num_records"].to_pylist() if "num_records" in actions.column_names else []
+        nulls = (
+            actions[f"null_count.{column}"].to_pylist()
+            if f"null_count.{column}" in actions.column_names
+            else [None] * len(lows)
+        )
+        usable = True
+        found_low: list[float] = []
+        found_high: list[float] = []
+        for i, (lo, hi) in enumerate(zip(lows, highs, strict=True)):
+            all_null = bool(counts) and nulls[i] is not None and nulls[i] == counts[i]
+            if all_null:
+                continue
+            if lo is None or hi is None:
+                usable = False
+                break
+            found_low.append(lo)
+            found_high.append(hi)
+        if usable and found_low:
+            out[column] = (min(found_low), max(found_high))
+    return out
+
+
+def _epoch_or_number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool | str | bytes):
+        return None
+    if isinstance(value, datetime):
+        aware: datetime = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    return _float(value)
 
 
 # --- storing ------------------------------------------------------------------------------------
@@ -565,10 +654,21 @@ def profile_dataset(
             hint=choices_hint(name, lake.list(), "datasets"),
         )
     resolved = lake.version(name) if version is None else version
+    bounds: dict[str, tuple[float, float]] = {}
+    if histograms:
+        try:
+            bounds = delta_bounds(lake.location(name), resolved, lake.storage_options)
+        except Exception as exc:  # no usable statistics: pass 2 computes the bounds
+            log.debug("no Delta statistics for %s: %s", name, exc)
     with ws.session(version=resolved) as session:
         session.attach(name)
         profile = profile_relation(
-            session, relation_of(name), dataset=name, version=resolved, histograms=histograms
+            session,
+            relation_of(name),
+            dataset=name,
+            version=resolved,
+            histograms=histograms,
+            bounds=bounds,
         )
     save_profile(ws.store, profile)
     return profile
