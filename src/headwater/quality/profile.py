@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -285,6 +286,7 @@ def profile_relation(
     their histograms from a second, narrow pass.
     """
     started = time.perf_counter()
+    session.execute("SET enable_progress_bar = false")  # no bar drawn over the CLI's output
     described = session.execute(f"DESCRIBE SELECT * FROM {relation}")
     columns = [(str(r[0]), str(r[1])) for r in described]
     rows = int(session.execute(f"SELECT count(*) FROM {relation}")[0][0])
@@ -325,11 +327,14 @@ def profile_relation(
                     f"regexp_full_match({q}, {sql_literal(regex)}) THEN 1 END END)",
                 )
         if kind in ("text", "boolean"):
-            # value counts of the sample: top values without a second pass
-            agg.add(name, "sample_counts", f"histogram(CASE WHEN __hw_sample THEN {q} END)")
+            # the sampled values, counted here: top values without a second pass (cheaper
+            # than histogram() or approx_top_k() on a high-cardinality column)
+            agg.add(
+                name, "sample_values", f"list({q}) FILTER (WHERE __hw_sample AND {q} IS NOT NULL)"
+            )
 
     sample = "TRUE" if fraction >= 1.0 else f"random() < {fraction!r}"
-    needs_sample = any(k[1] == "sample_counts" for k in agg.index)
+    needs_sample = any(k[1] == "sample_values" for k in agg.index)
     source = f"(SELECT *, {sample} AS __hw_sample FROM {relation})" if needs_sample else relation
     row = session.execute(f"SELECT {', '.join(agg.exprs) or '1'} FROM {source}")[0]
 
@@ -376,10 +381,11 @@ def profile_relation(
                 }
                 fitting = [p for p, share in col.patterns.items() if share >= PATTERN_THRESHOLD]
                 col.pattern = fitting[0] if fitting else None
-        counts = agg.get(row, name, "sample_counts")
+        sampled_values = agg.get(row, name, "sample_values")
         categorical = (col.distinct or 0) <= max(TOP_K, 0.01 * non_null)
-        if counts and categorical:
-            ranked = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))[:TOP_K]
+        if sampled_values and categorical:
+            counts = Counter(sampled_values)
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))[:TOP_K]
             scale = 1.0 if fraction >= 1.0 else 1.0 / fraction
             col.top_values = [(_plain(v), round(int(n) * scale)) for v, n in ranked]
             col.top_values_estimated = fraction < 1.0
