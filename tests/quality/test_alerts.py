@@ -27,6 +27,7 @@ from headwater.errors import ConfigError
 from headwater.metadata.models import AlertDeliveryRow
 from headwater.quality.alerts import Alerts, Notification, Signal, build_channel, list_incidents
 from headwater.quality.alerts.incidents import evaluate_signals
+from headwater.quality.metrics import Measurement, record_metrics
 from headwater.quality.settings import AlertRule
 from tests.workspace_helpers import ORDERS_CSV, make_workspace
 
@@ -424,3 +425,69 @@ def test_alerts_commands(
     assert main(["-w", root, "alerts", "list", "--open"]) == 0
     out = capsys.readouterr().out
     assert "failed-checks" in out and "staging.orders/range_amount" in out and "open" in out
+
+
+EVENTS_PIPELINE = """\
+name: events
+steps:
+  - name: extract_events
+    type: extract
+    connection: landing
+    stream: events.csv
+    options: {format: csv, schema: {id: BIGINT, happened_on: DATE}}
+    to: raw.events
+"""
+
+
+def test_anomaly_and_freshness_rules_after_a_real_run(
+    tmp_path: Path, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_workspace(tmp_path, EVENTS_PIPELINE).close()
+    (tmp_path / "data" / "events.csv").write_text(
+        "id,happened_on\n" + "".join(f"{i},2024-01-0{1 + i % 5}\n" for i in range(12))
+    )
+    (tmp_path / "headwater.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            name: test
+            connections:
+              landing: {{type: files, path: data}}
+            quality:
+              freshness:
+                raw.events: {{max_age: 1d}}
+            alerts:
+              channels:
+                team: {{type: slack, url: "{hook.url}/slack"}}
+              rules:
+                - {{name: anomalies, on: anomaly, datasets: ["raw.*"], channels: [team]}}
+                - {{name: stale, on: freshness, channels: [team]}}
+            """
+        )
+    )
+    with Workspace.open(tmp_path) as ws:
+        # two weeks of daily history around 10,000 rows, recorded before this run
+        now = datetime.now(UTC)
+        for day in range(14, 0, -1):
+            record_metrics(
+                ws.store,
+                Measurement("raw.events", now - timedelta(days=day), {"row_count": 10_000.0 + day}),
+            )
+        result = ws.run("shop")
+        assert result.ok
+        texts = sorted(b["text"] for b in hook.bodies("/slack"))
+        assert len(texts) == 2
+        anomaly, stale = texts
+        assert anomaly.startswith(
+            ":rotating_light: [headwater] ALERT anomalies: raw.events/row_count\n"
+            "raw.events: row count 12 is "
+        )
+        assert "MADs below the 28-day median of 10,007.5" in anomaly
+        assert stale.startswith(":rotating_light: [headwater] ALERT stale: raw.events\n")
+        assert (
+            "over the allowed 24.0 h" in stale and "freshness (age of the newest row) is " in stale
+        )
+        (warn,) = [r for r in ws.store.check_results(run_id=result.run_id) if r.kind == "anomaly"]
+        assert warn.severity == "warn" and warn.check == "anomaly:row_count"
+        # the same conditions on the next run: deduplicated
+        assert ws.run("shop").ok
+        assert len(hook.bodies("/slack")) == 2

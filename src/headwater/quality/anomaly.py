@@ -85,7 +85,9 @@ def format_value(metric: str, value: float) -> str:
         return _duration(value)
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if abs(value) >= 1000:
+        return f"{value:,.1f}"
+    return f"{value:.4g}"
 
 
 def _duration(seconds: float) -> str:

@@ -70,7 +70,10 @@ class FreshnessRule(_Model):
     @field_validator("max_age", mode="before")
     @classmethod
     def _age(cls, value: Any) -> float:
-        return parse_duration(value, field="max_age")
+        seconds = parse_duration(value, field="max_age")
+        if seconds <= 0:
+            raise ValueError(f"`max_age` must be more than 0, got {value!r}")
+        return seconds
 
 
 class AnomalyOptions(_Model):
