@@ -491,3 +491,31 @@ def test_anomaly_and_freshness_rules_after_a_real_run(
         # the same conditions on the next run: deduplicated
         assert ws.run("shop").ok
         assert len(hook.bodies("/slack")) == 2
+
+
+def test_unreachable_channel_does_not_fail_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_workspace(tmp_path).close()
+    port = free_port()  # nothing listens there
+    text = (tmp_path / "headwater.yaml").read_text()
+    (tmp_path / "headwater.yaml").write_text(
+        text
+        + textwrap.dedent(
+            f"""\
+            alerts:
+              channels:
+                ops: {{type: webhook, url: "http://127.0.0.1:{port}/hw", retries: 1, backoff: 0}}
+              rules:
+                - {{name: failed-checks, on: check_failure, channels: [ops]}}
+            """
+        )
+    )
+    with Workspace.open(tmp_path) as ws:
+        with caplog.at_level("WARNING", logger="headwater.quality"):
+            assert ws.run("shop").ok
+        assert "alert failed-checks via ops failed after 2 attempt(s)" in caplog.text
+        with ws.store.session() as s:
+            rows = s.query(AlertDeliveryRow).all()
+        assert rows and all(not r.ok and r.attempts == 2 for r in rows)
+        assert all("refused" in (r.error or "").lower() for r in rows)

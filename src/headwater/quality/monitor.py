@@ -120,6 +120,10 @@ class RunMonitor:
                     log.warning("quality metrics of %s failed: %s", name, exc.message)
                     report.errors.append(f"{name}: {exc.message}")
                     continue
+                except Exception as exc:  # the run is over: report, do not fail it
+                    log.warning("quality metrics of %s failed", name, exc_info=True)
+                    report.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                    continue
                 report.datasets[name] = dq
                 signals += self._dataset_signals(dq, result)
         signals += self._check_signals(result)
@@ -137,7 +141,11 @@ class RunMonitor:
             )
         )
         if self.alerts.enabled:
-            report.alerts = self.alerts.process(signals, now=at)
+            try:
+                report.alerts = self.alerts.process(signals, now=at)
+            except Exception as exc:  # e.g. the metadata store went away after the run
+                log.warning("alerts of run %s failed", result.run_id, exc_info=True)
+                report.errors.append(f"alerts: {type(exc).__name__}: {exc}")
             for outcome in report.alerts:
                 for delivery in outcome.deliveries:
                     if not delivery.ok:
