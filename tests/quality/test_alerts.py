@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -519,3 +520,48 @@ def test_unreachable_channel_does_not_fail_the_run(
             rows = s.query(AlertDeliveryRow).all()
         assert rows and all(not r.ok and r.attempts == 2 for r in rows)
         assert all("refused" in (r.error or "").lower() for r in rows)
+
+
+def test_freshness_check_between_runs(
+    tmp_path: Path,
+    hook: Hook,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console, "width", 220)
+    root = tmp_path / "ws"
+    Workspace.init(root).close()
+    (root / "headwater.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            name: test
+            quality:
+              freshness:
+                raw.events: {{max_age: 1h, column: at}}
+            alerts:
+              channels:
+                team: {{type: slack, url: "{hook.url}/slack"}}
+              rules:
+                - {{name: stale, on: freshness, channels: [team]}}
+            """
+        )
+    )
+    now = datetime.now(UTC)
+    with Workspace.open(root) as ws:
+        ws.write("raw.events", pa.table({"at": [now - timedelta(hours=3)], "n": [1]}))
+        ws.write("raw.other", pa.table({"at": [now - timedelta(days=30)]}))  # no expectation
+    assert main(["-w", str(root), "alerts", "check"]) == 0
+    assert "stale raw.events: opened (team ok)" in capsys.readouterr().out
+    (body,) = hook.bodies("/slack")
+    assert body["text"].startswith(":rotating_light: [headwater] ALERT stale: raw.events\n")
+    assert "is 3.0 h, over the allowed 60.0 min" in body["text"]
+    assert main(["-w", str(root), "alerts", "check"]) == 0  # still stale: nothing new sent
+    assert "stale raw.events: repeated" in capsys.readouterr().out
+    with Workspace.open(root) as ws:
+        ws.write("raw.events", pa.table({"at": [now], "n": [2]}))
+    assert main(["-w", str(root), "alerts", "check"]) == 0
+    assert "stale raw.events: resolved (team ok)" in capsys.readouterr().out
+    assert [b["text"].split("\n")[0] for b in hook.bodies("/slack")] == [
+        ":rotating_light: [headwater] ALERT stale: raw.events",
+        ":white_check_mark: [headwater] RECOVERED stale: raw.events",
+    ]

@@ -63,3 +63,26 @@ def test(
         f"attempt(s): {escape(delivery.error or 'unknown error')}"
     )
     raise typer.Exit(1)
+
+
+@app.command("check")
+def check() -> None:
+    """Judge now the freshness of every dataset with a quality.freshness max_age and alert on
+    breaches and recoveries (run it from cron or the scheduler: stale data is data no run
+    writes, so no run would notice)."""
+    from headwater.quality.monitor import RunMonitor
+
+    with open_workspace() as ws:
+        outcomes = RunMonitor(ws).check_freshness()
+    if not outcomes:
+        console.print("no alert changes")
+        return
+    for outcome in outcomes:
+        sent = ", ".join(
+            f"{d.channel} {'ok' if d.ok else 'failed: ' + (d.error or '')}"
+            for d in outcome.deliveries
+        )
+        console.print(
+            f"{escape(outcome.rule)} {escape(outcome.subject)}: {outcome.action}"
+            + (f" ({escape(sent)})" if sent else "")
+        )

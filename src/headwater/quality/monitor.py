@@ -158,6 +158,21 @@ class RunMonitor:
                         )
         return report
 
+    def check_freshness(self, *, now: datetime | None = None) -> list[AlertOutcome]:
+        """Judge the freshness of every dataset with a ``quality.freshness`` expectation now,
+        between runs (a dataset goes stale precisely when nothing writes it), and alert."""
+        at = (now or self.clock()).astimezone(UTC)
+        signals: list[Signal] = []
+        for name in self.ws.lake.list():
+            fresh = self.quality.freshness_for(name)
+            if fresh is None or name.endswith("__quarantine"):
+                continue
+            measurement = measure_dataset(self.ws, name, now=at, column=fresh.column)
+            signal = _freshness_signal(name, measurement, fresh.max_age, None, None)
+            if signal is not None:
+                signals.append(signal)
+        return self.alerts.process(signals, now=at) if self.alerts.enabled else []
+
     def observe_dataset(self, name: str, *, at: datetime, run_id: str | None) -> DatasetQuality:
         """Measure ``name`` now, judge the metrics, record metrics, anomalies and score."""
         fresh = self.quality.freshness_for(name)
@@ -224,25 +239,12 @@ class RunMonitor:
             for a in dq.assessments
         ]
         fresh = self.quality.freshness_for(dq.dataset)
-        age = dq.measurement.values.get("freshness_seconds")
-        if fresh is not None and age is not None:
-            late = age > fresh.max_age
-            metric = "freshness_seconds"
-            signals.append(
-                Signal(
-                    kind="freshness",
-                    subject=dq.dataset,
-                    firing=late,
-                    summary=(
-                        f"{dq.dataset}: {describe_metric(metric)} is {format_value(metric, age)}, "
-                        f"{'over' if late else 'within'} the allowed "
-                        f"{format_value(metric, fresh.max_age)}"
-                    ),
-                    dataset=dq.dataset,
-                    pipeline=result.pipeline,
-                    run_id=result.run_id,
-                )
+        if fresh is not None:
+            signal = _freshness_signal(
+                dq.dataset, dq.measurement, fresh.max_age, result.pipeline, result.run_id
             )
+            if signal is not None:
+                signals.append(signal)
         return signals
 
     def _check_signals(self, result: RunResult) -> list[Signal]:
@@ -260,6 +262,32 @@ class RunMonitor:
             for row in self.ws.store.check_results(run_id=result.run_id)
             if row.kind != "anomaly"
         ]
+
+
+def _freshness_signal(
+    dataset: str,
+    measurement: Measurement,
+    max_age: float,
+    pipeline: str | None,
+    run_id: str | None,
+) -> Signal | None:
+    age = measurement.values.get("freshness_seconds")
+    if age is None:
+        return None
+    late = age > max_age
+    metric = "freshness_seconds"
+    return Signal(
+        kind="freshness",
+        subject=dataset,
+        firing=late,
+        summary=(
+            f"{dataset}: {describe_metric(metric)} is {format_value(metric, age)}, "
+            f"{'over' if late else 'within'} the allowed {format_value(metric, max_age)}"
+        ),
+        dataset=dataset,
+        pipeline=pipeline,
+        run_id=run_id,
+    )
 
 
 @dataclass
