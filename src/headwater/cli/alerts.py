@@ -67,9 +67,11 @@ def test(
 
 @app.command("check")
 def check() -> None:
-    """Judge now the freshness of every dataset with a quality.freshness max_age and alert on
-    breaches and recoveries (run it from cron or the scheduler: stale data is data no run
-    writes, so no run would notice)."""
+    """Judge freshness now and alert on breaches and recoveries.
+
+    Every dataset with a quality.freshness max_age is measured. Run it from cron or the
+    scheduler: stale data is data no run writes, so no run would notice.
+    """
     from headwater.quality.monitor import RunMonitor
 
     with open_workspace() as ws:

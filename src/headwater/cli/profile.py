@@ -136,7 +136,7 @@ def profile(
         bool,
         typer.Option(
             "--histograms/--no-histograms",
-            help="Run the second pass for histograms and exact top-value counts.",
+            help="Compute 20-bin histograms of numbers and times (costs memory on big data).",
         ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
