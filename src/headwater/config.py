@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=lambda: EngineSettings())
     runner: RunnerSettings = Field(default_factory=lambda: RunnerSettings())
     connections: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # validated by headwater.quality.settings (docs/quality.md, docs/alerts.md)
+    quality: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

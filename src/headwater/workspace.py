@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from headwater.lake import Lake
     from headwater.metadata.models import RunRow
     from headwater.pipelines.events import Event, RunResult
+    from headwater.quality.monitor import QualityReport
+    from headwater.quality.profile import DatasetProfile
 
 __all__ = ["DatasetInfo", "Workspace"]
 
@@ -267,6 +269,9 @@ class Workspace:
         plan = self.plan(spec)
         if select:
             plan = plan.subset(list(select))
+        from headwater.quality.monitor import RunMonitor
+
+        monitor = RunMonitor(self)  # a broken quality/alerts section fails before data moves
         result = execute(
             self,
             spec,
@@ -276,21 +281,25 @@ class Workspace:
             on_event=on_event,
             select=select,
         )
-        self._after_run(result)
+        self._after_run(result, monitor)
         return result
 
     def resume(self, run_id: str, *, on_event: Callable[[Event], None] | None = None) -> RunResult:
         """Rerun only the failed and unfinished steps of a run, reusing the others."""
         from headwater.pipelines.resume import resume
+        from headwater.quality.monitor import RunMonitor
 
+        monitor = RunMonitor(self)
         result = resume(self, run_id, on_event=on_event)
-        self._after_run(result)
+        self._after_run(result, monitor)
         return result
 
-    def _after_run(self, result: RunResult) -> None:
-        """Work that follows every finished run: dataset triggers and subscriber notices."""
+    def _after_run(self, result: RunResult, monitor: Any) -> None:
+        """Work that follows every finished run: metrics, anomalies, score and alerts of the
+        run, then dataset triggers and subscriber notices."""
         from headwater.pipelines.scheduling.triggers import after_run
 
+        monitor.after_run(result)
         after_run(self, result)
 
     # -- runs ------------------------------------------------------------------------------
@@ -373,6 +382,21 @@ class Workspace:
             for name in names
         )
         return self.query(f"SELECT * FROM ({parts}) ORDER BY dataset, rows DESC")
+
+    # -- quality ---------------------------------------------------------------------------
+    def profile(
+        self, name: str, *, version: int | None = None, histograms: bool = True
+    ) -> DatasetProfile:
+        """Profile dataset ``name`` (its current version, or ``version``) and store it."""
+        from headwater.quality.profile import profile_dataset
+
+        return profile_dataset(self, name, version=version, histograms=histograms)
+
+    def quality(self, name: str, *, measure: bool = False, limit: int = 30) -> QualityReport:
+        """Quality score history of ``name`` (measured now when asked or never scored)."""
+        from headwater.quality.monitor import quality_report
+
+        return quality_report(self, name, measure=measure, limit=limit)
 
     # -- query -----------------------------------------------------------------------------
     def query(

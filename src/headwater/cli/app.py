@@ -17,12 +17,15 @@ from rich.markup import escape
 
 from headwater import __version__
 from headwater.cli import (
+    alerts,
     backfill,
     checkpoints,
     connections,
     datasets,
     lineage,
     pipelines,
+    profile,
+    quality,
     quarantine,
     query,
     runs,
@@ -72,12 +75,15 @@ backfill.register(app)
 query.register(app)
 quarantine.register(app)
 lineage.register(app)
+profile.register(app)
+quality.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")
 app.add_typer(checkpoints.app, name="checkpoints")
 scheduler_cli.register(app)
 app.add_typer(subscriptions_cli.app, name="subscriptions")
+app.add_typer(alerts.app, name="alerts")
 
 
 def _print_error(exc: HeadwaterError) -> None:

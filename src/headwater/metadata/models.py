@@ -24,13 +24,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "AlertDeliveryRow",
+    "AlertIncidentRow",
     "Base",
     "CheckResultRow",
     "CheckpointRow",
     "ColumnLineageRow",
     "ConnectionRow",
+    "DatasetProfileRow",
     "DatasetRow",
     "PipelineVersionRow",
+    "QualityMetricRow",
+    "QualityScoreRow",
     "RunRequestRow",
     "RunRow",
     "ScheduleCursorRow",
@@ -348,3 +353,85 @@ class StepOutputRow(Base):
     dataset: Mapped[str] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- quality history: profiles, metrics, scores, alert incidents ---
+
+
+class DatasetProfileRow(Base):
+    """The profile of one dataset version (per-column statistics as JSON)."""
+
+    __tablename__ = "dataset_profiles"
+    __table_args__ = (UniqueConstraint("dataset", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seconds: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QualityMetricRow(Base):
+    """One metric of a dataset measured after a run (row_count, null_rate:<col>, ...)."""
+
+    __tablename__ = "quality_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(255), index=True)
+    metric: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float | None] = mapped_column(default=None)
+    run_id: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    version: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class QualityScoreRow(Base):
+    """A dataset's 0-100 quality score and its components (0-1, None when not measured)."""
+
+    __tablename__ = "quality_scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(255), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    score: Mapped[float] = mapped_column()
+    completeness: Mapped[float | None] = mapped_column(default=None)
+    validity: Mapped[float | None] = mapped_column(default=None)
+    consistency: Mapped[float | None] = mapped_column(default=None)
+    timeliness: Mapped[float | None] = mapped_column(default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AlertIncidentRow(Base):
+    """An alert condition of one rule on one subject, from first failure to recovery."""
+
+    __tablename__ = "alert_incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # open | resolved
+    summary: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    notified: Mapped[bool] = mapped_column(default=False)
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    run_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class AlertDeliveryRow(Base):
+    """One notification sent (or attempted) to one channel."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    channel: Mapped[str] = mapped_column(String(255))
+    event: Mapped[str] = mapped_column(String(20))  # opened | recovered | test
+    ok: Mapped[bool] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
