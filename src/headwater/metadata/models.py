@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "Base",
     "CheckResultRow",
+    "CheckSampleRow",
     "CheckpointRow",
     "ConnectionRow",
     "DatasetRow",
@@ -189,3 +190,19 @@ class CheckResultRow(Base):
     rows_failed: Mapped[int] = mapped_column(BigInteger, default=0)
     message: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- quality results ---
+
+
+class CheckSampleRow(Base):
+    """What one check result observed, and a bounded sample of the rows that failed it."""
+
+    __tablename__ = "check_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_result_id: Mapped[int] = mapped_column(
+        ForeignKey("check_results.id", ondelete="CASCADE"), index=True
+    )
+    observed: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    sample: Mapped[list[Any]] = mapped_column(JSON, default=list)
