@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from headwater.errors import CheckFailedError, DatasetNotFoundError
+from headwater.errors import CheckFailedError, DatasetNotFoundError, HeadwaterError
 from headwater.pipelines.events import StepOutcome
-from headwater.quality.checks import compile_check, quote_ident
+from headwater.quality.checks import compile_check, quote_ident, sql_literal
 from headwater.quality.evaluate import CheckOutcome, evaluate_checks
 from headwater.quality.quarantine import quarantine_name
 from headwater.quality.results import save_results
@@ -75,6 +75,39 @@ def dataset_resolver(
     return resolve
 
 
+_ROW_ID = ("__hw_rid",)
+
+
+def _with_row_identity(
+    session: EngineSession, lake: Lake, dataset: str
+) -> tuple[str, tuple[str, ...]]:
+    """The relation to check, with a row identity (Parquet file name and row number) when the
+    dataset's current version is plain local Parquet files (one BIGINT: file number and
+    row number), so the passing rows are read back
+    by an anti-join with the blocked ones instead of evaluating every check twice."""
+    scan = lake.parquet_scan(dataset)
+    if scan is None:
+        return relation_of(dataset), ()
+    files, schema = scan
+    if {"file_index", "file_row_number", *_ROW_ID} & set(schema.names):
+        return relation_of(dataset), ()
+    listed = ", ".join(sql_literal(f) for f in files)
+    source = f"read_parquet([{listed}], union_by_name = true, file_row_number = true)"
+    try:
+        present = {r[0] for r in session.execute(f"DESCRIBE SELECT * FROM {source}")}
+    except HeadwaterError:
+        return relation_of(dataset), ()
+    if not set(schema.names) <= present:
+        return relation_of(dataset), ()
+    columns = ", ".join(quote_ident(n) for n in schema.names)
+    session.execute(
+        f"CREATE OR REPLACE TEMP VIEW __hw_checked AS SELECT {columns}, "
+        # file number (DuckDB's file_index) in the high bits, row number in the low 40
+        f"file_index::BIGINT * 1099511627776 + file_row_number AS __hw_rid FROM {source}"
+    )
+    return "__hw_checked", _ROW_ID
+
+
 def run_check_step(ctx: RunContext, step: CheckStep) -> StepOutcome:
     dataset = step.dataset
     compiled = [
@@ -83,12 +116,14 @@ def run_check_step(ctx: RunContext, step: CheckStep) -> StepOutcome:
     load_id = check_load_id(ctx.run_id, step.name)
     with ctx.session() as session:
         session.attach(dataset)
+        relation, row_id = _with_row_identity(session, ctx.lake, dataset)
         outcome = evaluate_checks(
             session,
-            relation_of(dataset),
+            relation,
             compiled,
             resolve=dataset_resolver(session, ctx.lake, dataset, ctx.run_id),
             dataset=dataset,
+            row_id=row_id,
         )
         _forget_earlier_attempt(ctx, dataset, load_id)
         if outcome.rows_quarantined:

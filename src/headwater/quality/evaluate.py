@@ -65,6 +65,7 @@ class CheckOutcome:
     data_columns: list[str] = field(default_factory=list)
     blocking_predicates: list[str] = field(default_factory=list)
     _labels: list[tuple[str, str]] = field(default_factory=list)
+    row_id: tuple[str, ...] = ()
 
     @property
     def table_failures(self) -> list[CheckResult]:
@@ -76,7 +77,17 @@ class CheckOutcome:
         ]
 
     def passing_rows(self, batch_rows: int = 256_000) -> pa.RecordBatchReader:
+        """The rows no ``error`` check blocks. With row-identity columns, one anti-join with
+        the (small) table of blocked rows; otherwise the blocking predicates again."""
         cols = ", ".join(quote_ident(c) for c in self.data_columns)
+        if self.row_id:
+            ids = ", ".join(quote_ident(c) for c in self.row_id)
+            blocked = " OR ".join(flag for flag, _ in self._labels) or "FALSE"
+            return self.session.reader(
+                f"SELECT {cols} FROM {self.relation} ANTI JOIN "
+                f"(SELECT {ids} FROM {_FAILED} WHERE {blocked}) AS __hw_blocked USING ({ids})",
+                batch_rows=batch_rows,
+            )
         where = " OR ".join(f"coalesce(({p}), FALSE)" for p in self.blocking_predicates)
         return self.session.reader(
             f"SELECT {cols} FROM {self.relation} WHERE NOT ({where or 'FALSE'})",
@@ -216,6 +227,7 @@ def evaluate_checks(
     dataset: str | None = None,
     unique_scope: str | None = None,
     sample_rows: int = SAMPLE_ROWS,
+    row_id: Sequence[str] = (),
 ) -> CheckOutcome:
     """Run ``checks`` over ``relation`` (a view or table name known to ``session``).
 
@@ -315,7 +327,15 @@ def evaluate_checks(
         )
     blocking_predicates = [p for c, p in zip(row_checks, predicates, strict=True) if c.blocking]
     return CheckOutcome(
-        session, relation, results, total, blocked, data_columns, blocking_predicates, labels
+        session,
+        relation,
+        results,
+        total,
+        blocked,
+        data_columns,
+        blocking_predicates,
+        labels,
+        tuple(row_id),
     )
 
 
