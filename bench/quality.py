@@ -84,7 +84,8 @@ SELECT
     END AS country,
     CASE WHEN d = 2 THEN 'not an e-mail'
          ELSE 'customer_' || lpad(((i * 2654435761) % 1000003 + 1)::VARCHAR, 7, '0') || '@'
-              || ['mail.example.com', 'shop.example.org', 'customers.example.net'][(i * 69069) % 3 + 1]
+              || ['mail.example.com', 'shop.example.org', 'customers.example.net']
+                 [(i * 69069) % 3 + 1]
     END AS email
 FROM (SELECT i, CASE WHEN i % 100 = 7 THEN (i // 100) % 5 ELSE -1 END AS d FROM range({rows}) t(i))
 """
@@ -171,7 +172,7 @@ def duckdb_checks(task: dict[str, Any]) -> ChildOutcome:
     return timed.outcome(int(row[-1]))
 
 
-# --- child: headwater ------------------------------------------------------------------------------
+# --- child: headwater ---------------------------------------------------------------------------
 
 PIPELINE_YAML = f"""\
 name: bench_quality
@@ -270,7 +271,9 @@ def gx_checks(task: dict[str, Any]) -> ChildOutcome:
         names.append(f"not_null_{column}")
     suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="id"))
     suite.add_expectation(
-        gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=AMOUNT_MIN, max_value=AMOUNT_MAX)
+        gxe.ExpectColumnValuesToBeBetween(
+            column="amount", min_value=AMOUNT_MIN, max_value=AMOUNT_MAX
+        )
     )
     suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_PATTERN))
     suite.add_expectation(
@@ -310,7 +313,9 @@ def soda_checks(task: dict[str, Any]) -> ChildOutcome:
         import duckdb
         from soda.scan import Scan
     except ImportError as exc:
-        raise ToolUnavailable(f"soda-core-duckdb is not installed ({exc}); see bench/README.md") from exc
+        raise ToolUnavailable(
+            f"soda-core-duckdb is not installed ({exc}); see bench/README.md"
+        ) from exc
     con = duckdb.connect()
     con.execute(f"CREATE VIEW orders AS SELECT * FROM read_parquet({sql_literal(task['input'])})")
     listed = ", ".join(COUNTRIES)
@@ -443,7 +448,9 @@ def main() -> int:
                 counts_file = scratch / "counts.json"
                 if m.error is None and counts_file.exists():
                     got = json.loads(counts_file.read_text())
-                    wrong = {k: (v, expected.get(k)) for k, v in got.items() if expected.get(k) != v}
+                    wrong = {
+                        k: (v, expected.get(k)) for k, v in got.items() if expected.get(k) != v
+                    }
                     if wrong:
                         m.data_error = f"failure counts differ (got, expected): {wrong}"
                         disagreements.append(f"{op.tool}: {wrong}")

@@ -234,9 +234,12 @@ def evaluate_checks(
     ``resolve`` names the relation of another dataset (or a version of this one, for
     ``drift``); ``dataset`` is the name of the checked dataset. ``unique_scope`` is the
     relation in which duplicates are looked for (default: ``relation``); a replay of
-    quarantined rows passes the dataset plus the replayed rows.
+    quarantined rows passes the dataset plus the replayed rows. ``row_id`` names columns of
+    ``relation`` that identify a row and are not data (the check step's Parquet file and row
+    number): the passing rows are then read by an anti-join with the blocked ones instead of
+    evaluating the blocking checks a second time.
     """
-    types = _describe(session, relation)
+    types = {k: v for k, v in _describe(session, relation).items() if k not in row_id}
     data_columns = list(types)
     row_checks = [c for c in checks if c.is_row_check]
     predicates: list[str] = []
