@@ -5,10 +5,11 @@ through that step's *current* checks (as the pipeline file says now, so after a 
 pass), appends the rows that pass to the dataset and removes exactly those rows from the
 quarantine. Rows that still fail stay quarantined, as they were.
 
-Nothing is doubled, even after a crash between the two commits: the append carries a Delta
-application transaction ``(headwater-replay:<quarantine>, <quarantine version read>)``; a replay
-that finds its own marker on the dataset skips the append and only finishes the quarantine
-rewrite, whose new version makes the next replay a new transaction. Row checks are replayed
+Nothing is doubled, even after a crash between the two commits: the append's commit metadata
+names the quarantine version it replayed and the quarantine rows it moved
+(``headwater.replay``, ``headwater.replay_rows``); a replay that finds that marker for the
+current quarantine version skips the evaluation and the append and only finishes the
+quarantine rewrite, whose new version makes the next replay a new one. Row checks are replayed
 (``unique`` looks for duplicates in the dataset plus the replayed rows); table checks judge a
 whole dataset and are not part of a replay. Rows that a source could not parse (rule
 ``parse``) or a destination refused (``schema_contract``) are not replayable this way and are
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from headwater.crashpoints import crash_point
 from headwater.errors import QualityError
 from headwater.pipelines.check_step import dataset_resolver, relation_of
 from headwater.quality.checks import compile_check, quote_ident, sql_literal
@@ -114,12 +116,26 @@ def replay_quarantine(
     qversion = lake.version(qname)
     quarantine = lake.read(qname, version=qversion)
     quarantine = quarantine.append_column(_ROW, pa.array(range(quarantine.num_rows), pa.int64()))
-    load_ids = quarantine["load_id"].to_pylist()
-    runs = quarantine["run_id"].to_pylist()
-    steps = quarantine["step"].to_pylist()
+    marker = f"{qname}@{qversion}"
+    done = lake.commit_metadata(dataset, "headwater.replay", marker)
+    if done is not None:
+        # an earlier replay of this very quarantine version appended its rows and stopped
+        # before rewriting the quarantine: finish that, do not evaluate (or append) again
+        moved = _decode_rows(str(done.get("headwater.replay_rows", "")))
+        result.already_appended = True
+        result.rows_in = result.rows_out = len(moved)
+        result.rows_skipped = quarantine.num_rows - len(moved)
+        _remove_rows(ws, qname, quarantine, moved)
+        return result
     groups: dict[str, list[int]] = {}
     step_files: dict[str, str | Path] = {}
-    for i, (load_id, run, step) in enumerate(zip(load_ids, runs, steps, strict=True)):
+    columns = zip(
+        quarantine["load_id"].to_pylist(),
+        quarantine["run_id"].to_pylist(),
+        quarantine["step"].to_pylist(),
+        strict=True,
+    )
+    for i, (load_id, run, step) in enumerate(columns):
         replayable = isinstance(load_id, str) and load_id.startswith("check:") and step
         if not replayable or (run_id is not None and run != run_id):
             result.rows_skipped += 1
@@ -142,20 +158,44 @@ def replay_quarantine(
     result.rows_quarantined = result.rows_in - result.rows_out
     if not passed:
         return result
-    app_id = f"headwater-replay:{qname}"
-    if lake.transaction_version(dataset, app_id) == qversion:
-        result.already_appended = True
-    else:
-        lake.write(
-            dataset,
-            pa.concat_tables(appended),
-            mode="append",
-            metadata={"headwater.operation": "quarantine replay"},
-            transaction=(app_id, qversion),
-        )
-    keep = pc.invert(pc.is_in(quarantine[_ROW], pa.array(passed, pa.int64())))
-    lake.write(qname, quarantine.filter(keep).drop_columns([_ROW]), mode="overwrite")
+    lake.write(
+        dataset,
+        pa.concat_tables(appended),
+        mode="append",
+        metadata={"headwater.replay": marker, "headwater.replay_rows": _encode_rows(passed)},
+    )
+    crash_point("replay.after_append")
+    _remove_rows(ws, qname, quarantine, passed)
     return result
+
+
+def _remove_rows(ws: Workspace, qname: str, quarantine: pa.Table, rows: list[int]) -> None:
+    """Rewrite the quarantine without the given row numbers (one commit)."""
+    keep = pc.invert(pc.is_in(quarantine[_ROW], pa.array(rows, pa.int64())))
+    ws.lake.write(qname, quarantine.filter(keep).drop_columns([_ROW]), mode="overwrite")
+
+
+def _encode_rows(rows: list[int]) -> str:
+    """Row numbers as compact ranges: ``0-4,7,9-12``."""
+    parts: list[str] = []
+    ordered = sorted(rows)
+    start = prev = ordered[0]
+    for n in [*ordered[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(parts)
+
+
+def _decode_rows(text: str) -> list[int]:
+    rows: list[int] = []
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        rows.extend(range(int(low), int(high or low) + 1))
+    return rows
 
 
 def _pipeline_file(ws: Workspace, run_id: str, step: str) -> str:
