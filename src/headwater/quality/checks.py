@@ -181,7 +181,9 @@ def _references(cols: Sequence[str], spec: Mapping[str, Any]) -> str:
     column = _need_column("references", cols)
     target = spec.get("to_column") or column
     col = quote_ident(column)
-    return f"{col} IS NOT NULL AND {col} NOT IN (SELECT {quote_ident(target)} FROM {OTHER})"
+    ref = quote_ident(target)
+    # the NULLs of the other side are left out: `x NOT IN (..., NULL)` is never TRUE
+    return f"{col} IS NOT NULL AND {col} NOT IN (SELECT {ref} FROM {OTHER} WHERE {ref} IS NOT NULL)"
 
 
 _ROW_CHECKS = {
