@@ -238,7 +238,13 @@ def run_child(
         result_path = Path(tmp) / "result.json"
         stderr_path = Path(tmp) / "output.txt"
         child_env = {**os.environ, **(env or {}), RESULT_ENV: str(result_path)}
-        argv = [python or sys.executable, str(script), CHILD_FLAG, operation, json.dumps(dict(task))]
+        argv = [
+            python or sys.executable,
+            str(script),
+            CHILD_FLAG,
+            operation,
+            json.dumps(dict(task)),
+        ]
         started = time.perf_counter()
         with open(stderr_path, "wb") as output:  # the child's logs stay out of the report
             proc = subprocess.run(
