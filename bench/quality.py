@@ -101,6 +101,7 @@ class Op:
 
 OPS = (
     Op("headwater", "10 checks + quarantine", "headwater_checks"),
+    Op("headwater", "10 checks, warn (count only)", "headwater_checks_warn"),
     Op("duckdb", "10 checks, one SQL query", "duckdb_checks"),
     Op("great_expectations", "10 expectations (pandas)", "gx_checks", peer_env=True),
     Op("soda", "10 checks (duckdb)", "soda_checks", peer_env=True),
@@ -208,13 +209,19 @@ def _headwater_workspace(task: dict[str, Any]) -> Any:
     return ws
 
 
-def headwater_checks(task: dict[str, Any]) -> ChildOutcome:
+def headwater_checks(task: dict[str, Any], *, warn: bool = False) -> ChildOutcome:
     from headwater.quality.quarantine import quarantine_name
 
     ws = _headwater_workspace(task)
     path = Path(task["scratch"]) / "workspace" / "pipelines" / "bench_quality.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PIPELINE_YAML)
+    text = PIPELINE_YAML.replace("}\n", ", severity: warn}\n") if warn else PIPELINE_YAML
+    path.write_text(text)
+    # imports are setup, as for the peers (their imports and contexts are not timed either)
+    import headwater.pipelines.check_step
+    import headwater.pipelines.loader
+    import headwater.pipelines.runner  # noqa: F401
+
     with Stopwatch() as timed:
         result = ws.run(str(path))
     if not result.ok:
@@ -223,7 +230,8 @@ def headwater_checks(task: dict[str, Any]) -> ChildOutcome:
     counts = {c["name"]: int(c["rows_failed"]) for c in step.details["checks"]}
     save_counts(task, counts)
     kept = int(ws.lake.dataset("raw.orders").count_rows())
-    quarantined = int(ws.lake.dataset(quarantine_name("raw.orders")).count_rows())
+    qname = quarantine_name("raw.orders")
+    quarantined = int(ws.lake.dataset(qname).count_rows()) if ws.lake.exists(qname) else 0
     problem = None
     if kept + quarantined != step.rows_in or quarantined != step.rows_quarantined:
         problem = (
@@ -231,6 +239,11 @@ def headwater_checks(task: dict[str, Any]) -> ChildOutcome:
         )
     ws.close()
     return timed.outcome(step.rows_in, problem)
+
+
+def headwater_checks_warn(task: dict[str, Any]) -> ChildOutcome:
+    """The same checks with `severity: warn`: counted and sampled, nothing moved."""
+    return headwater_checks(task, warn=True)
 
 
 def headwater_profile(task: dict[str, Any]) -> ChildOutcome:
@@ -369,6 +382,7 @@ def soda_checks(task: dict[str, Any]) -> ChildOutcome:
 CHILD_OPERATIONS = {
     "duckdb_checks": duckdb_checks,
     "headwater_checks": headwater_checks,
+    "headwater_checks_warn": headwater_checks_warn,
     "headwater_profile": headwater_profile,
     "gx_checks": gx_checks,
     "soda_checks": soda_checks,
