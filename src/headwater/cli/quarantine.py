@@ -71,8 +71,9 @@ def replay(
 ) -> None:
     """Rerun quarantined rows through their check step as it is now (after a fix).
 
-    Rows that pass are appended to the dataset and removed from quarantine; rows that still
-    fail stay. Safe to run twice: nothing is doubled.
+    Passing rows go back to the dataset and leave the quarantine; failing rows stay.
+
+    Safe to run twice: nothing is doubled.
     """
     from headwater.pipelines.replay import replay_quarantine
 
