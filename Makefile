@@ -6,7 +6,7 @@ HW := $(VENV)/bin/headwater
 DEMO_DIR ?= .demo
 ROWS ?= 10000000
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench bench-quality clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ format: install
 bench: install
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[bench]'
 	$(PY) bench/file_ingest.py --rows $(ROWS) --json bench/file_ingest.json
+
+bench/.venv-quality/bin/python: bench/requirements-quality.txt
+	python3 -m venv bench/.venv-quality
+	bench/.venv-quality/bin/pip install -q --disable-pip-version-check -r bench/requirements-quality.txt
+	touch $@
+
+bench-quality: install bench/.venv-quality/bin/python
+	$(PY) bench/quality.py --rows $(ROWS) --repeat 3 --json bench/quality.json
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,8 @@ Points (each one sits between two effects whose order matters):
     an overwrite filled its staging table, the swap has not happened.
 ``load.after_commit``
     a destination committed, the step's outcome not yet recorded.
+``replay.after_append``
+    a quarantine replay appended the passing rows, the quarantine not yet rewritten.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ POINTS = (
     "load.before_commit",
     "load.during_swap",
     "load.after_commit",
+    "replay.after_append",
 )
 
 _hits: dict[str, int] = {}

@@ -300,7 +300,7 @@ def test_quarantine_command(ws_dir: Path, capsys: pytest.CaptureFixture[str]) ->
     lines = [line for line in out.splitlines() if "raw.orders" in line or "staging.orders" in line]
     assert any("parse" in line and " 2 " in line for line in lines), out
     assert any("range_amount" in line and " 1 " in line for line in lines), out
-    code, out, _ = run_cli(capsys, "quarantine", "raw.orders")
+    code, out, _ = run_cli(capsys, "quarantine", "list", "raw.orders")
     assert code == 0 and "abc" in out and "6,10,4.00" in out
 
 

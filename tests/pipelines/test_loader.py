@@ -378,7 +378,8 @@ def test_unknown_check_type_and_check_errors() -> None:
         (f"{SRC}:13:45", p + "checks[7]: invalid value `fatal` for `severity`."),
     ]
     assert err.details["errors"][0]["hint"] == (
-        "Valid check types: not_null, unique, accepted_values, range, regex, row_count, expression."
+        "Valid check types: not_null, unique, accepted_values, range, regex, length, row_count, "
+        "expression, schema, freshness, references, reconcile, drift."
     )
 
 

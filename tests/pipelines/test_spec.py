@@ -70,8 +70,14 @@ def test_exported_members() -> None:
         "accepted_values",
         "range",
         "regex",
+        "length",
         "row_count",
         "expression",
+        "schema",
+        "freshness",
+        "references",
+        "reconcile",
+        "drift",
     }
 
 

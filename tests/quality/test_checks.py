@@ -106,3 +106,21 @@ def test_literal_quoting_is_safe() -> None:
     with _session(table) as s:
         outcome = evaluate_checks(s, "data", [check])
     assert outcome.results[0].rows_failed == 1
+
+
+def test_unique_on_several_columns_and_references_with_nulls_on_the_other_side() -> None:
+    table = pa.table({"a": [1, 1, 1, 2], "b": ["x", "x", "y", None], "c": [1, 2, 5, None]})
+    checks = [
+        compile_check({"type": "unique", "columns": ["a", "b"]}),
+        compile_check({"type": "references", "column": "c", "to": "raw.ref"}),
+        compile_check({"type": "length", "column": "b", "max": 0, "severity": "warn"}),
+    ]
+    with _session(table) as s:
+        s.register_arrow("ref", pa.table({"c": [1, 2, None]}))
+        outcome = evaluate_checks(s, "data", checks, resolve=lambda name, version: "ref")
+        passing = outcome.passing_rows().read_all()
+    failed = {r.name: r.rows_failed for r in outcome.results}
+    # (1, x) twice; c = 5 is not in the other dataset although it holds a NULL
+    assert failed == {"unique_a_b": 2, "references_c": 1, "length_b": 3}
+    assert outcome.rows_quarantined == 3
+    assert passing.to_pylist() == [{"a": 2, "b": None, "c": None}]

@@ -38,7 +38,7 @@ def test_score_formula() -> None:
         check("not_null_id", "not_null", True, 100, 0),
         check("range_amount", "range", False, 100, 20),  # 80% of rows pass
         check("row_count", "row_count", False, 100, 0),  # a failed table check passes 0
-        check("orders_customers", "relationships", False, 100, 50),
+        check("orders_customers", "references", False, 100, 50),
         check("anomaly:row_count", "anomaly", False, 100, 0),  # not a check of the data
     ]
     score = compute_score(

@@ -28,6 +28,7 @@ __all__ = [
     "AlertIncidentRow",
     "Base",
     "CheckResultRow",
+    "CheckSampleRow",
     "CheckpointRow",
     "ColumnLineageRow",
     "ConnectionRow",
@@ -435,3 +436,19 @@ class AlertDeliveryRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- quality results ---
+
+
+class CheckSampleRow(Base):
+    """What one check result observed, and a bounded sample of the rows that failed it."""
+
+    __tablename__ = "check_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_result_id: Mapped[int] = mapped_column(
+        ForeignKey("check_results.id", ondelete="CASCADE"), index=True
+    )
+    observed: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
+    sample: Mapped[list[Any]] = mapped_column(JSON, default=list)

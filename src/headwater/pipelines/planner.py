@@ -450,7 +450,12 @@ def _input_sites(step: AnyStep, i: int) -> list[tuple[str, SpecPath, int | None]
     if isinstance(step, TransformStep):
         return [(s.dataset, ("steps", i, "sql"), s.start) for s in find_ref_spans(step.sql)]
     if isinstance(step, CheckStep):
-        return [(step.dataset, ("steps", i, "dataset"), None)]
+        others: list[tuple[str, SpecPath, int | None]] = [
+            (to, ("steps", i, "checks", j, "to"), None)
+            for j, check in enumerate(step.checks)
+            if (to := getattr(check, "to", None))
+        ]
+        return [(step.dataset, ("steps", i, "dataset"), None), *others]
     if isinstance(step, LoadStep):
         return [(step.from_, ("steps", i, "from"), None)]
     if isinstance(step, MapStep):

@@ -32,9 +32,25 @@ from pydantic_core import PydanticCustomError
 
 from headwater.errors import InvalidDatasetNameError, PipelineError, did_you_mean
 from headwater.lake.names import quarantine_name
+from headwater.pipelines._checks import (
+    CHECK_TYPES,
+    AcceptedValuesCheck,
+    Check,
+    DriftCheck,
+    ExpressionCheck,
+    FreshnessCheck,
+    LengthCheck,
+    NotNullCheck,
+    RangeCheck,
+    ReconcileCheck,
+    ReferencesCheck,
+    RegexCheck,
+    RowCountCheck,
+    SchemaCheck,
+    UniqueCheck,
+)
 from headwater.pipelines._nodes import (
     IDENTIFIER_PATTERN,
-    Bound,
     ColumnName,
     ConnectionName,
     DatasetName,
@@ -80,9 +96,12 @@ __all__ = [
     "AcceptedValuesCheck",
     "Check",
     "CheckStep",
+    "DriftCheck",
     "ExpressionCheck",
     "ExtractStep",
+    "FreshnessCheck",
     "Incremental",
+    "LengthCheck",
     "LoadStep",
     "MapRule",
     "MapStep",
@@ -95,9 +114,12 @@ __all__ = [
     "Position",
     "PythonStep",
     "RangeCheck",
+    "ReconcileCheck",
+    "ReferencesCheck",
     "RegexCheck",
     "ReplicateStep",
     "RowCountCheck",
+    "SchemaCheck",
     "Severity",
     "SourceMap",
     "SpecPath",
@@ -108,154 +130,6 @@ __all__ = [
     "WriteMode",
     "format_path",
 ]
-
-# --------------------------------------------------------------------------- checks
-
-
-class _CheckBase(Node):
-    type: str
-    name: str = derived_name_field("Check name; defaults to `<type>_<column>`.")
-    severity: Severity = "error"
-    """`error` fails the step and quarantines failing rows; `warn` only reports."""
-    description: str | None = None
-    """What the check guards, for people reading results."""
-
-    def columns_checked(self) -> tuple[str, ...]:
-        """The columns this check looks at (empty for table-level checks)."""
-        column = getattr(self, "column", None)
-        return (column,) if isinstance(column, str) else ()
-
-    @model_validator(mode="after")
-    def _default_name(self) -> Self:
-        if not self.name:
-            self.name = "_".join([self.type, *(slug(c) for c in self.columns_checked())])
-        return self
-
-
-class _ColumnsCheck(_CheckBase):
-    column: ColumnName | None = None
-    """One column (or use `columns`)."""
-    columns: Annotated[list[ColumnName], Field(min_length=1)] | None = None
-    """Several columns (or use `column`)."""
-
-    def columns_checked(self) -> tuple[str, ...]:
-        if self.columns is not None:
-            return tuple(self.columns)
-        return (self.column,) if self.column is not None else ()
-
-    @model_validator(mode="after")
-    def _one_of_column_columns(self) -> Self:
-        if (self.column is None) == (self.columns is None):
-            both = self.column is not None
-            raise custom_error(
-                "column_or_columns",
-                f"`{self.type}` needs exactly one of `column` or `columns`"
-                + (", not both" if both else ""),
-                "columns" if both else "type",
-            )
-        return self
-
-
-class NotNullCheck(_ColumnsCheck):
-    """No NULL in the column(s)."""
-
-    type: Literal["not_null"]
-
-
-class UniqueCheck(_ColumnsCheck):
-    """No duplicate values; with several columns the combination is unique."""
-
-    type: Literal["unique"]
-
-
-class AcceptedValuesCheck(_CheckBase):
-    """Every non-NULL value is one of `values`."""
-
-    type: Literal["accepted_values"]
-    column: ColumnName
-    values: Annotated[list[Scalar], Field(min_length=1)]
-
-
-class RangeCheck(_CheckBase):
-    """Values lie between `min` and `max` (either may be omitted)."""
-
-    type: Literal["range"]
-    column: ColumnName
-    min: Bound | None = None
-    max: Bound | None = None
-    min_inclusive: bool = True
-    max_inclusive: bool = True
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Self:
-        if self.min is None and self.max is None:
-            raise custom_error("range_bounds", "`range` needs `min`, `max` or both", "type")
-        try:
-            inverted = self.min is not None and self.max is not None and self.min > self.max  # type: ignore[operator]
-        except TypeError:
-            raise custom_error(
-                "range_bounds", "`min` and `max` are of different types", "max"
-            ) from None
-        if inverted:
-            raise custom_error(
-                "range_bounds", f"`min` {self.min!r} is above `max` {self.max!r}", "max"
-            )
-        return self
-
-
-class RegexCheck(_CheckBase):
-    """Every non-NULL value matches `pattern` (DuckDB `regexp_full_match`, RE2 syntax)."""
-
-    type: Literal["regex"]
-    column: ColumnName
-    pattern: Annotated[str, Field(min_length=1)]
-
-
-class RowCountCheck(_CheckBase):
-    """The dataset has between `min` and `max` rows."""
-
-    type: Literal["row_count"]
-    min: Annotated[int, Field(ge=0)] | None = None
-    max: Annotated[int, Field(ge=0)] | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> Self:
-        if self.min is None and self.max is None:
-            raise custom_error("row_count_bounds", "`row_count` needs `min`, `max` or both", "type")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise custom_error(
-                "row_count_bounds", f"`min` {self.min} is above `max` {self.max}", "max"
-            )
-        return self
-
-
-class ExpressionCheck(_CheckBase):
-    """A SQL boolean expression every row must satisfy (NULL counts as failing)."""
-
-    type: Literal["expression"]
-    expression: Annotated[str, Field(min_length=1)]
-
-
-Check = Annotated[
-    NotNullCheck
-    | UniqueCheck
-    | AcceptedValuesCheck
-    | RangeCheck
-    | RegexCheck
-    | RowCountCheck
-    | ExpressionCheck,
-    Field(discriminator="type"),
-]
-
-CHECK_TYPES: dict[str, type[_CheckBase]] = {
-    "not_null": NotNullCheck,
-    "unique": UniqueCheck,
-    "accepted_values": AcceptedValuesCheck,
-    "range": RangeCheck,
-    "regex": RegexCheck,
-    "row_count": RowCountCheck,
-    "expression": ExpressionCheck,
-}
 
 # --------------------------------------------------------------------------- steps
 
@@ -647,7 +521,9 @@ class CheckStep(_StepBase):
     checks: Annotated[list[Check], Field(min_length=1)]
 
     def inputs(self) -> tuple[str, ...]:
-        return (self.dataset,)
+        # `references` and `reconcile` checks also read another dataset
+        others = (getattr(c, "to", None) for c in self.checks)
+        return tuple(dict.fromkeys((self.dataset, *(o for o in others if o))))
 
     def outputs(self) -> tuple[str, ...]:
         # failing rows are appended to `<dataset>__quarantine`, the dataset is rewritten

@@ -21,8 +21,7 @@ from headwater.connections import Connections
 from headwater.connectors.base import ListRejectSink
 from headwater.crashpoints import crash_point
 from headwater.engine.session import EngineSession
-from headwater.errors import CheckFailedError, ConnectorError, PipelineError
-from headwater.metadata.models import CheckResultRow
+from headwater.errors import ConnectorError, PipelineError
 from headwater.metadata.store import MetadataStore
 from headwater.pipelines._nodes import slug
 from headwater.pipelines.events import Event, StepOutcome, StepProgress
@@ -36,8 +35,6 @@ from headwater.pipelines.spec import (
     ReplicateStep,
     TransformStep,
 )
-from headwater.quality.checks import compile_check
-from headwater.quality.evaluate import evaluate_checks
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
 from headwater.transform.refs import find_refs, render_refs
 
@@ -117,13 +114,6 @@ class Progress:
         return pa.RecordBatchReader.from_batches(reader.schema, self.wrap(reader))
 
 
-def _forget_earlier_attempt(ctx: RunContext, step: str, dataset: str) -> None:
-    """Remove quarantine rows an earlier attempt of this step in this run wrote (retries)."""
-    name = quarantine_name(dataset)
-    if ctx.lake.exists(name):
-        ctx.lake.delete_rows(name, {"run_id": ctx.run_id, "step": step}, run_id=ctx.run_id)
-
-
 def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
     """Run the SQL and write its result.
 
@@ -174,73 +164,9 @@ def run_transform(ctx: RunContext, step: TransformStep) -> StepOutcome:
 
 
 def run_check(ctx: RunContext, step: CheckStep) -> StepOutcome:
-    dataset = step.dataset
-    compiled = [compile_check(c.model_dump(by_alias=False)) for c in step.checks]
-    with ctx.session() as session:
-        session.attach(dataset)
-        zone, _, name = dataset.partition(".")
-        outcome = evaluate_checks(session, f'"{zone}"."{name}"', compiled)
-        rows_out = outcome.rows_checked - outcome.rows_quarantined
-        if outcome.rows_quarantined:
-            # quarantine first: if the rewrite then fails, the rows are in quarantine and
-            # still in the dataset (never lost); a retry replaces this step's quarantine rows
-            _forget_earlier_attempt(ctx, step.name, dataset)
-            ctx.lake.write(
-                quarantine_name(dataset),
-                outcome.quarantine_rows(run_id=ctx.run_id, step=step.name, dataset=dataset),
-                mode="append",
-                run_id=ctx.run_id,
-            )
-            ctx.lake.write(dataset, outcome.passing_rows(), mode="overwrite", run_id=ctx.run_id)
-    ctx.store.add_check_results(
-        [
-            CheckResultRow(
-                run_id=ctx.run_id,
-                step=step.name,
-                dataset=dataset,
-                check=r.name,
-                kind=r.kind,
-                column=r.column,
-                severity=r.severity,
-                passed=r.passed,
-                rows_checked=r.rows_checked,
-                rows_failed=r.rows_failed,
-                message=r.message,
-            )
-            for r in outcome.results
-        ]
-    )
-    details = {
-        "checks": [
-            {
-                "name": r.name,
-                "severity": r.severity,
-                "passed": r.passed,
-                "rows_failed": r.rows_failed,
-                "message": r.message,
-            }
-            for r in outcome.results
-        ]
-    }
-    failures = outcome.table_failures
-    if failures:
-        raise CheckFailedError(
-            "; ".join(f"check `{r.name}` failed: {r.message}" for r in failures),
-            dataset=dataset,
-            step=step.name,
-            checks=details["checks"],
-        )
-    return StepOutcome(
-        step.name,
-        "check",
-        "succeeded",
-        rows_in=outcome.rows_checked,
-        rows_out=rows_out,
-        rows_quarantined=outcome.rows_quarantined,
-        inputs=(dataset,),
-        outputs=(dataset,) if outcome.rows_quarantined else (),
-        details=details,
-    )
+    from headwater.pipelines.check_step import run_check_step
+
+    return run_check_step(ctx, step)
 
 
 @contextmanager

@@ -50,7 +50,7 @@ WEIGHTS: dict[str, float] = {
 }
 COMPONENTS = tuple(WEIGHTS)
 # check kinds that compare a dataset with another one
-CONSISTENCY_KINDS = frozenset({"relationships", "reference", "foreign_key", "reconcile"})
+CONSISTENCY_KINDS = frozenset({"references", "reconcile"})
 # results that are not checks of the data (written by anomaly detection)
 _NOT_CHECKS = frozenset({"anomaly"})
 
