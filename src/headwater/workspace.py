@@ -234,8 +234,17 @@ class Workspace:
         select: Sequence[str] | None = None,
         on_event: Callable[[Event], None] | None = None,
         trigger: str = "manual",
+        executor: Any = None,
     ) -> RunResult:
-        """Run a pipeline (a path or a loaded spec) and return its result."""
+        """Run a pipeline (a path or a loaded spec) and return its result.
+
+        ``executor``: ``"local"``, ``"process"``, ``"dask"`` / ``"dask=ADDRESS"``, a mapping
+        like the pipeline's ``executor:``, or a ``concurrent.futures.Executor`` you own;
+        default: the pipeline's ``executor:``, else threads. Events are stored (see
+        :mod:`headwater.monitoring`) and also passed to ``on_event``.
+        """
+        from headwater.monitoring.sink import RunEventSink
+        from headwater.pipelines.executors import step_executor
         from headwater.pipelines.runner import Runner, new_run_id
         from headwater.pipelines.steps import RunContext
 
@@ -258,16 +267,21 @@ class Workspace:
             emit=lambda event: None,
             temp_directory=self.temp_directory,
         )
-        runner = Runner(
-            ctx,
-            spec,
-            plan,
-            max_parallel=self.settings.runner.max_parallel,
-            pipeline_file=str(path) if path else None,
-            trigger=trigger,
-            on_event=on_event,
-        )
-        return runner.run()
+        with (
+            step_executor(self, executor, getattr(spec, "executor", None)) as execute,
+            RunEventSink(self.store, self.root / STATE_DIR / "logs", forward=on_event) as sink,
+        ):
+            runner = Runner(
+                ctx,
+                spec,
+                plan,
+                max_parallel=self.settings.runner.max_parallel,
+                pipeline_file=str(path) if path else None,
+                trigger=trigger,
+                on_event=sink.handle,
+                execute=execute,
+            )
+            return runner.run()
 
     # -- runs ------------------------------------------------------------------------------
     def runs(self, *, pipeline: str | None = None, limit: int = 20) -> list[RunRow]:

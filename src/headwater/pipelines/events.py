@@ -20,6 +20,8 @@ __all__ = [
     "StepFinished",
     "StepOutcome",
     "StepProgress",
+    "StepQueued",
+    "StepRetried",
     "StepStarted",
 ]
 
@@ -86,6 +88,25 @@ class Event:
 class RunStarted(Event):
     pipeline: str
     steps: tuple[tuple[str, str], ...]  # (name, kind) in plan order
+
+
+@dataclass(frozen=True)
+class StepQueued(Event):
+    """The step's upstream steps are done; it was handed to the executor."""
+
+    step: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StepRetried(Event):
+    """An attempt failed with a ``Transient`` error; the next starts after ``delay`` s."""
+
+    step: str
+    kind: str
+    attempt: int  # the attempt that failed
+    error: str
+    delay: float
 
 
 @dataclass(frozen=True)

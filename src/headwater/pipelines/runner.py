@@ -28,6 +28,8 @@ from headwater.pipelines.events import (
     RunStarted,
     StepFinished,
     StepOutcome,
+    StepQueued,
+    StepRetried,
     StepStarted,
 )
 from headwater.pipelines.steps import RunContext, execute_step
@@ -58,6 +60,7 @@ class Runner:
         pipeline_file: str | None = None,
         trigger: str = "manual",
         on_event: Callable[[Event], None] | None = None,
+        execute: Callable[[RunContext, Any], StepOutcome] | None = None,
     ) -> None:
         self.ctx = ctx
         self.spec = spec
@@ -68,6 +71,8 @@ class Runner:
         self._handlers = [on_event] if on_event else []
         ctx.emit = self._emit
         self._steps = {s.name: s for s in spec.steps}
+        # how one step attempt executes: in this thread, or on a process/Dask executor
+        self._execute = execute or execute_step
 
     def _emit(self, event: Event) -> None:
         for handler in self._handlers:
@@ -107,6 +112,7 @@ class Runner:
                 for name in self.plan.ready(done, set(running.values())):
                     if name in outcomes or name in running.values():
                         continue
+                    self._emit(StepQueued(ctx.run_id, step=name, kind=self._steps[name].type))
                     running[pool.submit(self._run_step, name, step_rows[name])] = name
                 if not running:
                     break
@@ -165,12 +171,23 @@ class Runner:
             )
             self._emit(StepStarted(self.ctx.run_id, step=name, kind=step.type, attempt=attempt))
             try:
-                outcome = execute_step(self.ctx, step)
+                outcome = self._execute(self.ctx, step)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # also Rust panics (pyo3 PanicException)
                 if isinstance(exc, Transient) and attempt <= retries:
-                    time.sleep(min(delay * 2 ** (attempt - 1), 3600.0))
+                    wait_s = min(delay * 2 ** (attempt - 1), 3600.0)
+                    self._emit(
+                        StepRetried(
+                            self.ctx.run_id,
+                            step=name,
+                            kind=step.type,
+                            attempt=attempt,
+                            error=self.ctx.connections.scrub(_describe(exc)),
+                            delay=wait_s,
+                        )
+                    )
+                    time.sleep(wait_s)
                     continue
                 if isinstance(exc, HeadwaterError):
                     self.ctx.connections.scrub_error(exc)
@@ -182,6 +199,7 @@ class Runner:
                     error=self.ctx.connections.scrub(_describe(exc)),
                     error_type=type(exc).__name__,
                     details={"error": exc.attrs()}
+                    | ({"traceback": exc.remote_traceback} if exc.remote_traceback else {})
                     if isinstance(exc, HeadwaterError)
                     else {"traceback": self.ctx.connections.scrub(traceback.format_exc())},
                 )
