@@ -16,7 +16,16 @@ import typer
 from rich.markup import escape
 
 from headwater import __version__
-from headwater.cli import checkpoints, connections, datasets, pipelines, quarantine, query, runs
+from headwater.cli import (
+    checkpoints,
+    connections,
+    datasets,
+    metrics,
+    pipelines,
+    quarantine,
+    query,
+    runs,
+)
 from headwater.cli._state import err_console, state
 from headwater.errors import HeadwaterError
 
@@ -62,6 +71,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(connections.app, name="connections")
 app.add_typer(checkpoints.app, name="checkpoints")
+app.add_typer(metrics.app, name="metrics")
 
 
 def _print_error(exc: HeadwaterError) -> None:

@@ -77,11 +77,24 @@ def run(
     output_json: Annotated[
         bool, typer.Option("--json", help="Print the run result as JSON instead of tables.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="Where steps run: local (threads), process[=WORKERS], dask (a local "
+            "2-worker cluster) or dask=ADDRESS. Default: the pipeline's `executor:`, else local.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline with a live per-step display; exit code 1 when any step fails."""
+    if executor is not None:
+        from headwater.pipelines.executors import parse_executor_option
+
+        parse_executor_option(executor)  # a typo fails before the workspace opens
     with open_workspace() as ws:
         if output_json:
-            result = ws.run(_shell_path(file), select=select)
+            result = ws.run(_shell_path(file), select=select, executor=executor)
             console.print_json(
                 json.dumps(
                     {
@@ -100,7 +113,9 @@ def run(
             )
         else:
             with LiveRunDisplay(console) as display:
-                result = ws.run(_shell_path(file), select=select, on_event=display.handle)
+                result = ws.run(
+                    _shell_path(file), select=select, on_event=display.handle, executor=executor
+                )
             console.print(summary_table(result))
         if not result.ok:
             raise typer.Exit(1)
