@@ -60,6 +60,8 @@ def check_history(ws: Workspace, name: str, *, limit: int = 10) -> list[HealthCh
     from headwater.monitoring.history import connection_checks
 
     return [
-        HealthCheck(r.connection, r.status, r.latency_ms, MetadataStore.as_utc(r.checked_at), r.error)
+        HealthCheck(
+            r.connection, r.status, r.latency_ms, MetadataStore.as_utc(r.checked_at), r.error
+        )
         for r in connection_checks(ws.store, name, limit=limit)
     ]

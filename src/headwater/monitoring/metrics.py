@@ -51,7 +51,9 @@ class RunMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.runs = Counter(
-            "headwater_runs", "Finished runs by pipeline and status.", ["pipeline", "status"],
+            "headwater_runs",
+            "Finished runs by pipeline and status.",
+            ["pipeline", "status"],
             registry=r,
         )
         self.step_duration = Histogram(
@@ -68,8 +70,10 @@ class RunMetrics:
             "headwater_bytes_processed", "Bytes written by steps.", ["pipeline", "step"], registry=r
         )
         self.retries = Counter(
-            "headwater_step_retries", "Step attempts retried after a transient error.",
-            ["pipeline", "step"], registry=r,
+            "headwater_step_retries",
+            "Step attempts retried after a transient error.",
+            ["pipeline", "step"],
+            registry=r,
         )
         self.lag = Gauge(
             "headwater_scheduler_lag_seconds",
@@ -78,8 +82,10 @@ class RunMetrics:
             registry=r,
         )
         self.connection_up = Gauge(
-            "headwater_connection_up", "1 if the last check of a connection passed, else 0.",
-            ["connection"], registry=r,
+            "headwater_connection_up",
+            "1 if the last check of a connection passed, else 0.",
+            ["connection"],
+            registry=r,
         )
         self.connection_latency = Gauge(
             "headwater_connection_check_latency_seconds",

@@ -69,7 +69,9 @@ def to_record(event: Event, seq: int, pipeline: str) -> EventRecord | None:
     base: dict[str, Any] = {"pipeline": pipeline}
     if isinstance(event, RunStarted):
         steps = [{"name": n, "kind": k} for n, k in event.steps]
-        return EventRecord(event.run_id, seq, event.at, "run_started", None, base | {"steps": steps})
+        return EventRecord(
+            event.run_id, seq, event.at, "run_started", None, base | {"steps": steps}
+        )
     if isinstance(event, StepQueued):
         return EventRecord(
             event.run_id, seq, event.at, "step_queued", event.step, base | {"kind": event.kind}

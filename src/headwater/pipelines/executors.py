@@ -78,7 +78,7 @@ class DaskExecutor(Executor):
 
     def __init__(self, address: str | None = None, *, workers: int = 2) -> None:
         try:
-            from distributed import Client, LocalCluster
+            import distributed
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise ConfigError(
                 "the dask executor needs the `distributed` package",
@@ -86,10 +86,12 @@ class DaskExecutor(Executor):
                 hint="Install it with `pip install 'headwater[dask]'`, or use executor "
                 "`local` or `process`.",
             ) from exc
+        dist: Any = distributed  # untyped library
         self._cluster: Any = None
+        self.client: Any
         if address:
             try:
-                self.client = Client(address, timeout="10s")
+                self.client = dist.Client(address, timeout="10s")
             except (OSError, TimeoutError) as exc:
                 raise ConfigError(
                     f"cannot reach the Dask scheduler at `{address}`: {exc}",
@@ -98,14 +100,22 @@ class DaskExecutor(Executor):
                     "out the address to start a local cluster.",
                 ) from exc
         else:
+            import dask
+
+            # Dask pins OMP_NUM_THREADS=1 in workers, which shrinks Arrow's thread pool;
+            # a step must see the same engine in a worker as in-process (same results)
+            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+            for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                environ.pop(key, None)
             try:
-                self._cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    worker_dashboard_address=None,
-                )
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                    self._cluster = dist.LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        worker_dashboard_address=None,
+                    )
             except (RuntimeError, OSError, TimeoutError) as exc:
                 raise RunError(
                     f"cannot start a local Dask cluster of {workers} workers: {exc}",
@@ -113,8 +123,8 @@ class DaskExecutor(Executor):
                     hint="Worker processes are spawned and import the main module: run from "
                     "a script file (guarded by `if __name__ == '__main__':`), not from stdin.",
                 ) from exc
-            self.client = Client(self._cluster)
-        self._executor = self.client.get_executor(pure=False)
+            self.client = dist.Client(self._cluster)
+        self._executor: Any = self.client.get_executor(pure=False)
 
     @property
     def address(self) -> str:
