@@ -50,7 +50,9 @@ def make_workspace(root: Path, metadata_url: str | None = None) -> Path:
         config["metadata_url"] = metadata_url
     (root / "headwater.yaml").write_text(yaml.safe_dump(config))
     (root / "data" / "orders.csv").write_text(ORDERS_CSV)
-    shutil.copy(ROOT / "docs" / "examples" / "orders_pipeline.yaml", root / "pipelines" / "orders.yaml")
+    shutil.copy(
+        ROOT / "docs" / "examples" / "orders_pipeline.yaml", root / "pipelines" / "orders.yaml"
+    )
     (root / "pipelines" / "down.yaml").write_text(DOWN)
     return root
 

@@ -104,8 +104,17 @@ def test_runs_logs_follow_tails_a_running_run_until_it_ends(ws: Workspace) -> No
     try:
         assert started.wait(60)
         proc = subprocess.Popen(
-            [str(HEADWATER), "-w", str(ws.root), "runs", "logs", run_ids[0], "--follow",
-             "--interval", "0.1"],
+            [
+                str(HEADWATER),
+                "-w",
+                str(ws.root),
+                "runs",
+                "logs",
+                run_ids[0],
+                "--follow",
+                "--interval",
+                "0.1",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
