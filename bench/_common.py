@@ -228,13 +228,22 @@ def run_child(
     operation: str,
     task: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
+    python: str | None = None,
 ) -> ChildRun:
-    """Run ``script --child operation task`` in a fresh interpreter and collect its report."""
+    """Run ``script --child operation task`` in a fresh interpreter and collect its report.
+
+    ``python`` picks another interpreter (a peer installed in its own virtualenv)."""
     with tempfile.TemporaryDirectory(prefix="hw-bench-") as tmp:
         result_path = Path(tmp) / "result.json"
         stderr_path = Path(tmp) / "output.txt"
         child_env = {**os.environ, **(env or {}), RESULT_ENV: str(result_path)}
-        argv = [sys.executable, str(script), CHILD_FLAG, operation, json.dumps(dict(task))]
+        argv = [
+            python or sys.executable,
+            str(script),
+            CHILD_FLAG,
+            operation,
+            json.dumps(dict(task)),
+        ]
         started = time.perf_counter()
         with open(stderr_path, "wb") as output:  # the child's logs stay out of the report
             proc = subprocess.run(
@@ -279,9 +288,10 @@ def measure(
     task: Mapping[str, Any],
     group: str = "",
     env: Mapping[str, str] | None = None,
+    python: str | None = None,
 ) -> Measurement:
     """Run one child operation once and turn what it reported into a :class:`Measurement`."""
-    run = run_child(script, child, task, env)
+    run = run_child(script, child, task, env, python)
     result = run.result or {}
     rss = result.get("peak_rss_mb")
     m = Measurement(

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -359,12 +359,17 @@ class MetadataStore:
             s.flush()
             return row.id
 
-    def update_step_run(self, step_run_id: int, **fields: Any) -> None:
+    def add_step_runs(self, run_id: str, steps: Sequence[tuple[str, str]]) -> list[int]:
+        """Pending step runs for ``(step, kind)`` pairs, in one transaction; their ids."""
         with self.session() as s:
-            row = s.get(StepRunRow, step_run_id)
-            if row is not None:
-                for key, value in fields.items():
-                    setattr(row, key, value)
+            rows = [StepRunRow(run_id=run_id, step=n, kind=k, status="pending") for n, k in steps]
+            s.add_all(rows)
+            s.flush()
+            return [row.id for row in rows]
+
+    def update_step_run(self, step_run_id: int, **fields: Any) -> None:
+        with self.session() as s:  # one UPDATE statement, no read first
+            s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
 
     def get_run(self, run_id: str) -> RunRow | None:
         """A run with its steps loaded. Accepts a unique prefix of the id."""

@@ -14,6 +14,7 @@ import json
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["RunEventSink", "log_path"]
 
 _BATCH = 500
+_LINGER_S = 0.05  # after the first event of a batch, wait this long for more
 _STOP = None
 
 
@@ -94,10 +96,13 @@ class RunEventSink:
 
     # -- writer thread ---------------------------------------------------------------
     def _write_loop(self) -> None:
+        """Write in batches: one transaction per ~50 ms of events, not one per event, so
+        the writer hardly competes with the runner for the database."""
         stop = False
         while not stop:
             batch: list[EventRecord] = []
             item = self._queue.get()
+            deadline = time.monotonic() + _LINGER_S
             while True:
                 if item is _STOP:
                     stop = True
@@ -106,7 +111,7 @@ class RunEventSink:
                 if len(batch) >= _BATCH:
                     break
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
                 except queue.Empty:
                     break
             if batch:

@@ -90,9 +90,8 @@ class Runner:
             trigger=self.trigger,
             params={"pid": os.getpid(), "host": socket.gethostname()},
         )
-        step_rows = {
-            name: ctx.store.add_step_run(ctx.run_id, name, self._steps[name].type) for name in order
-        }
+        ids = ctx.store.add_step_runs(ctx.run_id, [(n, self._steps[n].type) for n in order])
+        step_rows = dict(zip(order, ids, strict=True))
         self._emit(
             RunStarted(
                 ctx.run_id,
