@@ -266,3 +266,26 @@ def test_a_dask_scheduler_that_is_not_there_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler") as info:
         make_executor("dask", address=f"tcp://127.0.0.1:{port}")
     assert info.value.field == "executor.address"
+
+
+def test_the_documented_executor_example_runs_and_matches_threads(tmp_path: Path) -> None:
+    import re
+
+    doc = (ROOT / "docs" / "pipelines.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Executors\n(.*?)(?=^## )", doc, re.M | re.S)
+    assert section is not None
+    blocks = re.findall(r"^```yaml\n(.*?)^```", section.group(1), re.M | re.S)
+    example = ROOT / "docs" / "examples" / "executor_pipeline.yaml"
+    assert blocks == [example.read_text(encoding="utf-8")]
+    states = {}
+    for name, pipeline_file in (("threads", "orders_pipeline.yaml"), ("example", example.name)):
+        pipeline = _orders(tmp_path / name)
+        shutil.copy(ROOT / "docs" / "examples" / pipeline_file, pipeline)
+        with Workspace.open(tmp_path / name) as ws:
+            spec = ws.load_pipeline(pipeline)
+            assert (spec.executor is not None) == (name == "example")
+            result = ws.run(pipeline)
+            assert result.ok, result.error
+            states[name] = _state(ws)
+    assert states["example"] == states["threads"]
+    assert states["threads"]["exports/orders.parquet"][0] == 2
