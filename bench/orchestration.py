@@ -338,6 +338,12 @@ def main() -> int:
         "--runs", type=positive_int, default=DEFAULT_RUNS, help="runs in (b) (default 500)"
     )
     parser.add_argument(
+        "--runs-repeat",
+        type=positive_int,
+        help="rounds that include (b), the slowest part (default: --repeat); "
+        "it takes part in the first K rounds, still interleaved with the rest",
+    )
+    parser.add_argument(
         "--skip-real", action="store_true", help="leave out the DAG of real steps (context only)"
     )
     args = parser.parse_args()
@@ -355,6 +361,8 @@ def main() -> int:
     for repeat in range(args.repeat):
         for op in ops:  # interleaved: load on the machine hits every tool alike
             if any(m.error for m in runs[op]):
+                continue
+            if op.group == "runs" and repeat >= (args.runs_repeat or args.repeat):
                 continue
             scratch = Path(tempfile.mkdtemp(prefix=f"{op.child}-", dir=scratch_root))
             n = counts[op.count]
