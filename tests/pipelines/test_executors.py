@@ -319,3 +319,42 @@ def test_the_documented_executor_example_runs_and_matches_threads(tmp_path: Path
             states[name] = _state(ws)
     assert states["example"] == states["threads"]
     assert states["threads"]["exports/orders.parquet"][0] == 2
+
+
+def test_workers_decrypt_stored_secrets_with_their_own_key(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    import psycopg
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("HEADWATER_SECRET_KEY", Fernet.generate_key().decode())
+    table = f"exec_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            f"create table public.{table} as select g as id from generate_series(1, 500) g"
+        )
+    try:
+        root = tmp_path / "ws"
+        Workspace.init(root).close()
+        (root / "pipelines" / "pull.yaml").write_text(
+            f"name: pull\nsteps:\n  - {{name: pull, type: extract, connection: pg, "
+            f"stream: public.{table}, to: raw.t}}\n"
+        )
+        with Workspace.open(root) as ws:
+            ws.add_connection("pg", "postgres", secrets={"url": postgres_url})
+            assert ws.settings.secret_key is not None
+            pool = make_executor("process", workers=1)  # spawned now: inherits the key
+            try:
+                remote = RemoteSteps(pool, ws)
+                assert remote.settings.secret_key is None  # the key is not in the task
+                result = ws.run("pipelines/pull.yaml", executor=pool)
+            finally:
+                pool.shutdown()
+            assert result.ok, result.error
+            assert result.step("pull").rows_out == 500
+            assert ws.read("raw.t").num_rows == 500
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"drop table public.{table}")

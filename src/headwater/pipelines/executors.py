@@ -227,7 +227,9 @@ class RemoteSteps:
     def __init__(self, executor: Executor, workspace: Workspace) -> None:
         self.executor = executor
         self.root = str(workspace.root)
-        self.settings = workspace.settings
+        # the secrets key never travels with a task: a worker reads HEADWATER_SECRET_KEY or
+        # the workspace's key file itself
+        self.settings = workspace.settings.model_copy(update={"secret_key": None})
 
     def __call__(self, ctx: RunContext, step: Any) -> StepOutcome:
         from headwater.pipelines.worker import StepTask, run_step

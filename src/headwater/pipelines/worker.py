@@ -46,6 +46,8 @@ class StepTask:
 def _workspace(root: str, settings: Settings) -> Workspace:
     from headwater.workspace import Workspace
 
+    if settings.secret_key is None and os.environ.get("HEADWATER_SECRET_KEY"):
+        settings = settings.model_copy(update={"secret_key": os.environ["HEADWATER_SECRET_KEY"]})
     key = (root, settings.model_dump_json())
     with _lock:
         ws = _workspaces.get(key)
