@@ -151,12 +151,20 @@ def hw_runs(task: dict[str, Any]) -> ChildOutcome:
     return timed.outcome(ok, None if stored == n else f"{stored} runs stored, expected {n}")
 
 
-def _cold(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+def _cold(argv: list[str], cwd: Path, env: dict[str, str], task: dict[str, Any]) -> float:
+    """Wall seconds of the command, or its CPU seconds (user + sys) when ``task["cpu"]``:
+    on a busy machine the CPU time is the steadier reading of start-up cost."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         argv, cwd=cwd, env={**os.environ, **env}, check=True, capture_output=True, timeout=300
     )
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu if task.get("cpu") else wall
 
 
 def hw_cold_run(task: dict[str, Any]) -> ChildOutcome:
@@ -166,7 +174,7 @@ def hw_cold_run(task: dict[str, Any]) -> ChildOutcome:
     )
     headwater = str(Path(sys.executable).parent / "headwater")
     with Stopwatch() as timed:
-        seconds = _cold([headwater, "run", "pipelines/one.yaml"], root, {})
+        seconds = _cold([headwater, "run", "pipelines/one.yaml"], root, {}, task)
     from headwater.workspace import Workspace
 
     with Workspace.open(root) as ws:
@@ -177,7 +185,7 @@ def hw_cold_run(task: dict[str, Any]) -> ChildOutcome:
 def hw_cold_help(task: dict[str, Any]) -> ChildOutcome:
     headwater = str(Path(sys.executable).parent / "headwater")
     with Stopwatch() as timed:
-        seconds = _cold([headwater, "--help"], Path(task["scratch"]), {})
+        seconds = _cold([headwater, "--help"], Path(task["scratch"]), {}, task)
     return ChildOutcome(seconds, timed.peak_rss_mb, 1)
 
 
@@ -270,7 +278,7 @@ def dg_cold_run(task: dict[str, Any]) -> ChildOutcome:
     (scratch / "jobs.py").write_text(DAGSTER_JOBS)
     argv = [str(dagster), "job", "execute", "-f", "jobs.py", "-j", "one_job"]
     with Stopwatch() as timed:
-        seconds = _cold(argv, scratch, {**CHILD_ENV, "DAGSTER_HOME": str(home)})
+        seconds = _cold(argv, scratch, {**CHILD_ENV, "DAGSTER_HOME": str(home)}, task)
     runs = list((home / "storage").glob("*")) if (home / "storage").exists() else []
     return ChildOutcome(seconds, timed.peak_rss_mb, 1, None if runs else "no run stored")
 
@@ -310,6 +318,30 @@ OPS = (
     Op("headwater", "cold `headwater --help`", "help", "hw_cold_help", "one"),
     Op(
         "headwater",
+        "CPU s of cold `headwater run`",
+        "cold-cpu",
+        "hw_cold_run",
+        "one",
+        task=(("cpu", True),),
+    ),
+    Op(
+        "dagster",
+        "CPU s of cold `dagster job execute`",
+        "cold-cpu",
+        "dg_cold_run",
+        "one",
+        task=(("cpu", True),),
+    ),
+    Op(
+        "headwater",
+        "CPU s of cold `headwater --help`",
+        "help-cpu",
+        "hw_cold_help",
+        "one",
+        task=(("cpu", True),),
+    ),
+    Op(
+        "headwater",
         "dag of real steps (select -> Delta)",
         "dag-real",
         "hw_dag",
@@ -346,11 +378,18 @@ def main() -> int:
     parser.add_argument(
         "--skip-real", action="store_true", help="leave out the DAG of real steps (context only)"
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: {g.strip() for g in text.split(",") if g.strip()},
+        help="measure only these groups: dag, runs, cold, help, cold-cpu, help-cpu, dag-real",
+    )
     args = parser.parse_args()
     dagster_python = ensure_dagster_venv()
     pythons = {"headwater": sys.executable, "dagster": str(dagster_python)}
     counts = {"steps": args.rows, "runs": args.runs, "one": 1}
     ops = [op for op in OPS if not (args.skip_real and op.group == "dag-real")]
+    if args.only:
+        ops = [op for op in ops if op.group in args.only]
     console.print(
         f"{args.rows} DAG steps, {args.runs} runs; {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}; Python {sys.version.split()[0]}"
