@@ -71,7 +71,7 @@ class DaskExecutor(Executor):
     """A ``concurrent.futures`` executor over a Dask distributed client.
 
     With ``address`` it connects to a running scheduler; without, it starts a
-    ``LocalCluster`` of ``workers`` processes (one thread each, no dashboard). Tasks are
+    ``LocalCluster`` of ``workers`` processes (one thread each, HTTP ports picked free). Tasks are
     submitted impure, so a retried step really runs again. ``shutdown`` closes the client
     and any cluster this executor started.
     """
@@ -113,15 +113,17 @@ class DaskExecutor(Executor):
                         n_workers=workers,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
-                        worker_dashboard_address=None,
+                        # any free port: a fixed one collides with other clusters
+                        dashboard_address=":0",
+                        worker_dashboard_address=":0",
                     )
             except (RuntimeError, OSError, TimeoutError) as exc:
                 raise RunError(
                     f"cannot start a local Dask cluster of {workers} workers: {exc}",
                     field="executor",
-                    hint="Worker processes are spawned and import the main module: run from "
-                    "a script file (guarded by `if __name__ == '__main__':`), not from stdin.",
+                    hint="Worker processes are spawned and import the main module: from "
+                    "Python, run a script guarded by `if __name__ == '__main__':` (not code "
+                    "piped to stdin); or connect to a running scheduler with `dask=ADDRESS`.",
                 ) from exc
             self.client = dist.Client(self._cluster)
         self._executor: Any = self.client.get_executor(pure=False)
