@@ -126,8 +126,10 @@ def test_runs_logs_follow_tails_a_running_run_until_it_ends(ws: Workspace) -> No
     finally:
         release.set()
         runner.join(120)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    # read through the same buffered stream as readline() (communicate() would bypass it)
+    out = proc.stdout.read()
+    err = proc.stderr.read() if proc.stderr is not None else ""
+    assert proc.wait(60) == 0, err
     lines = [first, *(json.loads(line) for line in out.splitlines())]
     assert lines[-1]["event"] == "run_finished"
     assert [line["seq"] for line in lines] == list(range(1, len(lines) + 1))

@@ -81,7 +81,9 @@ class RunEventSink:
                     target=self._write_loop, name="hw-events", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(record)
+            # queued under the lock: the writer sees events in seq order, so a reader that
+            # tails by seq (runs logs --follow) never skips one committed in a later batch
+            self._queue.put(record)
 
     def close(self) -> None:
         """Write everything queued, then stop the writer."""
