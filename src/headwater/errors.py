@@ -41,11 +41,16 @@ pickling so that executors can ship them between processes.
 
 Marker mixins :class:`Transient` and :class:`Terminal` decide whether the runner
 retries; the runner never matches on message text.
+
+Pickling keeps the class, every structured field and the traceback text
+(:attr:`HeadwaterError.remote_traceback`), so an error raised in a process-pool
+or Dask worker arrives in the runner as the same error, with the worker's stack.
 """
 
 from __future__ import annotations
 
 import difflib
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -102,8 +107,11 @@ class HeadwaterError(Exception):
 
     ``message`` says what happened; ``location`` points at ``file:line:col`` or a
     field path; ``hint`` says what to do. Extra keyword fields are kept in
-    :attr:`details` and serialized by :meth:`attrs`.
+    :attr:`details` and serialized by :meth:`attrs`. ``remote_traceback`` holds the
+    formatted stack of the process that raised it, once it crossed a process boundary.
     """
+
+    remote_traceback: str | None = None
 
     def __init__(
         self,
@@ -147,14 +155,29 @@ class HeadwaterError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
+    def traceback_text(self) -> str | None:
+        """The stack where this error was raised: the remote one if it was shipped."""
+        if self.remote_traceback:
+            return self.remote_traceback
+        if self.__traceback__ is None:
+            return None
+        return "".join(traceback.format_exception(type(self), self, self.__traceback__))
+
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {name: getattr(self, name) for name in _FIELDS}
         kwargs.update(self.details)
-        return (_rebuild, (type(self), self.message, kwargs))
+        return (_rebuild, (type(self), self.message, kwargs, self.traceback_text()))
 
 
-def _rebuild(cls: type[HeadwaterError], message: str, kwargs: dict[str, Any]) -> HeadwaterError:
-    return cls(message, **kwargs)
+def _rebuild(
+    cls: type[HeadwaterError],
+    message: str,
+    kwargs: dict[str, Any],
+    remote_traceback: str | None = None,
+) -> HeadwaterError:
+    exc = cls(message, **kwargs)
+    exc.remote_traceback = remote_traceback
+    return exc
 
 
 class ConfigError(HeadwaterError, Terminal):

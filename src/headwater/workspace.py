@@ -252,11 +252,16 @@ class Workspace:
         trigger: str = "manual",
         params: Mapping[str, Any] | None = None,
         interval: Any = None,
+        executor: Any = None,
     ) -> RunResult:
         """Run a pipeline (a path or a loaded spec) and return its result.
 
         ``params`` sets the pipeline's parameters (for a path); ``interval`` is the
-        backfill interval its templates see.
+        backfill interval its templates see. ``executor``: ``"local"``, ``"process"``,
+        ``"dask"`` / ``"dask=ADDRESS"``, a mapping like the pipeline's ``executor:``, or a
+        ``concurrent.futures.Executor`` you own; default: the pipeline's ``executor:``, else
+        threads. Events are stored (see :mod:`headwater.monitoring`) and also passed to
+        ``on_event``.
         """
         from headwater.pipelines.resume import execute
 
@@ -280,6 +285,7 @@ class Workspace:
             trigger=trigger,
             on_event=on_event,
             select=select,
+            executor=executor,
         )
         self._after_run(result, monitor)
         return result

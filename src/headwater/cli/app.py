@@ -23,6 +23,7 @@ from headwater.cli import (
     connections,
     datasets,
     lineage,
+    metrics,
     pipelines,
     profile,
     quality,
@@ -84,6 +85,7 @@ app.add_typer(checkpoints.app, name="checkpoints")
 scheduler_cli.register(app)
 app.add_typer(subscriptions_cli.app, name="subscriptions")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(metrics.app, name="metrics")
 
 
 def _print_error(exc: HeadwaterError) -> None:

@@ -1,4 +1,4 @@
-"""`headwater connections add|list|show|test|remove`. Secrets are never printed."""
+"""`headwater connections add|list|show|test|check|remove`. Secrets are never printed."""
 
 from __future__ import annotations
 
@@ -85,6 +85,37 @@ def test(name: Annotated[str, typer.Argument(help="Connection name.")]) -> None:
     with open_workspace() as ws:
         ws.test_connection(name)
         console.print(f"[green]connection `{escape(name)}` ok[/]")
+
+
+@app.command("check")
+def check(
+    name: Annotated[str, typer.Argument(help="Connection name.")],
+    history: Annotated[int, typer.Option(help="How many recent checks to show.")] = 10,
+) -> None:
+    """Check a connection, record status and latency, and show its recent checks."""
+    from headwater.cli.display import _STYLE
+    from headwater.monitoring.health import check_connection, check_history
+
+    with open_workspace() as ws:
+        result = check_connection(ws, name)
+        rows = check_history(ws, name, limit=history)
+    style = "green" if result.ok else "bold red"
+    console.print(
+        f"[{style}]connection `{escape(name)}` {result.status}[/] in {result.latency_ms:.1f} ms"
+        + (f": {escape(result.error)}" if result.error else "")
+    )
+    table = Table(title="recent checks", title_justify="left")
+    for col in ("checked at (UTC)", "status", "latency"):
+        table.add_column(col, justify="right" if col == "latency" else "left")
+    for row in rows:
+        table.add_row(
+            row.checked_at.strftime("%Y-%m-%d %H:%M:%S") if row.checked_at else "",
+            f"[{_STYLE.get('succeeded' if row.ok else 'failed', '')}]{row.status}[/]",
+            f"{row.latency_ms:.1f} ms",
+        )
+    console.print(table)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @app.command("discover")

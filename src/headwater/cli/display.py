@@ -18,6 +18,8 @@ from headwater.pipelines.events import (
     RunStarted,
     StepFinished,
     StepProgress,
+    StepQueued,
+    StepRetried,
     StepStarted,
 )
 
@@ -25,7 +27,9 @@ __all__ = ["LiveRunDisplay", "fmt_bytes", "fmt_int", "summary_table"]
 
 _STYLE = {
     "pending": "dim",
+    "queued": "dim",
     "running": "yellow",
+    "retrying": "yellow",
     "succeeded": "green",
     "failed": "bold red",
     "skipped": "dim red",
@@ -89,6 +93,12 @@ class LiveRunDisplay:
             elif isinstance(event, StepStarted):
                 view = self.steps.setdefault(event.step, _StepView(event.kind))
                 view.status, view.started, view.attempt = "running", time.monotonic(), event.attempt
+            elif isinstance(event, StepQueued):
+                self.steps.setdefault(event.step, _StepView(event.kind)).status = "queued"
+            elif isinstance(event, StepRetried):
+                view = self.steps.setdefault(event.step, _StepView(event.kind))
+                view.status = "retrying"
+                view.note = event.error.splitlines()[0][:80]
             elif isinstance(event, StepProgress):
                 if event.step in self.steps:
                     self.steps[event.step].rows = event.rows

@@ -139,8 +139,21 @@ def run(
     output_json: Annotated[
         bool, typer.Option("--json", help="Print the run result as JSON instead of tables.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            "-e",
+            help="Where steps run: local (threads), process[=WORKERS], dask (a local "
+            "2-worker cluster) or dask=ADDRESS. Default: the pipeline's `executor:`, else local.",
+        ),
+    ] = None,
 ) -> None:
     """Run a pipeline with a live per-step display; exit code 1 when any step fails."""
+    if executor is not None:
+        from headwater.pipelines.executors import parse_executor_option
+
+        parse_executor_option(executor)  # a typo fails before the workspace opens
     from headwater.errors import ConfigError
 
     if resume is None and file is None:
@@ -159,7 +172,13 @@ def run(
         if resume is not None:
             return ws.resume(resume, on_event=on_event)
         assert file is not None
-        return ws.run(_shell_path(file), select=select, params=values, on_event=on_event)
+        return ws.run(
+            _shell_path(file),
+            select=select,
+            params=values,
+            on_event=on_event,
+            executor=executor,
+        )
 
     with open_workspace() as ws:
         if output_json:

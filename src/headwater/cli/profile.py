@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,9 @@ from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
 from headwater.cli.display import fmt_int
-from headwater.quality.profile import ColumnProfile, DatasetProfile, compare_profiles, load_profile
+
+if TYPE_CHECKING:  # the profiler needs SQLAlchemy and DuckDB: imported when a command runs
+    from headwater.quality.profile import ColumnProfile, DatasetProfile
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -99,6 +101,8 @@ def render_diff(old: DatasetProfile, new: DatasetProfile) -> Table:
     )
     for name in ("column", "change", "null rate", "distinct≈", "mean", "shift (sd)", "notes"):
         table.add_column(name, justify="right" if name == "shift (sd)" else "left")
+    from headwater.quality.profile import compare_profiles
+
     for ch in compare_profiles(old, new):
         style = {"same": "dim", "changed": "yellow", "added": "green", "removed": "red"}[ch.change]
         table.add_row(
@@ -144,6 +148,8 @@ def profile(
     """Per-column statistics of a dataset version (stored, so versions can be compared):
     type, null rate, approximate distinct count, min/max, mean, stddev, quantiles, top values,
     histogram, string lengths and inferred patterns (email, url, uuid, phone, ISO date)."""
+    from headwater.quality.profile import load_profile
+
     with open_workspace() as ws:
         new = ws.profile(dataset, version=version, histograms=histograms)
         old = None

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from headwater.cli._state import console, open_workspace
 from headwater.cli.profile import sparkline
-from headwater.quality.score import COMPONENTS, WEIGHTS
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +31,8 @@ def quality(
     """Quality score (0-100) of a dataset with completeness, validity, consistency and
     timeliness, its history, and recent anomalies. Scores are recorded after every run that
     writes the dataset; a dataset never scored is measured now."""
+    from headwater.quality.score import COMPONENTS, WEIGHTS  # SQLAlchemy: only when it runs
+
     with open_workspace() as ws:
         report = ws.quality(dataset, measure=measure, limit=history)
     scores = report.scores

@@ -1,4 +1,4 @@
-"""`headwater runs list|show`."""
+"""`headwater runs list|show|logs`."""
 
 from __future__ import annotations
 
@@ -128,3 +128,36 @@ def show(
                     f"[yellow]{escape(r.step or '')}: {r.severity} check `{escape(r.check)}` "
                     f"on {escape(r.dataset)}: {escape(r.message or '')}[/]"
                 )
+
+
+@app.command("logs")
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between polls with --follow.")] = 0.5,
+) -> None:
+    """The run's events as JSON lines (queued, started, progress, retried, finished)."""
+    import json
+    import time
+
+    from headwater.monitoring.history import run_events
+
+    with open_workspace() as ws:
+        run = ws.get_run(run_id)
+        seq, finished = 0, False
+        while True:
+            for record in run_events(ws.store, run.id, after_seq=seq):
+                typer.echo(json.dumps(record.to_json(), default=str))
+                seq = record.seq
+                finished = finished or record.type == "run_finished"
+            if not follow or finished:
+                break
+            current = ws.store.get_run(run.id)
+            if current is not None and current.status != "running":
+                # final: print what the writer flushed after the status changed, then stop
+                for record in run_events(ws.store, run.id, after_seq=seq):
+                    typer.echo(json.dumps(record.to_json(), default=str))
+                break
+            time.sleep(interval)

@@ -452,3 +452,32 @@ class CheckSampleRow(Base):
     )
     observed: Mapped[Any] = mapped_column(JSON, default=None, nullable=True)
     sample: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+# --- monitoring ---
+class RunEventRow(Base):
+    """One event of a run (queued, started, progress, retried, finished), in order."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    type: Mapped[str] = mapped_column(String(32))
+    step: Mapped[str | None] = mapped_column(String(255), default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ConnectionCheckRow(Base):
+    """One health check of a connection: status and latency."""
+
+    __tablename__ = "connection_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection: Mapped[str] = mapped_column(String(255), index=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))  # ok | failed
+    latency_ms: Mapped[float] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text, default=None)

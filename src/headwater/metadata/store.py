@@ -7,6 +7,8 @@ between the runner's threads.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +64,24 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@functools.cache
+def _head_revision() -> str | None:
+    """The newest revision among the migration files (read as text; None if unclear)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(r'^revision = "([^"]+)"', text, re.M)
+        if revision is None:
+            continue
+        revisions.add(revision.group(1))
+        parent = re.search(r'^down_revision = "([^"]+)"', text, re.M)
+        if parent is not None:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -89,7 +109,9 @@ class MetadataStore:
 
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> None:
-        """Apply every pending Alembic migration."""
+        """Apply every pending Alembic migration (a quick version check when none is)."""
+        if self._at_head():
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -105,6 +127,18 @@ class MetadataStore:
                 f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
                 hint="Is the database running? Check HEADWATER_METADATA_URL.",
             ) from exc
+
+    def _at_head(self) -> bool:
+        """True when the database is at the newest migration: then Alembic is not imported."""
+        head = _head_revision()
+        if head is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        except SQLAlchemyError:
+            return False
+        return [r[0] for r in rows] == [head]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -325,12 +359,17 @@ class MetadataStore:
             s.flush()
             return row.id
 
-    def update_step_run(self, step_run_id: int, **fields: Any) -> None:
+    def add_step_runs(self, run_id: str, steps: Sequence[tuple[str, str]]) -> list[int]:
+        """Pending step runs for ``(step, kind)`` pairs, in one transaction; their ids."""
         with self.session() as s:
-            row = s.get(StepRunRow, step_run_id)
-            if row is not None:
-                for key, value in fields.items():
-                    setattr(row, key, value)
+            rows = [StepRunRow(run_id=run_id, step=n, kind=k, status="pending") for n, k in steps]
+            s.add_all(rows)
+            s.flush()
+            return [row.id for row in rows]
+
+    def update_step_run(self, step_run_id: int, **fields: Any) -> None:
+        with self.session() as s:  # one UPDATE statement, no read first
+            s.execute(update(StepRunRow).where(StepRunRow.id == step_run_id).values(**fields))
 
     def get_run(self, run_id: str) -> RunRow | None:
         """A run with its steps loaded. Accepts a unique prefix of the id."""

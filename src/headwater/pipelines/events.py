@@ -20,6 +20,7 @@ __all__ = [
     "StepFinished",
     "StepOutcome",
     "StepProgress",
+    "StepQueued",
     "StepRetried",
     "StepSkipped",
     "StepStarted",
@@ -91,6 +92,25 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class StepQueued(Event):
+    """The step's upstream steps are done; it was handed to the executor."""
+
+    step: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class StepRetried(Event):
+    """An attempt failed with a ``Transient`` error; the next starts after ``delay`` s."""
+
+    step: str
+    kind: str
+    attempt: int  # the attempt that failed
+    error: str
+    delay: float
+
+
+@dataclass(frozen=True)
 class StepStarted(Event):
     step: str
     kind: str
@@ -106,16 +126,6 @@ class StepProgress(Event):
 @dataclass(frozen=True)
 class StepFinished(Event):
     outcome: StepOutcome
-
-
-@dataclass(frozen=True)
-class StepRetried(Event):
-    """A step failed with a transient error and runs again after ``delay`` seconds."""
-
-    step: str
-    attempt: int  # the attempt that failed
-    delay: float
-    error: str
 
 
 @dataclass(frozen=True)

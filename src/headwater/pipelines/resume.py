@@ -48,8 +48,13 @@ def execute(
     reuse: Mapping[str, StepOutcome] | None = None,
     pins: Mapping[str, int] | None = None,
     extra: Mapping[str, Any] | None = None,
+    executor: Any = None,
 ) -> RunResult:
-    """Record the pipeline version and run ``plan``."""
+    """Record the pipeline version and run ``plan`` (on ``executor``: see
+    :func:`headwater.pipelines.executors.step_executor`), storing its events."""
+    from headwater.config import STATE_DIR
+    from headwater.monitoring.sink import RunEventSink
+    from headwater.pipelines.executors import step_executor
     from headwater.pipelines.runner import Runner, new_run_id
     from headwater.pipelines.steps import RunContext
 
@@ -83,18 +88,23 @@ def execute(
         workspace_root=str(ws.root),
         pins=dict(pins or {}),
     )
-    runner = Runner(
-        ctx,
-        spec,
-        plan,
-        max_parallel=ws.settings.runner.max_parallel,
-        pipeline_file=pipeline_file,
-        trigger=trigger,
-        on_event=on_event,
-        reuse=reuse,
-        run_params=run_params,
-    )
-    return runner.run()
+    with (
+        step_executor(ws, executor, getattr(spec, "executor", None)) as execute_attempt,
+        RunEventSink(ws.store, ws.root / STATE_DIR / "logs", forward=on_event) as sink,
+    ):
+        runner = Runner(
+            ctx,
+            spec,
+            plan,
+            max_parallel=ws.settings.runner.max_parallel,
+            pipeline_file=pipeline_file,
+            trigger=trigger,
+            on_event=sink.handle,
+            reuse=reuse,
+            run_params=run_params,
+            execute=execute_attempt,
+        )
+        return runner.run()
 
 
 def interval_of(params: Mapping[str, Any]) -> Interval | None:

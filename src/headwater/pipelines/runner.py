@@ -45,6 +45,7 @@ from headwater.pipelines.events import (
     RunStarted,
     StepFinished,
     StepOutcome,
+    StepQueued,
     StepRetried,
     StepSkipped,
     StepStarted,
@@ -112,6 +113,7 @@ class Runner:
         executor: Executor | None = None,
         reuse: Mapping[str, StepOutcome] | None = None,
         run_params: Mapping[str, Any] | None = None,
+        execute: Callable[[RunContext, Any], StepOutcome] | None = None,
     ) -> None:
         self.ctx = ctx
         self.spec = spec
@@ -126,6 +128,8 @@ class Runner:
         self._reuse = dict(reuse or {})
         self._run_params = dict(run_params or {})
         self._abandoned: list[Future[StepOutcome]] = []
+        # how one step attempt executes: in this thread, or on a process/Dask executor
+        self._execute = execute or run_step_attempt
 
     def _emit(self, event: Event) -> None:
         for handler in self._handlers:
@@ -134,7 +138,7 @@ class Runner:
 
     def _submit(self, executor: Executor, name: str) -> Future[StepOutcome]:
         """The one place step work goes to the executor."""
-        return executor.submit(run_step_attempt, self.ctx, self._steps[name])
+        return executor.submit(self._execute, self.ctx, self._steps[name])
 
     # -- the run -------------------------------------------------------------------------
 
@@ -161,9 +165,8 @@ class Runner:
             trigger=self.trigger,
             params={"pid": os.getpid(), "host": socket.gethostname(), **self._run_params},
         )
-        self._rows = {
-            name: ctx.store.add_step_run(ctx.run_id, name, self._steps[name].type) for name in order
-        }
+        ids = ctx.store.add_step_runs(ctx.run_id, [(n, self._steps[n].type) for n in order])
+        self._rows = dict(zip(order, ids, strict=True))
         self._emit(
             RunStarted(
                 ctx.run_id,
@@ -287,6 +290,8 @@ class Runner:
 
     def _start(self, executor: Executor, name: str, attempt: int) -> Future[StepOutcome]:
         step = self._steps[name]
+        if attempt == 1:
+            self._emit(StepQueued(self.ctx.run_id, step=name, kind=step.type))
         self.ctx.store.update_step_run(
             self._rows[name], status="running", started_at=utcnow(), attempt=attempt
         )
@@ -313,6 +318,7 @@ class Runner:
                     StepRetried(
                         self.ctx.run_id,
                         step=name,
+                        kind=step.type,
                         attempt=info.attempt,
                         delay=delay,
                         error=self.ctx.connections.scrub(
@@ -337,6 +343,8 @@ class Runner:
             self.ctx.connections.scrub_error(exc)
         if isinstance(exc, HeadwaterError):
             details: dict[str, Any] = {"error": exc.attrs()}
+            if exc.remote_traceback:  # raised in a process or Dask worker
+                details["traceback"] = exc.remote_traceback
         else:
             details = {"traceback": self.ctx.connections.scrub(traceback.format_exc())}
         return StepOutcome(

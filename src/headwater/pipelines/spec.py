@@ -97,6 +97,7 @@ __all__ = [
     "Check",
     "CheckStep",
     "DriftCheck",
+    "ExecutorSpec",
     "ExpressionCheck",
     "ExtractStep",
     "FreshnessCheck",
@@ -622,6 +623,19 @@ STEP_TYPES: dict[str, type[_StepBase]] = {
 # --------------------------------------------------------------------------- pipeline
 
 
+class ExecutorSpec(Node):
+    """Where the steps run; `headwater run --executor` overrides it."""
+
+    type: Literal["local", "process", "dask"] = "local"
+    """`local`: threads of the running process; `process`: a local process pool;
+    `dask`: a Dask distributed cluster."""
+    address: str | None = None
+    """`dask` only: the scheduler, e.g. `tcp://10.0.0.5:8786`; without it a local
+    cluster of `workers` processes starts for the run."""
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    """Worker processes of a `process` pool or of a local Dask cluster."""
+
+
 class PipelineSpec(Node):
     """A pipeline: named, described, a list of steps."""
 
@@ -644,6 +658,8 @@ class PipelineSpec(Node):
     `catchup` and `max_concurrent_runs`. See docs/scheduling.md."""
     trigger: DatasetTrigger | None = None
     """Run the pipeline when a run commits a new version of one of `trigger.datasets`."""
+    executor: ExecutorSpec | None = None
+    """Where the steps run (default: threads of the running process)."""
 
     _source_map: SourceMap | None = PrivateAttr(default=None)
     _bindings: Bindings | None = PrivateAttr(default=None)
