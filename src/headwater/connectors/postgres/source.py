@@ -131,13 +131,15 @@ class PostgresSource:
         conn = self._connect()
         try:
             cast = ""
+            target: pa.DataType | None = None
             if query:
                 source = f"({query}) AS {_ALIAS}"
             else:
                 info = self._resolve(conn, stream)
                 _check_columns(info, [column])
                 source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
-                cast = next(c.read_cast for c in info.columns if c.name == column)
+                col = next(c for c in info.columns if c.name == column)
+                cast, target = col.read_cast, col.arrow
             ref = f"{_ALIAS}.{quote_ident(column)}"
             sql = f"SELECT min({ref}){cast} AS lo, max({ref}){cast} AS hi FROM {source}"
             if where:
@@ -160,7 +162,7 @@ class PostgresSource:
                 cur.close()
         finally:
             conn.close()
-        return _scalar(table.column(0)), _scalar(table.column(1))
+        return _scalar(table.column(0), target), _scalar(table.column(1), target)
 
     def _connect(self) -> Connection:
         conn = connect(self.config)
@@ -213,7 +215,7 @@ class PostgresSource:
             except Exception as exc:
                 lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
                 raise driver_error(self.config, exc, f"reading {stream!r}", lost=lost) from None
-            _, convert = batch_converter(reader.schema, targets)
+            converted, convert = batch_converter(reader.schema, targets)
             rows_max = self.config.batch_rows
             while True:
                 try:
@@ -226,7 +228,7 @@ class PostgresSource:
                 try:
                     out = convert(batch)
                 except pa.ArrowInvalid as exc:
-                    out = _salvage(batch, convert, stream, rejects, exc)
+                    out = _salvage(batch, converted, convert, stream, rejects, exc)
                 if out.num_rows <= rows_max:
                     yield out
                 else:
@@ -320,6 +322,7 @@ def _projection(info: TableInfo, columns: list[str] | None) -> tuple[str, list[p
 
 def _salvage(
     batch: pa.RecordBatch,
+    converted: pa.Schema,
     convert: Callable[[pa.RecordBatch], pa.RecordBatch],
     stream: str,
     rejects: RejectSink | None,
@@ -334,16 +337,25 @@ def _salvage(
     import pyarrow.compute as pc
 
     from headwater.connectors.base import Reject
-    from headwater.connectors.postgres.convert import NUMERIC_SPECIALS, is_numeric
+    from headwater.connectors.postgres.convert import (
+        NUMERIC_SPECIALS,
+        NUMERIC_TEXT_SPECIALS,
+        is_numeric,
+    )
 
-    specials = pa.array(NUMERIC_SPECIALS, pa.string())
+    specials = pa.array([*NUMERIC_SPECIALS, *NUMERIC_TEXT_SPECIALS], pa.string())
+    # numeric columns as their text: ADBC's extension (its storage) or read ::text (decimal out)
+    texts: dict[str, pa.Array] = {}
+    for name, column, out in zip(batch.schema.names, batch.columns, converted, strict=True):
+        if is_numeric(column.type):
+            texts[name] = column.storage
+        elif pa.types.is_string(column.type) and pa.types.is_decimal(out.type):
+            texts[name] = column
     bad: dict[int, str] = {}
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if not is_numeric(column.type):
-            continue
-        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(column.storage, specials), False))
+    for name, text in texts.items():
+        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(text, specials), False))
         for i in hits.to_pylist():
-            value = column.storage[i].as_py()
+            value = NUMERIC_TEXT_SPECIALS.get(text[i].as_py(), text[i].as_py())
             bad.setdefault(int(i), f"numeric value {value} of column `{name}` has no decimal form")
     if not bad:
         raise error  # the conversion failed for another reason
@@ -356,9 +368,13 @@ def _salvage(
             "(SELECT amount::float8 ...), or let the step quarantine such rows.",
         )
     readable = pa.RecordBatch.from_arrays(
-        [c.storage if is_numeric(c.type) else c for c in batch.columns], names=batch.schema.names
+        [texts.get(n, c) for n, c in zip(batch.schema.names, batch.columns, strict=True)],
+        names=batch.schema.names,
     )
     rows = readable.take(pa.array(sorted(bad), pa.int64())).to_pylist()
+    for row in rows:
+        for name in texts:
+            row[name] = NUMERIC_TEXT_SPECIALS.get(row[name], row[name])
     rejects.add(
         Reject(raw_record=json.dumps(row, default=str, ensure_ascii=False), error=bad[i])
         for i, row in zip(sorted(bad), rows, strict=True)
@@ -367,13 +383,13 @@ def _salvage(
     return convert(batch.filter(pa.array(keep, pa.bool_())))
 
 
-def _scalar(column: pa.ChunkedArray) -> Any:
+def _scalar(column: pa.ChunkedArray, target: pa.DataType | None = None) -> Any:
     """One min/max value as a Python scalar (numeric as Decimal, uuid as text)."""
     from headwater.connectors.postgres.convert import batch_converter, is_numeric
 
     chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if is_numeric(column.type):
-        text = chunk.storage[0].as_py()
+    if is_numeric(column.type) or (target is not None and pa.types.is_decimal(target)):
+        text = (chunk.storage if is_numeric(column.type) else chunk)[0].as_py()
         return None if text is None else Decimal(text)
     schema = pa.schema([pa.field("v", column.type)])
     _, convert = batch_converter(schema)
