@@ -10,11 +10,19 @@ Every read runs with the session ``TimeZone`` set to UTC, so a predicate compari
 ``timestamptz`` column with a naive timestamp literal (or a ``timestamp`` column with a
 tz-aware one) means the same instant whatever the server's default time zone is, and
 agrees with the Arrow mapping (``timestamptz`` is read as UTC instants).
+
+Parallel range reads share one snapshot (:meth:`PostgresSource.shared_snapshot`): a
+coordinator connection exports its ``REPEATABLE READ`` snapshot with
+``pg_export_snapshot()`` and stays open; every range's connection starts a
+``REPEATABLE READ, READ ONLY`` transaction that imports it (``SET TRANSACTION SNAPSHOT``)
+before its query, so all ranges see the table as of one instant, as one read would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,6 +39,7 @@ from headwater.connectors.postgres.client import (
 )
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
+from headwater.connectors.server.snapshot import RangeSplit
 from headwater.connectors.server.source import check_connection, check_read_options, on_connection
 from headwater.errors import (
     ConfigError,
@@ -46,13 +55,95 @@ if TYPE_CHECKING:
 __all__ = ["PostgresSource", "to_postgres_predicate"]
 
 _ALIAS = "hw_src"  # the relation read, so ORDER BY names its columns, not output aliases
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)*")
+# primary-key types a default parallel read splits on (ranges of an ordered, dense-ish key)
+_SPLIT_TYPES = frozenset(["int2", "int4", "int8", "date", "timestamp", "timestamptz"])
 
 
 class PostgresSource:
-    """Reads PostgreSQL tables, views and queries."""
+    """Reads PostgreSQL tables, views and queries.
 
-    def __init__(self, config: PostgresConfig) -> None:
+    ``snapshot`` (an id exported by ``pg_export_snapshot()``): every connection this source
+    opens reads that snapshot (see :meth:`shared_snapshot`).
+    """
+
+    def __init__(self, config: PostgresConfig, *, snapshot: str | None = None) -> None:
+        if snapshot is not None and not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ConfigError(f"Not a snapshot id: {snapshot!r}.", connector=CONNECTOR)
         self.config = config
+        self.snapshot = snapshot
+
+    @contextlib.contextmanager
+    def shared_snapshot(self) -> Iterator[PostgresSource]:
+        """A source whose every read sees the snapshot exported here, held until exit.
+
+        The coordinator connection stays idle in its ``REPEATABLE READ`` transaction for
+        the duration (an exported snapshot lives as long as its transaction): readers may
+        import it at any time until then, so ranges started late see the same rows.
+        """
+        conn = connect(self.config)  # autocommit off: ADBC has opened a transaction
+        try:
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+                    snapshot = str(cur.fetchall()[0][0])
+                finally:
+                    cur.close()
+            except Exception as exc:
+                lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
+                raise driver_error(self.config, exc, "exporting a snapshot", lost=lost) from None
+            yield PostgresSource(self.config, snapshot=snapshot)
+        finally:
+            _close(conn, None)
+
+    def default_split(
+        self,
+        stream: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> RangeSplit | None:
+        """Split on the primary key when the read is big (see ``parallel_read_rows``).
+
+        Only table reads qualify (not ``options.query``), on a single-column integer, date
+        or timestamp primary key; the size is the planner's estimate of the rows the read
+        returns (``EXPLAIN``: statistics, no scan), so an incremental read of a few new rows
+        of a big table stays one stream.
+        """
+        threshold = self.config.parallel_read_rows
+        if threshold <= 0 or _query_option(options):
+            return None
+        where = to_postgres_predicate(predicate) if predicate else None
+        conn = self._connect()
+        try:
+            info = self._resolve(conn, stream)
+            if info.kind not in ("r", "p") or len(info.primary_key) != 1:
+                return None
+            key = next(c for c in info.columns if c.name == info.primary_key[0])
+            if key.typname not in _SPLIT_TYPES:
+                return None
+            sql = f"SELECT 1 FROM {qualified(info.schema, info.name)} AS {_ALIAS}"
+            if where:
+                sql += f" WHERE {where}"
+            try:
+                cur = conn.cursor()
+                try:  # ADBC wraps a query in COPY, which cannot hold an EXPLAIN
+                    cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+                    cur.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+                    plan = cur.fetchall()[0][0]
+                finally:
+                    cur.close()
+            except Exception as exc:
+                raise driver_error(self.config, exc, f"estimating the rows of {stream!r}") from None
+        finally:
+            _close(conn, None)
+        parsed = json.loads(plan) if isinstance(plan, str | bytes) else plan
+        estimate = int(parsed[0]["Plan"]["Plan Rows"])
+        if estimate < threshold:
+            return None
+        return RangeSplit(key.name, self.config.parallel_read_partitions, estimate)
 
     def check(self) -> None:
         check_connection(self.config, connect, fetch_all, driver_error)
@@ -169,12 +260,16 @@ class PostgresSource:
         try:
             cur = conn.cursor()
             try:
+                if self.snapshot is not None:  # before any query of the transaction
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
                 cur.execute("SET TIME ZONE 'UTC'")
             finally:
                 cur.close()
         except Exception as exc:
             conn.close()
-            raise driver_error(self.config, exc, "setting the session time zone") from None
+            doing = "importing the read's snapshot" if self.snapshot else "setting the time zone"
+            raise driver_error(self.config, exc, doing) from None
         return conn
 
     def _query_projection(
