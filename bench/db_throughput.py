@@ -14,8 +14,8 @@ Measures, each in a fresh process, on one synthetic orders shape (see bench/READ
 * ``mariadb``: MariaDB into a dataset. Headwater, dlt (``sql_database`` into duckdb) and a raw
   connectorx read into Arrow (the reference).
 
-The orders table (``id, customer_id, ts, amount, country, email``) is generated once per row count
-in PostgreSQL with ``generate_series`` and kept as ``public.orders_<N>``; a Parquet snapshot of it
+The orders table (``id`` primary key, ``customer_id, ts, amount, country, email``) is generated
+once per row count in PostgreSQL with ``generate_series`` and kept as ``public.orders_<N>``; a Parquet snapshot of it
 (read through ADBC) is the dataset the write measurements start from, and is loaded into MariaDB
 as ``orders_<N>`` for the MariaDB read.
 """
@@ -71,6 +71,9 @@ TOOLS = ("headwater", "dlt", "adbc", "copy", "connectorx")
 GROUPS = ("read", "append", "merge", "mariadb")
 # Bump when the generated tables change, so cached tables and snapshots are rebuilt.
 DATA_VERSION = 1
+# The PostgreSQL source table alone: 2 added its primary key on id (its rows, the snapshot
+# and the MariaDB copy are unchanged).
+PG_TABLE_VERSION = 2
 
 CHILD_ENV = {"RUNTIME__DLTHUB_TELEMETRY": "false", "DO_NOT_TRACK": "1"}
 
@@ -183,8 +186,8 @@ def table_name(rows: int) -> str:
     return f"orders_{rows}"
 
 
-def marker_text(rows: int) -> str:
-    return json.dumps({"headwater_bench": DATA_VERSION, "rows": rows})
+def marker_text(rows: int, version: int = DATA_VERSION) -> str:
+    return json.dumps({"headwater_bench": version, "rows": rows})
 
 
 def pg_connect(url: str, autocommit: bool = True) -> Any:
@@ -273,12 +276,14 @@ def ensure_table(url: str, rows: int) -> str:
         found = con.execute(
             "SELECT obj_description(to_regclass(%s), 'pg_class')", (f"public.{table}",)
         ).fetchone()
-        if found and found[0] == marker_text(rows):
+        if found and found[0] == marker_text(rows, PG_TABLE_VERSION):
             return table
         console.print(f"generating {rows:,} rows in PostgreSQL table public.{table} ...")
         started = time.perf_counter()
         con.execute(f'DROP TABLE IF EXISTS public."{table}"')
         con.execute(GENERATE_SQL.format(table=f'"{table}"', last=int(rows) - 1))
+        # an orders table has a primary key (the merge target, made LIKE it, does not)
+        con.execute(f'ALTER TABLE public."{table}" ADD PRIMARY KEY (id)')
         con.execute(f'VACUUM ANALYZE public."{table}"')  # hint bits and visibility map set once
         _, problem = verify_ids(con, f'public."{table}"', rows)
         if problem:
@@ -287,7 +292,7 @@ def ensure_table(url: str, rows: int) -> str:
 
         con.execute(
             sql.SQL("COMMENT ON TABLE public.{} IS {}").format(
-                sql.Identifier(table), sql.Literal(marker_text(rows))
+                sql.Identifier(table), sql.Literal(marker_text(rows, PG_TABLE_VERSION))
             )
         )
         console.print(f"generated in {time.perf_counter() - started:.1f} s")
