@@ -15,9 +15,9 @@ Measures, each in a fresh process, on one synthetic orders shape (see bench/READ
   connectorx read into Arrow (the reference).
 
 The orders table (``id`` primary key, ``customer_id, ts, amount, country, email``) is generated
-once per row count in PostgreSQL with ``generate_series`` and kept as ``public.orders_<N>``; a Parquet snapshot of it
-(read through ADBC) is the dataset the write measurements start from, and is loaded into MariaDB
-as ``orders_<N>`` for the MariaDB read.
+once per row count in PostgreSQL with ``generate_series`` and kept as ``public.orders_<N>``; a
+Parquet snapshot of it (read through ADBC) is the dataset the write measurements start from, and
+is loaded into MariaDB as ``orders_<N>`` for the MariaDB read.
 """
 
 from __future__ import annotations
@@ -116,6 +116,7 @@ class Op:
 
 OPS = (
     Op("headwater", "postgres -> dataset", "read", "headwater_read"),
+    Op("headwater", "postgres -> dataset (partition: false)", "read", "headwater_read_single"),
     Op("dlt", "postgres -> duckdb table", "read", "dlt_read"),
     Op("adbc", "postgres -> arrow batches", "read", "adbc_read"),
     Op("headwater", "dataset -> postgres (append)", "append", "headwater_append", "empty"),
@@ -124,6 +125,12 @@ OPS = (
     Op("headwater", "dataset -> postgres (merge)", "merge", "headwater_merge", "prefilled"),
     Op("dlt", "dataset -> postgres (merge)", "merge", "dlt_merge", "dlt-prefilled"),
     Op("headwater", "mariadb -> dataset", "mariadb", "headwater_mariadb_read"),
+    Op(
+        "headwater",
+        "mariadb -> dataset (opt-in partition: 2 ranges)",
+        "mariadb",
+        "headwater_mariadb_read_ranges",
+    ),
     Op("dlt", "mariadb -> duckdb table", "mariadb", "dlt_mariadb_read"),
     Op("connectorx", "mariadb -> arrow", "mariadb", "cx_mariadb_read"),
 )
@@ -142,12 +149,18 @@ class RatioSpec:
 RATIO_SPECS = (
     RatioSpec("PG read vs dlt", "headwater_read", "dlt_read", 2.0),
     RatioSpec("PG read vs raw ADBC", "headwater_read", "adbc_read", 0.85),
+    RatioSpec(
+        "PG read, one stream (partition: false), vs dlt", "headwater_read_single", "dlt_read"
+    ),
     RatioSpec("append vs raw COPY", "headwater_append", "copy_append", 0.85),
     RatioSpec("append vs dlt append", "headwater_append", "dlt_append"),
     RatioSpec("merge vs raw COPY", "headwater_merge", "copy_append", 0.6),
     RatioSpec("merge vs dlt merge", "headwater_merge", "dlt_merge"),
     RatioSpec("MariaDB read vs dlt", "headwater_mariadb_read", "dlt_mariadb_read", 2.0),
     RatioSpec("MariaDB read vs raw connectorx", "headwater_mariadb_read", "cx_mariadb_read", 0.85),
+    RatioSpec(
+        "MariaDB read, opt-in 2 ranges, vs dlt", "headwater_mariadb_read_ranges", "dlt_mariadb_read"
+    ),
 )
 
 
@@ -786,7 +799,7 @@ steps:
     stream: {stream}
     to: raw.orders
     mode: overwrite
-"""
+{extra}"""
 
 LOAD_PIPELINE_YAML = """\
 name: bench_pg_{mode}
@@ -798,6 +811,9 @@ steps:
     target: {target}
     mode: {mode}{keys}
 """
+
+PARTITION_OFF = "    partition: false\n"
+PARTITION_TWO = "    partition: {column: id, partitions: 2}\n"
 
 SUCCESS_STATUSES = {"success", "succeeded", "successful", "ok", "complete", "completed", "done"}
 
@@ -826,9 +842,11 @@ def check_status(result: Any) -> None:
         raise RuntimeError(f"headwater run ended with status {status!r}: {result!r}")
 
 
-def headwater_extract(task: dict[str, Any], connection: tuple[str, str, str], stream: str) -> Any:
+def headwater_extract(
+    task: dict[str, Any], connection: tuple[str, str, str], stream: str, extra: str = ""
+) -> Any:
     """Headwater: a one-step pipeline extracting ``stream`` into the dataset ``raw.orders``."""
-    pipeline = READ_PIPELINE_YAML.format(connection=connection[0], stream=stream)
+    pipeline = READ_PIPELINE_YAML.format(connection=connection[0], stream=stream, extra=extra)
     ws, root, pipeline_path = headwater_workspace(task, pipeline, connection)
     with Stopwatch() as timed:
         result = ws.run(str(pipeline_path))
@@ -849,6 +867,18 @@ def headwater_extract(task: dict[str, Any], connection: tuple[str, str, str], st
 def headwater_read(task: dict[str, Any]) -> ChildOutcome:
     """Headwater: extract ``public.orders_<N>`` from PostgreSQL into ``raw.orders``."""
     return headwater_extract(task, ("pg", "postgres", task["url"]), f"public.{task['table']}")
+
+
+def headwater_read_single(task: dict[str, Any]) -> ChildOutcome:
+    """Headwater, one stream: the same extract with the default range split turned off."""
+    stream = f"public.{task['table']}"
+    return headwater_extract(task, ("pg", "postgres", task["url"]), stream, PARTITION_OFF)
+
+
+def headwater_mariadb_read_ranges(task: dict[str, Any]) -> ChildOutcome:
+    """Headwater, MariaDB in two key ranges (opt-in: each range is its own transaction)."""
+    connection = ("mdb", "mariadb", task["mariadb_url"])
+    return headwater_extract(task, connection, task["mariadb_table"], PARTITION_TWO)
 
 
 def headwater_mariadb_read(task: dict[str, Any]) -> ChildOutcome:
@@ -898,6 +928,8 @@ CHILD_OPERATIONS: dict[str, Callable[[dict[str, Any]], ChildOutcome]] = {
     "dlt_append": with_mode(dlt_write, "append"),
     "dlt_merge": with_mode(dlt_write, "merge"),
     "headwater_read": headwater_read,
+    "headwater_read_single": headwater_read_single,
+    "headwater_mariadb_read_ranges": headwater_mariadb_read_ranges,
     "headwater_mariadb_read": headwater_mariadb_read,
     "headwater_append": with_mode(headwater_load, "append"),
     "headwater_merge": with_mode(headwater_load, "merge"),
