@@ -43,6 +43,7 @@ from headwater.connectors.server.snapshot import RangeSplit
 from headwater.connectors.server.source import check_connection, check_read_options, on_connection
 from headwater.errors import (
     ConfigError,
+    ConnectorUnavailableError,
     SourceFormatError,
     SourceNotFoundError,
     UnsupportedOperationError,
@@ -87,6 +88,8 @@ class PostgresSource:
                 cur = conn.cursor()
                 try:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    # idle by design until the last range has imported the snapshot
+                    cur.execute("SET idle_in_transaction_session_timeout = 0")
                     cur.execute("SELECT pg_catalog.pg_export_snapshot()")
                     snapshot = str(cur.fetchall()[0][0])
                 finally:
@@ -268,6 +271,18 @@ class PostgresSource:
                 cur.close()
         except Exception as exc:
             conn.close()
+            if self.snapshot is not None and getattr(exc, "sqlstate", None) == "22023":
+                # "invalid snapshot identifier": the coordinator's session ended (killed,
+                # restarted server) before this range started; a retry exports a new one
+                raise ConnectorUnavailableError(
+                    f"PostgreSQL at {self.config.where}: the snapshot shared by a parallel "
+                    "read is gone (the session that exported it ended) before every range "
+                    "had started.",
+                    connector=CONNECTOR,
+                    location=self.config.where,
+                    hint="The step is retried from a new snapshot; with repeated failures, "
+                    "read with `partition: false`.",
+                ) from None
             doing = "importing the read's snapshot" if self.snapshot else "setting the time zone"
             raise driver_error(self.config, exc, doing) from None
         return conn
