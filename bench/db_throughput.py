@@ -1082,6 +1082,59 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_op(
+    op: Op,
+    args: argparse.Namespace,
+    repeat: int,
+    url: str,
+    table: str,
+    snapshot: Path,
+    amounts: list[str],
+    mariadb_table: str | None,
+    scratch_root: Path,
+) -> Measurement:
+    """One measurement of ``op`` in a fresh child process, its target prepared and dropped."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{op.child}-", dir=scratch_root))
+    operation = operation_label(op, args)
+    label = f"[{repeat + 1}/{args.repeat}] {op.tool}: {operation}"
+    target = None
+    try:
+        with console.status(f"{label} (preparing)"):
+            target = prepare_target(url, args.rows, op.target)
+        with console.status(label):
+            m = measure(
+                SCRIPT,
+                tool=op.tool,
+                operation=operation,
+                child=op.child,
+                rows=args.rows,
+                group=op.group,
+                task={
+                    "url": url,
+                    "table": table,
+                    "snapshot": str(snapshot),
+                    "target_schema": target.schema if target else None,
+                    "target": target.table if target else None,
+                    "amounts": amounts,
+                    "mariadb_url": args.mariadb_url,
+                    "mariadb_table": mariadb_table,
+                    "rows": args.rows,
+                    "scratch": str(scratch),
+                    "dlt_backend": args.dlt_backend,
+                    "dlt_load_format": args.dlt_load_format,
+                    "dlt_merge_strategy": args.dlt_merge_strategy,
+                    "copy_format": args.copy_format,
+                    "cx_return_type": args.cx_return_type,
+                },
+                env=CHILD_ENV,
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if target:
+            drop_target(url, target)
+    return m
+
+
 def main() -> int:
     args = parse_args()
     url = args.pg_url
@@ -1135,44 +1188,18 @@ def main() -> int:
         for op in ops:
             if sum(1 for m in runs[op] if m.error) >= 2:
                 continue  # failed twice: do not spend more rounds on it
-            scratch = Path(tempfile.mkdtemp(prefix=f"{op.child}-", dir=scratch_root))
-            operation = operation_label(op, args)
-            label = f"[{repeat + 1}/{args.repeat}] {op.tool}: {operation}"
-            target = None
-            try:
-                with console.status(f"{label} (preparing)"):
-                    target = prepare_target(url, args.rows, op.target)
-                with console.status(label):
-                    m = measure(
-                        SCRIPT,
-                        tool=op.tool,
-                        operation=operation,
-                        child=op.child,
-                        rows=args.rows,
-                        group=op.group,
-                        task={
-                            "url": url,
-                            "table": table,
-                            "snapshot": str(snapshot),
-                            "target_schema": target.schema if target else None,
-                            "target": target.table if target else None,
-                            "amounts": amounts,
-                            "mariadb_url": args.mariadb_url,
-                            "mariadb_table": mariadb_table,
-                            "rows": args.rows,
-                            "scratch": str(scratch),
-                            "dlt_backend": args.dlt_backend,
-                            "dlt_load_format": args.dlt_load_format,
-                            "dlt_merge_strategy": args.dlt_merge_strategy,
-                            "copy_format": args.copy_format,
-                            "cx_return_type": args.cx_return_type,
-                        },
-                        env=CHILD_ENV,
-                    )
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-                if target:
-                    drop_target(url, target)
+            for attempt in range(2):  # a failed round is run again once, in its place
+                m = run_op(
+                    op, args, repeat, url, table, snapshot, amounts, mariadb_table, scratch_root
+                )
+                if m.error is None or attempt:
+                    break
+                console.print(
+                    f"[{repeat + 1}/{args.repeat}] {op.tool}: failed, once more: "
+                    f"{m.error.splitlines()[0][:120]}",
+                    highlight=False,
+                )
+            label = f"[{repeat + 1}/{args.repeat}] {op.tool}: {operation_label(op, args)}"
             outcome = f"{m.seconds:.2f} s, {m.peak_rss_mb:,.0f} MB" if m.error is None else m.error
             console.print(f"{label}: {outcome}", highlight=False)
             runs[op].append(m)
