@@ -120,7 +120,11 @@ steps:
     retry_delay: 0.05
 """
     )
-    find = "select pid from pg_stat_progress_copy where pid <> pg_backend_pid()"
+    # only this database's COPY: the server is shared, other sessions' COPYs are not ours
+    find = (
+        "select pid from pg_stat_progress_copy "
+        "where pid <> pg_backend_pid() and datname = current_database()"
+    )
     with _workspace(tmp_path / "ws", url) as ws:
         ids = pa.array(range(ROWS), pa.int64())
         ws.write("raw.orders", pa.table({"id": ids, "v": pc.cast(ids, pa.string())}))
