@@ -98,8 +98,10 @@ def test_default_split_needs_a_big_read_on_a_single_column_ordered_primary_key(
         PostgresConfig(url=postgres_url, parallel_read_rows=500, parallel_read_partitions=4)
     )
     assert (four.default_split(table) or RangeSplit("", 0, 0)).partitions == 4
-    # too few rows: the default threshold, an incremental read of a few new rows, or off
+    # off by default; too few rows for the threshold, or an incremental read of a few rows
     assert PostgresSource(PostgresConfig(url=postgres_url)).default_split(table) is None
+    big = PostgresSource(PostgresConfig(url=postgres_url, parallel_read_rows=2_000_000))
+    assert big.default_split(table) is None
     assert small.default_split(table, predicate='"id" > 990') is None
     off = PostgresSource(PostgresConfig(url=postgres_url, parallel_read_rows=0))
     assert off.default_split(table) is None

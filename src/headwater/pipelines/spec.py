@@ -361,7 +361,8 @@ class ExtractStep(_WritesDataset):
     or a failure resumes after the last committed chunk. Default: one commit per run."""
     partition: Partition | Literal[False] | None = None
     """Read key ranges of the stream in parallel. Unset: a source that reads ranges in one
-    snapshot (postgres) splits a big table on its primary key by itself; `false` never."""
+    snapshot (postgres, with `parallel_read_rows` set) may split a big table on its primary
+    key by itself; `false` never."""
 
     @model_validator(mode="after")
     def _incremental_rules(self) -> Self:
