@@ -116,7 +116,12 @@ class Op:
 
 OPS = (
     Op("headwater", "postgres -> dataset", "read", "headwater_read"),
-    Op("headwater", "postgres -> dataset (partition: false)", "read", "headwater_read_single"),
+    Op(
+        "headwater",
+        "postgres -> dataset (partition: 2 ranges, one snapshot)",
+        "read",
+        "headwater_read_ranges",
+    ),
     Op("dlt", "postgres -> duckdb table", "read", "dlt_read"),
     Op("adbc", "postgres -> arrow batches", "read", "adbc_read"),
     Op("headwater", "dataset -> postgres (append)", "append", "headwater_append", "empty"),
@@ -149,9 +154,7 @@ class RatioSpec:
 RATIO_SPECS = (
     RatioSpec("PG read vs dlt", "headwater_read", "dlt_read", 2.0),
     RatioSpec("PG read vs raw ADBC", "headwater_read", "adbc_read", 0.85),
-    RatioSpec(
-        "PG read, one stream (partition: false), vs dlt", "headwater_read_single", "dlt_read"
-    ),
+    RatioSpec("PG read, 2 ranges in one snapshot, vs dlt", "headwater_read_ranges", "dlt_read"),
     RatioSpec("append vs raw COPY", "headwater_append", "copy_append", 0.85),
     RatioSpec("append vs dlt append", "headwater_append", "dlt_append"),
     RatioSpec("merge vs raw COPY", "headwater_merge", "copy_append", 0.6),
@@ -812,7 +815,6 @@ steps:
     mode: {mode}{keys}
 """
 
-PARTITION_OFF = "    partition: false\n"
 PARTITION_TWO = "    partition: {column: id, partitions: 2}\n"
 
 SUCCESS_STATUSES = {"success", "succeeded", "successful", "ok", "complete", "completed", "done"}
@@ -869,10 +871,10 @@ def headwater_read(task: dict[str, Any]) -> ChildOutcome:
     return headwater_extract(task, ("pg", "postgres", task["url"]), f"public.{task['table']}")
 
 
-def headwater_read_single(task: dict[str, Any]) -> ChildOutcome:
-    """Headwater, one stream: the same extract with the default range split turned off."""
+def headwater_read_ranges(task: dict[str, Any]) -> ChildOutcome:
+    """Headwater, two key ranges read in parallel inside one exported snapshot."""
     stream = f"public.{task['table']}"
-    return headwater_extract(task, ("pg", "postgres", task["url"]), stream, PARTITION_OFF)
+    return headwater_extract(task, ("pg", "postgres", task["url"]), stream, PARTITION_TWO)
 
 
 def headwater_mariadb_read_ranges(task: dict[str, Any]) -> ChildOutcome:
@@ -928,7 +930,7 @@ CHILD_OPERATIONS: dict[str, Callable[[dict[str, Any]], ChildOutcome]] = {
     "dlt_append": with_mode(dlt_write, "append"),
     "dlt_merge": with_mode(dlt_write, "merge"),
     "headwater_read": headwater_read,
-    "headwater_read_single": headwater_read_single,
+    "headwater_read_ranges": headwater_read_ranges,
     "headwater_mariadb_read_ranges": headwater_mariadb_read_ranges,
     "headwater_mariadb_read": headwater_mariadb_read,
     "headwater_append": with_mode(headwater_load, "append"),
