@@ -114,6 +114,23 @@ def test_duplicate_keys_in_one_stream_last_wins(config: PostgresConfig, postgres
     assert rows(postgres_url, name) == [(1, "last"), (2, "two"), (3, "w")]
 
 
+def test_keys_increasing_for_a_while_then_repeating_last_wins(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    """The keys of increasing batches are not kept: a key repeated after the stream stops
+    increasing is still de-duplicated (by PostgreSQL), the last occurrence winning."""
+    name = unique()
+    merge(config, name, pa.table({"id": [2], "v": ["old2"]}), ["id"])
+    # batches of 2: [1, 2] [3, 4] increase; [2, 5] breaks the order and repeats 2; [1, 6]
+    data = pa.table({"id": [1, 2, 3, 4, 2, 5, 1, 6], "v": list("abcdefgh")})
+    result = merge(config, name, data, ["id"])
+    assert result.rows == 6 and result.details["duplicates"] == 2
+    assert result.details["inserted"] == 5 and result.details["updated"] == 1
+    assert rows(postgres_url, name) == [
+        (1, "g"), (2, "e"), (3, "c"), (4, "d"), (5, "f"), (6, "h")
+    ]  # fmt: skip
+
+
 def test_composite_keys(config: PostgresConfig, postgres_url: str) -> None:
     name = unique()
     first = pa.table({"a": [1, 1, 2], "b": ["x", "y", "x"], "v": [10, 20, 30]})

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pyarrow as pa
 
@@ -36,7 +37,12 @@ from headwater.pipelines.incremental import (
     cursor_predicate,
     literal_sql,
 )
-from headwater.pipelines.partitions import partitioned_read, read_concurrently
+from headwater.pipelines.partitions import (
+    RangeRead,
+    partitioned_read,
+    range_plan,
+    read_concurrently,
+)
 from headwater.quality.quarantine import quarantine_name, rejects_to_table
 
 if TYPE_CHECKING:
@@ -61,7 +67,8 @@ class ExtractJob:
     options: dict[str, Any] = field(default_factory=dict)
     incremental: Incremental | None = None
     checkpoint_every: int | None = None
-    partition: Partition | None = None
+    partition: Partition | Literal[False] | None = None
+    """The step's ``partition``; ``None``: the source may split a big read by itself."""
     on_schema_change: str = "evolve"
 
 
@@ -94,11 +101,12 @@ class _Chunk:
 def execute_extract(ctx: RunContext, job: ExtractJob, *, step_name: str) -> StepOutcome:
     from headwater.pipelines.steps import naming_connection
 
-    with naming_connection(job.connection):
-        return _execute(ctx, job, step_name)
+    # resources: a parallel read's shared snapshot, held until every batch was consumed
+    with naming_connection(job.connection), ExitStack() as resources:
+        return _execute(ctx, job, step_name, resources)
 
 
-def _execute(ctx: RunContext, job: ExtractJob, step_name: str) -> StepOutcome:
+def _execute(ctx: RunContext, job: ExtractJob, step_name: str, resources: ExitStack) -> StepOutcome:
     from headwater.pipelines.steps import Progress
 
     factory, _ = ctx.connections.resolve(job.connection)
@@ -124,19 +132,29 @@ def _execute(ctx: RunContext, job: ExtractJob, step_name: str) -> StepOutcome:
         elif inc.initial is not None:
             predicate = f'"{_esc(inc.cursor)}" >= {literal_sql(inc.initial)}'
     rejects = ListRejectSink()
-    ranges: list[str] = []
+    split: RangeRead | None = None
     batches: Iterator[pa.RecordBatch]
-    if job.partition is not None:
-        ranges, batches = partitioned_read(
+    plan = range_plan(
+        source,
+        job.stream,
+        job.partition,
+        ordered=job.checkpoint_every is not None,
+        predicate=predicate,
+        options=job.options,
+    )
+    if plan is not None:
+        split = partitioned_read(
             source,
             job.stream,
-            column=job.partition.column,
-            partitions=job.partition.partitions,
+            plan=plan,
             predicate=predicate,
             options=job.options,
             rejects=rejects,
             connector=factory.name,
+            resources=resources,
         )
+    if split is not None:
+        batches = split.batches
     elif job.checkpoint_every is None:
         batches = prefetch(_read(source, job, predicate, rejects))
     else:  # chunks: rejected rows must be quarantined with the chunk they were read in
@@ -229,8 +247,9 @@ def _execute(ctx: RunContext, job: ExtractJob, step_name: str) -> StepOutcome:
             chunks=totals["chunks"],
             rows_already_loaded=tracker.rows_skipped if tracker is not None else 0,
         )
-    if ranges:
-        details["ranges"] = ranges
+    if split is not None:
+        details["ranges"] = split.ranges
+        details["range_read"] = split.describe()
     if contract.conformer is not None:
         details["rows_rejected_by_contract"] = contract.conformer.rows_rejected
     if notes:

@@ -5,6 +5,13 @@ The ranges cover every value: ``col < b1``, ``b1 <= col < b2``, ..., ``col >= bn
 bounds were taken is still read by exactly one range. Each range is an ordinary
 ``Source.read`` with a predicate (its own connection); batches are merged through a
 bounded queue, so memory stays at a few batches per range.
+
+A source that can share one snapshot between connections
+(:class:`~headwater.connectors.server.snapshot.SnapshotRangeSource`: PostgreSQL) reads
+every range in the same snapshot, so the ranges together are exactly one consistent read
+(a row updated or deleted meanwhile is seen once, as it was). Such a source may also ask
+for a split by itself (a big table with an integer, date or timestamp primary key): see
+:func:`range_plan`. Other sources read each range in its own transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,10 +29,73 @@ from typing import Any
 import pyarrow as pa
 
 from headwater.connectors.base import PartitionedSource, RejectSink, Source
-from headwater.errors import ConfigError, UnsupportedOperationError
+from headwater.connectors.server.snapshot import SnapshotRangeSource
+from headwater.errors import ConfigError, Transient, UnsupportedOperationError
 from headwater.pipelines.incremental import literal_sql
 
-__all__ = ["partitioned_read", "range_predicates", "read_concurrently"]
+__all__ = [
+    "RangePlan",
+    "RangeRead",
+    "partitioned_read",
+    "range_plan",
+    "range_predicates",
+    "read_concurrently",
+]
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    """A read split on ``column`` into ``partitions`` ranges; ``by_default`` when the
+    source chose it (the step named no ``partition``)."""
+
+    column: str
+    partitions: int
+    by_default: bool = False
+
+
+@dataclass
+class RangeRead:
+    """The ranges of a split read and one stream of all their batches."""
+
+    ranges: list[str]
+    batches: Iterator[pa.RecordBatch]
+    shared_snapshot: bool
+    plan: RangePlan
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "column": self.plan.column,
+            "partitions": self.plan.partitions,
+            "by_default": self.plan.by_default,
+            "shared_snapshot": self.shared_snapshot,
+        }
+
+
+def range_plan(
+    source: Source,
+    stream: str,
+    partition: Any,
+    *,
+    ordered: bool,
+    predicate: str | None,
+    options: Mapping[str, Any] | None,
+) -> RangePlan | None:
+    """How to split a read: the step's ``partition`` (``false`` or ``partitions: 1``: one
+    stream), else the source's default for a big read (only a source that shares one
+    snapshot between ranges, and never for an ``ordered`` read: chunked cursor reads)."""
+    if partition is False:
+        return None
+    if partition is not None:
+        if partition.partitions < 2:
+            return None
+        return RangePlan(partition.column, partition.partitions)
+    if ordered or not isinstance(source, SnapshotRangeSource):
+        return None
+    split = source.default_split(stream, predicate=predicate, options=options)
+    if split is None:
+        return None
+    return RangePlan(split.column, split.partitions, by_default=True)
+
 
 _DONE = object()
 
@@ -85,14 +157,20 @@ def partitioned_read(
     source: Source,
     stream: str,
     *,
-    column: str,
-    partitions: int,
+    plan: RangePlan,
     predicate: str | None,
     options: Mapping[str, Any] | None,
     rejects: RejectSink | None,
     connector: str,
-) -> tuple[list[str], Iterator[pa.RecordBatch]]:
-    """The range predicates and one stream of the batches of all ranges, read in parallel."""
+    resources: ExitStack,
+) -> RangeRead | None:
+    """The range predicates and one stream of the batches of all ranges, read in parallel.
+
+    A :class:`SnapshotRangeSource` reads every range in one snapshot, held open in
+    ``resources`` (the caller closes it once the batches are consumed). When the server
+    cannot export one (not a transient failure): ``None`` for a default split (the read is
+    then one stream), and ranges in their own transactions for a split the step asked for.
+    """
     if not isinstance(source, PartitionedSource):
         raise UnsupportedOperationError(
             f"The `{connector}` connector cannot split a read into ranges.",
@@ -100,10 +178,24 @@ def partitioned_read(
             field="partition",
             hint="Remove `partition:` from the step.",
         )
-    low, high = source.column_bounds(stream, column, predicate=predicate, options=options)
-    ranges = range_predicates(column, low, high, partitions)
+    reader: Source = source
+    shared = False
+    if isinstance(source, SnapshotRangeSource):
+        try:
+            reader = resources.enter_context(source.shared_snapshot())
+            shared = True
+        except Exception as exc:
+            if isinstance(exc, Transient):
+                raise
+            if plan.by_default:
+                return None
+            # the step asked for ranges: read them as before, each in its own transaction
+    assert isinstance(reader, PartitionedSource)
+    low, high = reader.column_bounds(stream, plan.column, predicate=predicate, options=options)
+    ranges = range_predicates(plan.column, low, high, plan.partitions)
     full = [f"({predicate}) AND ({r})" if predicate else r for r in ranges]
-    return ranges, _merge(source, stream, full, options, rejects, workers=partitions)
+    batches = _merge(reader, stream, full, options, rejects, workers=plan.partitions)
+    return RangeRead(ranges, batches, shared, plan)
 
 
 def _merge(

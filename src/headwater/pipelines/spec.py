@@ -309,8 +309,8 @@ class Partition(Node):
 
     column: ColumnName
     """A numeric, date or timestamp column; an indexed one makes each range cheap."""
-    partitions: Annotated[int, Field(ge=2, le=64)] = 4
-    """How many ranges (and connections) to read at once."""
+    partitions: Annotated[int, Field(ge=1, le=64)] = 4
+    """How many ranges (and connections) to read at once; 1 reads one stream."""
 
 
 class ExtractStep(_WritesDataset):
@@ -330,8 +330,10 @@ class ExtractStep(_WritesDataset):
     checkpoint_every: Annotated[int, Field(ge=1)] | None = None
     """With `incremental`: commit and checkpoint every this many rows, so that a crash
     or a failure resumes after the last committed chunk. Default: one commit per run."""
-    partition: Partition | None = None
-    """Read key ranges of the stream in parallel."""
+    partition: Partition | Literal[False] | None = None
+    """Read key ranges of the stream in parallel. Unset: a source that reads ranges in one
+    snapshot (postgres, with `parallel_read_rows` set) may split a big table on its primary
+    key by itself; `false` never."""
 
     @model_validator(mode="after")
     def _incremental_rules(self) -> Self:
@@ -357,7 +359,7 @@ class ExtractStep(_WritesDataset):
                 "after a committed chunk",
                 "checkpoint_every",
             )
-        if self.checkpoint_every is not None and self.partition is not None:
+        if self.checkpoint_every is not None and self.partition not in (None, False):
             raise custom_error(
                 "checkpoint_with_partition",
                 "`checkpoint_every` reads in cursor order, `partition` in parallel ranges; "

@@ -79,7 +79,13 @@ def _column(row: tuple[object, ...]) -> Column:
     elem = str(element) or None
     arrow = arrow_type(str(typname), int(str(typmod)), elem)
     is_enum = typtype == "e"
-    cast = read_cast(str(typname), elem, is_enum=is_enum, element_is_enum=elem_type == "e")
+    cast = read_cast(
+        str(typname),
+        elem,
+        is_enum=is_enum,
+        element_is_enum=elem_type == "e",
+        typmod=int(str(typmod)),
+    )
     return Column(str(name), str(typname), str(formatted), arrow, not notnull, is_enum, cast)
 
 

@@ -20,12 +20,15 @@ import pyarrow as pa
 
 from headwater.connectors.postgres.types import arrow_type
 
-__all__ = ["NUMERIC_SPECIALS", "batch_converter", "is_numeric"]
+__all__ = ["NUMERIC_SPECIALS", "NUMERIC_TEXT_SPECIALS", "batch_converter", "is_numeric"]
 
 Convert = Callable[[pa.Array], pa.Array]
 
 NUMERIC_SPECIALS = ("nan", "inf", "-inf")
 """numeric values with no Arrow decimal form, as ADBC prints them (NaN, Infinity, -Infinity)."""
+NUMERIC_TEXT_SPECIALS = {"NaN": "nan", "Infinity": "inf", "-Infinity": "-inf"}
+"""The same values as PostgreSQL's text output spells them (reads cast ``numeric(p, s)`` to
+text), with ADBC's spelling, which errors and rejected rows use."""
 
 
 def is_numeric(dtype: pa.DataType) -> bool:
@@ -64,6 +67,9 @@ def _field_converter(
             return type(array).from_arrays(array.offsets, values, mask=array.is_null())
 
         return pa.list_(inner_type), convert_list
+    if target is not None and pa.types.is_decimal(target) and pa.types.is_string(dtype):
+        decimal_of_text = target  # numeric(p, s) read as text (see read_cast)
+        return decimal_of_text, lambda a: a.cast(decimal_of_text)
     if not isinstance(dtype, pa.BaseExtensionType):
         return dtype, None
     if typname == "uuid" or dtype.extension_name == "arrow.uuid":

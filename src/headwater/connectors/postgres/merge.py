@@ -238,8 +238,10 @@ class _KeySet:
     """Tells, from the key columns streamed, whether any key may repeat (cheaply).
 
     A single key column that strictly increases along the stream (ids in order: the usual
-    extract) has no repeats, checked batch by batch in O(n); otherwise the key columns are
-    kept and grouped once at the end.
+    extract) has no repeats, checked batch by batch in O(n) and keeping nothing; otherwise
+    the key columns are kept and grouped once at the end. A stream that stops increasing
+    after its first batch has dropped the keys before that point, so it is assumed to
+    repeat (PostgreSQL's de-duplication pass then finds out).
     """
 
     def __init__(self, keys: tuple[str, ...]) -> None:
@@ -247,10 +249,16 @@ class _KeySet:
         self.increasing = len(keys) == 1
         self.last: pa.Scalar | None = None
         self.kept: list[pa.RecordBatch] = []
+        self.dropped = False  # keys of increasing batches were not kept
 
     def add(self, batch: pa.RecordBatch) -> None:
         if self.increasing and batch.num_rows:
             self.increasing = self._still_increasing(batch.column(self.keys[0]))
+        if self.increasing:
+            self.dropped = self.dropped or batch.num_rows > 0
+            return
+        if self.dropped:
+            return  # may_repeat() says yes without looking
         # copies: a column imported from DuckDB (C data interface) keeps its whole batch alive
         self.kept.append(
             pa.RecordBatch.from_arrays(
@@ -270,7 +278,11 @@ class _KeySet:
         return True
 
     def may_repeat(self) -> bool:
-        if not self.kept or self.increasing:
+        if self.increasing:
+            return False
+        if self.dropped:
+            return True
+        if not self.kept:
             return False
         try:
             table = pa.Table.from_batches(self.kept)

@@ -10,11 +10,19 @@ Every read runs with the session ``TimeZone`` set to UTC, so a predicate compari
 ``timestamptz`` column with a naive timestamp literal (or a ``timestamp`` column with a
 tz-aware one) means the same instant whatever the server's default time zone is, and
 agrees with the Arrow mapping (``timestamptz`` is read as UTC instants).
+
+Parallel range reads share one snapshot (:meth:`PostgresSource.shared_snapshot`): a
+coordinator connection exports its ``REPEATABLE READ`` snapshot with
+``pg_export_snapshot()`` and stays open; every range's connection starts a
+``REPEATABLE READ, READ ONLY`` transaction that imports it (``SET TRANSACTION SNAPSHOT``)
+before its query, so all ranges see the table as of one instant, as one read would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,9 +39,11 @@ from headwater.connectors.postgres.client import (
 )
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import qualified, quote_ident
+from headwater.connectors.server.snapshot import RangeSplit
 from headwater.connectors.server.source import check_connection, check_read_options, on_connection
 from headwater.errors import (
     ConfigError,
+    ConnectorUnavailableError,
     SourceFormatError,
     SourceNotFoundError,
     UnsupportedOperationError,
@@ -46,13 +56,97 @@ if TYPE_CHECKING:
 __all__ = ["PostgresSource", "to_postgres_predicate"]
 
 _ALIAS = "hw_src"  # the relation read, so ORDER BY names its columns, not output aliases
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)*")
+# primary-key types a default parallel read splits on (ranges of an ordered, dense-ish key)
+_SPLIT_TYPES = frozenset(["int2", "int4", "int8", "date", "timestamp", "timestamptz"])
 
 
 class PostgresSource:
-    """Reads PostgreSQL tables, views and queries."""
+    """Reads PostgreSQL tables, views and queries.
 
-    def __init__(self, config: PostgresConfig) -> None:
+    ``snapshot`` (an id exported by ``pg_export_snapshot()``): every connection this source
+    opens reads that snapshot (see :meth:`shared_snapshot`).
+    """
+
+    def __init__(self, config: PostgresConfig, *, snapshot: str | None = None) -> None:
+        if snapshot is not None and not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ConfigError(f"Not a snapshot id: {snapshot!r}.", connector=CONNECTOR)
         self.config = config
+        self.snapshot = snapshot
+
+    @contextlib.contextmanager
+    def shared_snapshot(self) -> Iterator[PostgresSource]:
+        """A source whose every read sees the snapshot exported here, held until exit.
+
+        The coordinator connection stays idle in its ``REPEATABLE READ`` transaction for
+        the duration (an exported snapshot lives as long as its transaction): readers may
+        import it at any time until then, so ranges started late see the same rows.
+        """
+        conn = connect(self.config)  # autocommit off: ADBC has opened a transaction
+        try:
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    # idle by design until the last range has imported the snapshot
+                    cur.execute("SET idle_in_transaction_session_timeout = 0")
+                    cur.execute("SELECT pg_catalog.pg_export_snapshot()")
+                    snapshot = str(cur.fetchall()[0][0])
+                finally:
+                    cur.close()
+            except Exception as exc:
+                lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
+                raise driver_error(self.config, exc, "exporting a snapshot", lost=lost) from None
+            yield PostgresSource(self.config, snapshot=snapshot)
+        finally:
+            _close(conn, None)
+
+    def default_split(
+        self,
+        stream: str,
+        *,
+        predicate: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> RangeSplit | None:
+        """Split on the primary key when the read is big (see ``parallel_read_rows``).
+
+        Only table reads qualify (not ``options.query``), on a single-column integer, date
+        or timestamp primary key; the size is the planner's estimate of the rows the read
+        returns (``EXPLAIN``: statistics, no scan), so an incremental read of a few new rows
+        of a big table stays one stream.
+        """
+        threshold = self.config.parallel_read_rows
+        if threshold <= 0 or _query_option(options):
+            return None
+        where = to_postgres_predicate(predicate) if predicate else None
+        conn = self._connect()
+        try:
+            info = self._resolve(conn, stream)
+            if info.kind not in ("r", "p") or len(info.primary_key) != 1:
+                return None
+            key = next(c for c in info.columns if c.name == info.primary_key[0])
+            if key.typname not in _SPLIT_TYPES:
+                return None
+            sql = f"SELECT 1 FROM {qualified(info.schema, info.name)} AS {_ALIAS}"
+            if where:
+                sql += f" WHERE {where}"
+            try:
+                cur = conn.cursor()
+                try:  # ADBC wraps a query in COPY, which cannot hold an EXPLAIN
+                    cur.adbc_statement.set_options(**{"adbc.postgresql.use_copy": "false"})
+                    cur.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+                    plan = cur.fetchall()[0][0]
+                finally:
+                    cur.close()
+            except Exception as exc:
+                raise driver_error(self.config, exc, f"estimating the rows of {stream!r}") from None
+        finally:
+            _close(conn, None)
+        parsed = json.loads(plan) if isinstance(plan, str | bytes) else plan
+        estimate = int(parsed[0]["Plan"]["Plan Rows"])
+        if estimate < threshold:
+            return None
+        return RangeSplit(key.name, self.config.parallel_read_partitions, estimate)
 
     def check(self) -> None:
         check_connection(self.config, connect, fetch_all, driver_error)
@@ -131,13 +225,15 @@ class PostgresSource:
         conn = self._connect()
         try:
             cast = ""
+            target: pa.DataType | None = None
             if query:
                 source = f"({query}) AS {_ALIAS}"
             else:
                 info = self._resolve(conn, stream)
                 _check_columns(info, [column])
                 source = f"{qualified(info.schema, info.name)} AS {_ALIAS}"
-                cast = next(c.read_cast for c in info.columns if c.name == column)
+                col = next(c for c in info.columns if c.name == column)
+                cast, target = col.read_cast, col.arrow
             ref = f"{_ALIAS}.{quote_ident(column)}"
             sql = f"SELECT min({ref}){cast} AS lo, max({ref}){cast} AS hi FROM {source}"
             if where:
@@ -160,19 +256,35 @@ class PostgresSource:
                 cur.close()
         finally:
             conn.close()
-        return _scalar(table.column(0)), _scalar(table.column(1))
+        return _scalar(table.column(0), target), _scalar(table.column(1), target)
 
     def _connect(self) -> Connection:
         conn = connect(self.config)
         try:
             cur = conn.cursor()
             try:
+                if self.snapshot is not None:  # before any query of the transaction
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cur.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
                 cur.execute("SET TIME ZONE 'UTC'")
             finally:
                 cur.close()
         except Exception as exc:
             conn.close()
-            raise driver_error(self.config, exc, "setting the session time zone") from None
+            if self.snapshot is not None and getattr(exc, "sqlstate", None) == "22023":
+                # "invalid snapshot identifier": the coordinator's session ended (killed,
+                # restarted server) before this range started; a retry exports a new one
+                raise ConnectorUnavailableError(
+                    f"PostgreSQL at {self.config.where}: the snapshot shared by a parallel "
+                    "read is gone (the session that exported it ended) before every range "
+                    "had started.",
+                    connector=CONNECTOR,
+                    location=self.config.where,
+                    hint="The step is retried from a new snapshot; with repeated failures, "
+                    "read with `partition: false`.",
+                ) from None
+            doing = "importing the read's snapshot" if self.snapshot else "setting the time zone"
+            raise driver_error(self.config, exc, doing) from None
         return conn
 
     def _query_projection(
@@ -213,7 +325,7 @@ class PostgresSource:
             except Exception as exc:
                 lost = connection_lost(conn) if not getattr(exc, "sqlstate", None) else None
                 raise driver_error(self.config, exc, f"reading {stream!r}", lost=lost) from None
-            _, convert = batch_converter(reader.schema, targets)
+            converted, convert = batch_converter(reader.schema, targets)
             rows_max = self.config.batch_rows
             while True:
                 try:
@@ -226,7 +338,7 @@ class PostgresSource:
                 try:
                     out = convert(batch)
                 except pa.ArrowInvalid as exc:
-                    out = _salvage(batch, convert, stream, rejects, exc)
+                    out = _salvage(batch, converted, convert, stream, rejects, exc)
                 if out.num_rows <= rows_max:
                     yield out
                 else:
@@ -320,6 +432,7 @@ def _projection(info: TableInfo, columns: list[str] | None) -> tuple[str, list[p
 
 def _salvage(
     batch: pa.RecordBatch,
+    converted: pa.Schema,
     convert: Callable[[pa.RecordBatch], pa.RecordBatch],
     stream: str,
     rejects: RejectSink | None,
@@ -334,16 +447,25 @@ def _salvage(
     import pyarrow.compute as pc
 
     from headwater.connectors.base import Reject
-    from headwater.connectors.postgres.convert import NUMERIC_SPECIALS, is_numeric
+    from headwater.connectors.postgres.convert import (
+        NUMERIC_SPECIALS,
+        NUMERIC_TEXT_SPECIALS,
+        is_numeric,
+    )
 
-    specials = pa.array(NUMERIC_SPECIALS, pa.string())
+    specials = pa.array([*NUMERIC_SPECIALS, *NUMERIC_TEXT_SPECIALS], pa.string())
+    # numeric columns as their text: ADBC's extension (its storage) or read ::text (decimal out)
+    texts: dict[str, pa.Array] = {}
+    for name, column, out in zip(batch.schema.names, batch.columns, converted, strict=True):
+        if is_numeric(column.type):
+            texts[name] = column.storage
+        elif pa.types.is_string(column.type) and pa.types.is_decimal(out.type):
+            texts[name] = column
     bad: dict[int, str] = {}
-    for name, column in zip(batch.schema.names, batch.columns, strict=True):
-        if not is_numeric(column.type):
-            continue
-        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(column.storage, specials), False))
+    for name, text in texts.items():
+        hits = pc.indices_nonzero(pc.fill_null(pc.is_in(text, specials), False))
         for i in hits.to_pylist():
-            value = column.storage[i].as_py()
+            value = NUMERIC_TEXT_SPECIALS.get(text[i].as_py(), text[i].as_py())
             bad.setdefault(int(i), f"numeric value {value} of column `{name}` has no decimal form")
     if not bad:
         raise error  # the conversion failed for another reason
@@ -356,9 +478,13 @@ def _salvage(
             "(SELECT amount::float8 ...), or let the step quarantine such rows.",
         )
     readable = pa.RecordBatch.from_arrays(
-        [c.storage if is_numeric(c.type) else c for c in batch.columns], names=batch.schema.names
+        [texts.get(n, c) for n, c in zip(batch.schema.names, batch.columns, strict=True)],
+        names=batch.schema.names,
     )
     rows = readable.take(pa.array(sorted(bad), pa.int64())).to_pylist()
+    for row in rows:
+        for name in texts:
+            row[name] = NUMERIC_TEXT_SPECIALS.get(row[name], row[name])
     rejects.add(
         Reject(raw_record=json.dumps(row, default=str, ensure_ascii=False), error=bad[i])
         for i, row in zip(sorted(bad), rows, strict=True)
@@ -367,13 +493,13 @@ def _salvage(
     return convert(batch.filter(pa.array(keep, pa.bool_())))
 
 
-def _scalar(column: pa.ChunkedArray) -> Any:
+def _scalar(column: pa.ChunkedArray, target: pa.DataType | None = None) -> Any:
     """One min/max value as a Python scalar (numeric as Decimal, uuid as text)."""
     from headwater.connectors.postgres.convert import batch_converter, is_numeric
 
     chunk = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if is_numeric(column.type):
-        text = chunk.storage[0].as_py()
+    if is_numeric(column.type) or (target is not None and pa.types.is_decimal(target)):
+        text = (chunk.storage if is_numeric(column.type) else chunk)[0].as_py()
         return None if text is None else Decimal(text)
     schema = pa.schema([pa.field("v", column.type)])
     _, convert = batch_converter(schema)

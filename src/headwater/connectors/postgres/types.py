@@ -92,15 +92,23 @@ def read_cast(
     *,
     is_enum: bool = False,
     element_is_enum: bool = False,
+    typmod: int = -1,
 ) -> str:
     """The SQL cast a read applies to a column so ADBC returns its mapped Arrow type.
 
     ``''`` for the types ADBC decodes itself; ``::int8`` for ``oid`` (unsigned 32 bits);
     ``::text`` (``::text[]`` for arrays) for the rest (uuid, inet, money, xml, ranges, ...),
     which ADBC would otherwise hand over as their binary wire form.
+
+    ``numeric(p, s)`` is read as ``::text`` too, then cast to its Arrow decimal in Arrow:
+    ADBC's own decoding of binary ``numeric`` (base-10000 digits to decimal text) took
+    twice the client CPU of the rest of a row (2M rows: 1.2 s against 0.65 s), while the
+    server's text output costs about as much as its binary one.
     """
     if element is not None:
         return "" if element in _ADBC_NATIVE or element_is_enum else "::text[]"
+    if typname == "numeric" and pa.types.is_decimal(arrow_type(typname, typmod)):
+        return "::text"
     if typname in _ADBC_NATIVE or is_enum:
         return ""
     if typname == "oid":
