@@ -14,6 +14,8 @@ from headwater.cli.display import _STYLE, fmt_bytes, fmt_int
 
 app = typer.Typer(help="Inspect pipeline runs.", no_args_is_help=True)
 
+_FINAL_GRACE_S = 5.0  # how long `--follow` waits for the last events of a finished run
+
 
 def _duration(start: object, end: object) -> str:
     from headwater.metadata.store import MetadataStore
@@ -147,6 +149,7 @@ def logs(
     with open_workspace() as ws:
         run = ws.get_run(run_id)
         seq, finished = 0, False
+        final_since: float | None = None
         while True:
             for record in run_events(ws.store, run.id, after_seq=seq):
                 typer.echo(json.dumps(record.to_json(), default=str))
@@ -156,8 +159,10 @@ def logs(
                 break
             current = ws.store.get_run(run.id)
             if current is not None and current.status != "running":
-                # final: print what the writer flushed after the status changed, then stop
-                for record in run_events(ws.store, run.id, after_seq=seq):
-                    typer.echo(json.dumps(record.to_json(), default=str))
-                break
+                # final: the event writer flushes in batches after the status changed, so
+                # wait for its `run_finished` for a while (a killed run never writes one)
+                if final_since is None:
+                    final_since = time.monotonic()
+                elif time.monotonic() - final_since > _FINAL_GRACE_S:
+                    break
             time.sleep(interval)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from headwater.engine.types import is_numeric_type
 from headwater.metadata.models import QualityMetricRow
 from headwater.quality.checks import quote_ident
 
@@ -38,22 +39,6 @@ __all__ = [
     "record_metrics",
     "time_column",
 ]
-
-_NUMERIC_PREFIXES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-    "DECIMAL",
-)
 
 
 @dataclass(frozen=True)
@@ -125,7 +110,7 @@ def measure_relation(
         q = quote_ident(name)
         exprs.append(f"count({q})")
         keys.append(f"count:{name}")
-        if duck_type.upper().startswith(_NUMERIC_PREFIXES):
+        if is_numeric_type(duck_type):
             exprs.append(f"avg({q})")
             keys.append(f"mean:{name}")
     if ts_col is not None:

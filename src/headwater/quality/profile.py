@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from headwater.engine.types import is_numeric_type
 from headwater.errors import DatasetError
 from headwater.metadata.models import DatasetProfileRow, utcnow
 from headwater.quality.checks import quote_ident, sql_literal
@@ -74,26 +75,10 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 TOP_K = 10
 HISTOGRAM_BINS = 20
 
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "REAL",
-)
-
 
 def _kind(duck_type: str) -> str:
     t = duck_type.upper()
-    if t in _NUMERIC or t.startswith("DECIMAL"):
+    if is_numeric_type(t):
         return "numeric"
     if t.startswith("TIMESTAMP") or t in ("DATE", "TIME"):
         return "temporal"

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from headwater.engine.session import EngineSession
+from headwater.engine.types import is_numeric_type, is_temporal_type
 from headwater.errors import HeadwaterError
 from headwater.pipelines._nodes import parse_duration
 from headwater.quality.checks import CompiledCheck, quote_ident
@@ -28,22 +29,6 @@ Resolver = Callable[[str, "int | str | None"], "str | None"]
 
 PSI_FLOOR = 1e-4  # share given to a category missing on one side, so the log stays finite
 DEFAULT_THRESHOLD = {"psi": 0.2, "ks": 0.1}
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DATE",
-    "TIME",
-)
 _AGGREGATES = {
     "sum": "sum({c})",
     "count": "count({c})",
@@ -65,7 +50,7 @@ class TableResult:
 
 def is_numeric(duck_type: str) -> bool:
     upper = duck_type.upper()
-    return upper.startswith(("DECIMAL", "TIMESTAMP")) or upper in _NUMERIC
+    return is_numeric_type(upper) or is_temporal_type(upper)
 
 
 def _aggregate(check: CompiledCheck, column: str | None) -> str:
