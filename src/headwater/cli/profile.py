@@ -145,8 +145,9 @@ def profile(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
-    """Per-column statistics of a dataset version (stored, so versions can be compared):
-    type, null rate, approximate distinct count, min/max, mean, stddev, quantiles, top values,
+    """Per-column statistics of a dataset version, stored so versions can be compared.
+
+    Type, null rate, approximate distinct count, min/max, mean, stddev, quantiles, top values,
     histogram, string lengths and inferred patterns (email, url, uuid, phone, ISO date)."""
     from headwater.quality.profile import load_profile
 

@@ -28,8 +28,9 @@ def quality(
         typer.Option("--measure", help="Measure the dataset now and add a score before showing."),
     ] = False,
 ) -> None:
-    """Quality score (0-100) of a dataset with completeness, validity, consistency and
-    timeliness, its history, and recent anomalies. Scores are recorded after every run that
+    """Quality score (0-100) of a dataset, its components, history and recent anomalies.
+
+    Completeness, validity, consistency and timeliness are recorded after every run that
     writes the dataset; a dataset never scored is measured now."""
     from headwater.quality.score import COMPONENTS, WEIGHTS  # SQLAlchemy: only when it runs
 
