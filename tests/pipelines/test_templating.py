@@ -69,6 +69,35 @@ def test_params_and_vars_render_with_types() -> None:
     assert "region =" not in full.steps[0].sql  # type: ignore[union-attr]
 
 
+def test_the_sql_filter_renders_typed_literals_that_duckdb_reads_back() -> None:
+    import duckdb
+
+    spec = load(
+        """\
+        name: p
+        params:
+          day: {type: date}
+          who: {type: string}
+          regions: {type: list, default: [eu, "o'hara"]}
+        steps:
+          - name: t
+            type: transform
+            sql: >-
+              select {{ params.day | sql }} as day, {{ params.who | sql }} as who,
+              'eu' in {{ params.regions | sql }} as has_eu
+            to: staging.t
+        """,
+        params={"day": "2026-02-03", "who": "x'); drop table t; --"},
+    )
+    sql = spec.steps[0].sql  # type: ignore[union-attr]
+    assert "2026-02-03" in sql and "CAST(" in sql.upper()
+    (row,) = duckdb.sql(sql).fetchall()
+    assert row == (date(2026, 2, 3), "x'); drop table t; --", True)
+    from headwater.pipelines.templating import sql_literal
+
+    assert sql_literal(None) == "NULL"
+
+
 def test_parameter_errors_are_located_at_the_declaration() -> None:
     err = fail(PARAMS, params={"day": "2024-03-01", "limit": "ten"})
     assert err.location == f"{SRC}:4:3"

@@ -96,7 +96,7 @@ def _print_error(exc: HeadwaterError) -> None:
     errors = exc.details.get("errors")
     if isinstance(errors, list) and len(errors) > 1:
         for item in errors[1:]:
-            if isinstance(item, dict):
+            if isinstance(item, dict) and str(item.get("message", "")) not in exc.message:
                 err_console.print(
                     f"[bold red]error:[/] {escape(str(item.get('location', '')))}: "
                     f"{escape(str(item.get('message', '')))}"

@@ -83,7 +83,24 @@ def environment() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
     )
     env.globals["ref"] = _ref
+    env.filters["sql"] = sql_literal
     return env
+
+
+def sql_literal(value: Any) -> str:
+    """The ``sql`` filter: ``{{ params.day | sql }}`` renders ``CAST('2026-02-03' AS DATE)``.
+
+    Strings are quoted and escaped, dates and timestamps cast to their type, ``None`` is
+    ``NULL`` and a list becomes ``(a, b, ...)`` for ``IN``; a bare ``{{ params.day }}``
+    pastes the text as it is, which SQL reads as an expression (``2026-02-03`` is 2021).
+    """
+    from headwater.pipelines.incremental import literal_sql
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(sql_literal(v) for v in value) + ")"
+    return literal_sql(value)
 
 
 _ENV = environment()
