@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pytest
@@ -18,7 +18,7 @@ BATCH = 500
 def generation(number: int) -> pa.RecordBatchReader:
     schema = pa.schema([("id", pa.int64()), ("generation", pa.int64())])
 
-    def batches():  # type: ignore[no-untyped-def]
+    def batches() -> Iterator[pa.RecordBatch]:
         for start in range(0, ROWS, BATCH):
             ids = pa.array(range(start, start + BATCH), pa.int64())
             yield pa.record_batch([ids, pa.repeat(pa.scalar(number, pa.int64()), BATCH)], schema)
