@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from headwater.errors import DatasetConflictError, Transient
 from headwater.lake import Lake
@@ -120,3 +121,24 @@ def test_an_overwrite_that_lost_a_race_is_a_transient_conflict(lake: Lake) -> No
     # the rival's overwrite stands; the losing write committed nothing
     assert lake.read("raw.race").column("id").to_pylist() == [7]
     assert len(lake.history("raw.race")) == 2
+
+
+def test_a_table_created_elsewhere_during_a_first_append_gets_the_append(lake: Lake) -> None:
+    """Another process (here: deltalake itself, outside this lake and its creation lock)
+    creates the table while our first append streams: the append lands on top of it, for
+    in-memory and streamed input alike, and the metadata records the dataset."""
+    rival = pa.table({"id": pa.array([100, 101], pa.int64())})
+
+    def create_elsewhere(name: str) -> Callable[[], object]:
+        return lambda: write_deltalake(lake.location(name), rival)
+
+    for name, streamed in (("raw.born", False), ("raw.born_streamed", True)):
+        ours = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
+        info = lake.write(
+            name,
+            ours.to_reader() if streamed else ours,
+            on_batch=_while_streaming(create_elsewhere(name)),
+        )
+        assert sorted(lake.read(name).column("id").to_pylist()) == [1, 2, 3, 100, 101]
+        assert (info.version, info.rows) == (1, 3)
+        assert lake.exists(name)
