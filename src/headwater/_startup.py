@@ -7,12 +7,14 @@ CPU time of a trivial ``headwater run``. The console script calls :func:`defer_c
 :func:`end_startup` freezes what start-up built (so later collections skip it) and turns the
 collector back on. It runs when the first run of the command is over, or after
 :data:`STARTUP_SECONDS` at the latest, so a long-lived command (a scheduler, a long run) collects
-garbage as usual. Library use of Headwater (``import headwater``) is not affected.
+garbage as usual; a child forked meanwhile collects from the start. Library use of Headwater
+(``import headwater``) is not affected.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 
 __all__ = ["STARTUP_SECONDS", "defer_collection", "end_startup"]
@@ -34,6 +36,14 @@ def defer_collection() -> None:
     timer = threading.Timer(STARTUP_SECONDS, end_startup)
     timer.daemon = True
     timer.start()
+    # a forked child has no timer thread: it collects from the start
+    os.register_at_fork(after_in_child=_child_collects)
+
+
+def _child_collects() -> None:
+    global _deferred
+    _deferred = False
+    gc.enable()
 
 
 def end_startup() -> None:

@@ -160,3 +160,22 @@ def test_a_trivial_run_loads_no_optional_machinery(tmp_path: Path) -> None:
         "code": 0,
         "loaded": ["duckdb", "deltalake", "sqlalchemy"],
     }
+
+
+def test_a_child_forked_during_startup_collects_garbage() -> None:
+    code = (
+        "import gc, json, os\n"
+        "from headwater._startup import defer_collection\n"
+        "defer_collection()\n"
+        "read, write = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.write(write, b'1' if gc.isenabled() else b'0')\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(json.dumps([gc.isenabled(), os.read(read, 1).decode()]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, "1"]
