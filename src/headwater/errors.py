@@ -252,6 +252,11 @@ class InvalidDatasetNameError(DatasetError, Terminal):
     """A dataset name that is not ``zone.name``."""
 
 
+class DatasetConflictError(DatasetError, Transient):
+    """A concurrent writer committed first and Delta refused this commit; nothing was
+    committed, and running the write again (a step's ``retries``) may succeed."""
+
+
 class SchemaIncompatibleError(DatasetError, Terminal):
     """A write whose schema is not a safe evolution of the dataset's schema."""
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headwater._startup import end_startup
 from headwater.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from headwater.connections import ConnectionInfo, Connections
 from headwater.errors import (
@@ -287,6 +288,7 @@ class Workspace:
             select=select,
             executor=executor,
         )
+        end_startup()  # the collector, deferred by the console script, runs from here on
         self._after_run(result, monitor)
         return result
 

@@ -42,6 +42,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -142,4 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
+    from headwater._startup import defer_collection
+
+    defer_collection()  # see headwater._startup: no GC passes over start-up's imports
     sys.exit(main())

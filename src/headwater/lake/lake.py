@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 import os
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -19,9 +21,10 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.dataset as pads  # type: ignore[import-untyped]
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from headwater.errors import (
+    DatasetConflictError,
     DatasetError,
     DatasetNotFoundError,
     HeadwaterError,
@@ -56,6 +59,23 @@ __all__ = ["TARGET_FILE_SIZE", "Lake"]
 
 WriteMode = Literal["append", "overwrite", "merge"]
 _MODES = ("append", "overwrite", "merge")
+APPEND_ATTEMPTS = 5
+"""How many times :meth:`Lake.write` commits an in-memory append that lost a race."""
+
+_CREATING: dict[str, threading.Lock] = {}
+_CREATING_GUARD = threading.Lock()
+
+
+def _creation_lock(location: str) -> threading.Lock:
+    """The lock that serializes the creation of the table at ``location`` in this process:
+    two writers that both found no table would both commit version 0, and one would fail."""
+    with _CREATING_GUARD:
+        return _CREATING.setdefault(location, threading.Lock())
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """A Delta commit refused because another writer committed first."""
+    return isinstance(exc, CommitFailedError) or "Failed to commit transaction" in str(exc)
 
 
 def _arrow_schema(table: DeltaTable) -> pa.Schema:
@@ -296,7 +316,63 @@ class Lake:
                 dataset=name,
                 hint="Overwrite the dataset to replace its schema.",
             )
+        # A missing table is created under a per-location lock, so that concurrent writers
+        # in this process (a backfill's intervals) do not race to commit version 0.
+        creating: threading.Lock | None = None
         table = self._load(name)
+        if table is None:
+            creating = _creation_lock(self.location(name))
+            creating.acquire()
+            table = self._load(name)
+            if table is not None:
+                creating.release()
+                creating = None
+        try:
+            attempt = 1
+            while True:
+                try:
+                    return self._write_once(
+                        name,
+                        parsed.zone,
+                        table,
+                        data,
+                        mode,
+                        keys,
+                        run_id,
+                        allow_schema_replace,
+                        on_batch,
+                        metadata,
+                        transaction,
+                    )
+                except DatasetConflictError:
+                    # Appends do not conflict logically: an append of in-memory data is
+                    # simply committed again on top of the newer version. A streamed input
+                    # was consumed, and an overwrite or merge must see the other writer's
+                    # rows: those are left to the caller (a step's retries) to run again.
+                    replayable = mode == "append" and isinstance(data, pa.Table)
+                    if not replayable or attempt >= APPEND_ATTEMPTS:
+                        raise
+                    time.sleep(0.05 * attempt)
+                    attempt += 1
+                    table = self._load(name)
+        finally:
+            if creating is not None:
+                creating.release()
+
+    def _write_once(
+        self,
+        name: str,
+        zone: str,
+        table: DeltaTable | None,
+        data: WriteInput,
+        mode: WriteMode,
+        keys: Sequence[str] | None,
+        run_id: str | None,
+        allow_schema_replace: bool,
+        on_batch: Callable[[int], None] | None,
+        metadata: Mapping[str, str] | None,
+        transaction: tuple[str, int] | None,
+    ) -> CommitInfo:
         record = self.store.get_dataset(name)
         recorded_keys = list(record.keys) if record is not None and record.keys else []
         keys = self._resolve_keys(name, mode, keys, recorded_keys, allow_schema_replace)
@@ -311,7 +387,7 @@ class Lake:
                 )
             source = existing
         plan = plan_write(name, existing, source, keys=keys, replace=allow_schema_replace)
-        schema_version = self._reconcile(name, parsed.zone, record, table, existing, run_id)
+        schema_version = self._reconcile(name, zone, record, table, existing, run_id)
         if plan.change is not None:
             schema_version += 1
         tally = Tally()
@@ -342,6 +418,15 @@ class Lake:
         except Exception as exc:
             if tally.error is not None:
                 raise tally.error from exc
+            if _is_conflict(exc):
+                raise DatasetConflictError(
+                    f"Writing dataset `{name}` failed: another writer committed to it first "
+                    f"({error_text(exc)}).",
+                    dataset=name,
+                    hint="Nothing was committed; the dataset is unchanged. Run the write "
+                    "again (give the step `retries:`), or write this dataset from one "
+                    "writer at a time.",
+                ) from exc
             raise DatasetError(
                 f"Writing dataset `{name}` failed: {error_text(exc)}",
                 dataset=name,
