@@ -156,6 +156,8 @@ def test_weird_identifiers(config: PostgresConfig, postgres_url: str) -> None:
     result = merge(config, name, data2, [key], {"soft_delete_column": flag})
     assert result.details == {
         "mode": "merge",
+        "strategy": "merge",
+        "strategy_reason": "the table holds fewer than 100,000 rows",
         "keys": [key],
         "inserted": 1,
         "updated": 1,
