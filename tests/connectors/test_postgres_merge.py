@@ -565,3 +565,10 @@ def test_a_view_or_a_missing_column_keeps_the_merge_in_place(
 def test_unknown_merge_strategy_is_refused(config: PostgresConfig) -> None:
     with pytest.raises(ConfigError, match="merge_strategy 'rebiuld'.*rebuild"):
         merge(config, unique(), pa.table({"id": [1]}), ["id"], {"merge_strategy": "rebiuld"})
+
+
+def test_a_misspelled_merge_strategy_option_names_the_right_one(config: PostgresConfig) -> None:
+    with pytest.raises(ConfigError) as info:
+        merge(config, unique(), pa.table({"id": [1]}), ["id"], {"merge_stratgy": "rebuild"})
+    assert "merge_stratgy" in str(info.value)
+    assert "merge_strategy" in (info.value.hint or "")

@@ -15,6 +15,9 @@
    re-merging the same data writes nothing) and inserts the new keys (flagged rows
    excepted). One join instead of an ``INSERT ... WHERE NOT EXISTS`` plus an ``UPDATE ...
    FROM``: measured 25-40% faster on mixed inserts and updates.
+   With ``merge_strategy`` ``rebuild`` (or ``auto`` when the batch is a large share of a big
+   table) the target is instead rebuilt from the staged rows and its untouched rows and
+   swapped in (:mod:`headwater.connectors.postgres.rebuild`).
 4. Counts: ``MERGE`` reports inserts and updates together, so the inserts are read from
    the transaction's own statistics (``pg_stat_xact_all_tables``; a partitioned target
    counts its rows before and after instead); updates are the incoming rows that matched.
@@ -70,7 +73,10 @@ def merge_plan(
 
     opts = dict(options or {})
     strategy = check_strategy(opts.pop("merge_strategy", None))
-    return MergePlan(*check_merge_plan(schema, keys, opts, connector=CONNECTOR), strategy)
+    checked = check_merge_plan(
+        schema, keys, opts, connector=CONNECTOR, extra_options=("merge_strategy",)
+    )
+    return MergePlan(*checked, strategy)
 
 
 def merge(
