@@ -529,7 +529,7 @@ def test_auto_rebuilds_a_large_share_and_merges_a_small_one(
     large = pa.table({"id": ids, "v": pa.array([1] * len(ids), pa.int64())})
     result = merge(config, name, large, ["id"])
     assert result.details["strategy"] == "rebuild"
-    assert result.details["strategy_reason"] == "the batch is 67% of the table's rows (>= 30%)"
+    assert result.details["strategy_reason"] == "the batch is 67% of the table's rows (>= 40%)"
     assert (result.details["inserted"], result.details["updated"]) == (20_000, 60_000)
     small = pa.table({"id": pa.array([1, 200_000], pa.int64()), "v": pa.array([2, 2], pa.int64())})
     result = merge(config, name, small, ["id"])

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["REBUILD_MIN_ROWS", "REBUILD_SHARE", "STRATEGIES", "check_strategy", "choose", "rebuild"]
 
 STRATEGIES = ("auto", "merge", "rebuild")
-REBUILD_SHARE = 0.3  # staged rows / target rows from which auto rebuilds
+REBUILD_SHARE = 0.4  # staged rows / target rows from which auto rebuilds
 REBUILD_MIN_ROWS = 100_000  # below this, merging in place is cheap whatever the share
 _COUNT_BELOW = 1_000_000  # an estimate under this is replaced by an exact count
 
