@@ -572,3 +572,21 @@ def test_a_misspelled_merge_strategy_option_names_the_right_one(config: Postgres
         merge(config, unique(), pa.table({"id": [1]}), ["id"], {"merge_stratgy": "rebuild"})
     assert "merge_stratgy" in str(info.value)
     assert "merge_strategy" in (info.value.hint or "")
+
+
+def test_the_connection_sets_the_default_strategy_and_the_step_overrides_it(
+    postgres_url: str,
+) -> None:
+    config = PostgresConfig(url=postgres_url, merge_strategy="rebuild")
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2], "v": ["a", "b"]}), ["id"])
+    result = merge(config, name, pa.table({"id": [2], "v": ["B"]}), ["id"])
+    assert (result.details["strategy"], result.details["strategy_reason"]) == (
+        "rebuild",
+        "merge_strategy: rebuild",
+    )
+    result = merge(
+        config, name, pa.table({"id": [3], "v": ["c"]}), ["id"], {"merge_strategy": "merge"}
+    )
+    assert result.details["strategy"] == "merge"
+    assert rows(postgres_url, name) == [(1, "a"), (2, "B"), (3, "c")]

@@ -141,7 +141,7 @@ class PostgresDestination:
         if mode == "merge":
             from headwater.connectors.postgres.merge import merge_plan
 
-            plan = merge_plan(batches.schema, keys, options)
+            plan = merge_plan(batches.schema, keys, options, self.config.merge_strategy)
         if options and plan is None:
             raise ConfigError(
                 f"Unknown write option {sorted(options)[0]!r} for postgres.",

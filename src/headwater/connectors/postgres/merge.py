@@ -66,13 +66,20 @@ class MergePlan:
 
 
 def merge_plan(
-    schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
+    schema: pa.Schema,
+    keys: list[str] | None,
+    options: Mapping[str, Any] | None,
+    default_strategy: str = "auto",
 ) -> MergePlan:
-    """Check keys and options against the data's schema before connecting."""
+    """Check keys and options against the data's schema before connecting.
+
+    ``default_strategy`` (the connection's ``merge_strategy``) applies when the options
+    name none.
+    """
     from headwater.connectors.postgres.rebuild import check_strategy
 
     opts = dict(options or {})
-    strategy = check_strategy(opts.pop("merge_strategy", None))
+    strategy = check_strategy(opts.pop("merge_strategy", default_strategy))
     checked = check_merge_plan(
         schema, keys, opts, connector=CONNECTOR, extra_options=("merge_strategy",)
     )
