@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,7 +13,7 @@ import pytest
 
 from headwater.connectors.base import WriteResult
 from headwater.connectors.postgres.factory import PostgresConfig, PostgresFactory
-from headwater.errors import ConfigError, SchemaIncompatibleError
+from headwater.errors import ConfigError, SchemaIncompatibleError, UnsupportedOperationError
 
 
 @pytest.fixture
@@ -156,6 +157,8 @@ def test_weird_identifiers(config: PostgresConfig, postgres_url: str) -> None:
     result = merge(config, name, data2, [key], {"soft_delete_column": flag})
     assert result.details == {
         "mode": "merge",
+        "strategy": "merge",
+        "strategy_reason": "the table holds fewer than 100,000 rows",
         "keys": [key],
         "inserted": 1,
         "updated": 1,
@@ -387,3 +390,203 @@ def test_counts_with_soft_deletes_on_a_filled_table(
         "changed": 1,
     }
     assert rows(postgres_url, name, "id") == [(2, "B"), (3, "c"), (5, "e")]
+
+
+# --- strategies: rebuild-and-swap gives what the in-place merge gives ---
+
+COUNTS = ("rows", "inserted", "updated", "deleted", "duplicates")
+
+
+def both(
+    config: PostgresConfig,
+    postgres_url: str,
+    create: str,
+    batches: list[tuple[pa.Table, dict[str, Any]]],
+    keys: list[str],
+) -> tuple[str, str]:
+    """Run the same merges into two copies of a table, one per strategy; compare them."""
+    names = {s: unique(s[:2]) for s in ("merge", "rebuild")}
+    for name in names.values():
+        if create:
+            sql(postgres_url, create.format(name=f'"{name}"'))
+    for data, opts in batches:
+        got = {}
+        for strategy, name in names.items():
+            result = merge(config, name, data, keys, {**opts, "merge_strategy": strategy})
+            got[strategy] = {k: result.details.get(k, result.rows) for k in COUNTS}
+            assert result.details["strategy"] == strategy or (
+                result.details["strategy_reason"] == "the table is empty"
+            )
+        assert got["merge"] == got["rebuild"]
+        merged, rebuilt = (rows(postgres_url, names[s]) for s in ("merge", "rebuild"))
+        assert sorted(merged, key=repr) == sorted(rebuilt, key=repr)
+    return names["merge"], names["rebuild"]
+
+
+def test_rebuild_equals_merge_on_updates_inserts_duplicates_and_nulls(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    first = pa.table({"a": [1, 1, 2, 3], "b": ["x", "y", "x", "x"], "v": [1.5, None, 3.0, 4.0]})
+    second = pa.table(
+        {
+            "a": [1, 2, 2, 4, 1, 5],
+            "b": ["y", "x", "x", "x", "x", "z"],
+            "v": [None, 30.0, 31.0, None, 10.0, 5.0],  # (2, x) twice: the last wins
+        }
+    )
+    m, _ = both(
+        config,
+        postgres_url,
+        "CREATE TABLE {name} (a int NOT NULL, b text NOT NULL, v float8, PRIMARY KEY (a, b))",
+        [(first, {}), (second, {}), (second, {})],
+        ["a", "b"],
+    )
+    assert rows(postgres_url, m, "1, 2") == [
+        (1, "x", 10.0),
+        (1, "y", None),
+        (2, "x", 31.0),
+        (3, "x", 4.0),
+        (4, "x", None),
+        (5, "z", 5.0),
+    ]
+
+
+def test_rebuild_equals_merge_with_soft_deletes(config: PostgresConfig, postgres_url: str) -> None:
+    opts = {"soft_delete_column": "gone"}
+    first = pa.table({"id": [1, 2, 3, 4], "v": ["a", "b", "c", "d"], "gone": [False] * 4})
+    second = pa.table(
+        {
+            "id": [1, 2, 5, 6, 3, 3],
+            "v": ["A", "B", "e", "f", "c1", "c2"],
+            "gone": [True, None, True, False, False, True],  # 3: deleted by its last row
+        }
+    )
+    # the flag steers the merge only (the table lacks it) ...
+    m, _ = both(config, postgres_url, "", [(first.drop(["gone"]), {}), (second, opts)], ["id"])
+    assert rows(postgres_url, m) == [(2, "B"), (4, "d"), (6, "f")]
+    # ... or is a column of the table too
+    m, _ = both(config, postgres_url, "", [(first, opts), (second, opts)], ["id"])
+    assert rows(postgres_url, m) == [(2, "B", None), (4, "d", False), (6, "f", False)]
+
+
+def test_rebuild_equals_merge_when_a_column_is_added(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    first = pa.table({"id": [1, 2], "v": ["a", "b"]})
+    second = pa.table({"id": [2, 3], "v": ["B", "c"], "extra": [None, 7]})
+    _, r = both(config, postgres_url, "", [(first, {}), (second, {})], ["id"])
+    assert rows(postgres_url, r) == [(1, "a", None), (2, "B", None), (3, "c", 7)]
+
+
+def test_rebuild_keeps_indexes_constraints_and_defaults(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    sql(
+        postgres_url,
+        f"CREATE TABLE \"{name}\" (id bigint PRIMARY KEY, v text CHECK (v <> 'bad'), "
+        f"at date DEFAULT '2020-01-01'); "
+        f'CREATE INDEX "{name}_v" ON "{name}" (v); '
+        f"INSERT INTO \"{name}\" VALUES (1, 'a', '2021-01-01'), (2, 'b', '2021-01-01')",
+    )
+    shape = (
+        "SELECT indexname, regexp_replace(indexdef, ' ON .* USING', ' USING') FROM pg_indexes "
+        f"WHERE tablename = '{name}' ORDER BY 1"
+    )
+    indexes = sql(postgres_url, shape)
+    data = pa.table({"id": [2, 3], "v": ["B", "c"], "at": pa.array([None, None], pa.date32())})
+    result = merge(config, name, data, ["id"], {"merge_strategy": "rebuild"})
+    assert result.details["strategy"] == "rebuild"
+    assert (result.details["inserted"], result.details["updated"]) == (1, 1)
+    assert sql(postgres_url, shape) == indexes
+    assert rows(postgres_url, name) == [
+        (1, "a", datetime.date(2021, 1, 1)),
+        (2, "B", None),
+        (3, "c", None),
+    ]
+    sql(postgres_url, f"INSERT INTO \"{name}\" (id, v) VALUES (4, 'd')")  # the default lives on
+    assert sql(postgres_url, f'SELECT at FROM "{name}" WHERE id = 4')[0][0].year == 2020
+    with pytest.raises(Exception, match="check constraint"):
+        sql(postgres_url, f"INSERT INTO \"{name}\" (id, v) VALUES (5, 'bad')")
+    with pytest.raises(Exception, match="duplicate key"):
+        sql(postgres_url, f"INSERT INTO \"{name}\" (id, v) VALUES (1, 'x')")
+
+
+def big_table(postgres_url: str, name: str, n: int = 120_000) -> None:
+    sql(
+        postgres_url,
+        f'CREATE TABLE "{name}" (id bigint PRIMARY KEY, v bigint); '
+        f'INSERT INTO "{name}" SELECT g, 0 FROM generate_series(1, {n}) g; ANALYZE "{name}"',
+    )
+
+
+def test_auto_rebuilds_a_large_share_and_merges_a_small_one(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    big_table(postgres_url, name)
+    ids = pa.array(range(60_001, 120_001 + 20_000), pa.int64())  # 60k updates + 20k inserts
+    large = pa.table({"id": ids, "v": pa.array([1] * len(ids), pa.int64())})
+    result = merge(config, name, large, ["id"])
+    assert result.details["strategy"] == "rebuild"
+    assert result.details["strategy_reason"] == "the batch is 67% of the table's rows (>= 40%)"
+    assert (result.details["inserted"], result.details["updated"]) == (20_000, 60_000)
+    small = pa.table({"id": pa.array([1, 200_000], pa.int64()), "v": pa.array([2, 2], pa.int64())})
+    result = merge(config, name, small, ["id"])
+    assert result.details["strategy"] == "merge"
+    assert result.details["strategy_reason"].startswith("the batch is 0% of the table's rows")
+    assert sql(postgres_url, f'SELECT count(*), sum(v) FROM "{name}"') == [(140_001, 80_004)]
+
+
+def test_a_view_or_a_missing_column_keeps_the_merge_in_place(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    big_table(postgres_url, name)
+    sql(postgres_url, f'CREATE VIEW "{name}_v" AS SELECT id FROM "{name}"')
+    ids = pa.array(range(1, 100_001), pa.int64())
+    data = pa.table({"id": ids, "v": pa.array([7] * len(ids), pa.int64())})
+    result = merge(config, name, data, ["id"])
+    assert result.details["strategy"] == "merge"
+    assert f"view {name}_v" in result.details["strategy_reason"]
+    with pytest.raises(UnsupportedOperationError, match=f"view {name}_v.*Nothing was written"):
+        merge(config, name, data.set_column(1, "v", pa.array([8] * len(ids))), ["id"],
+              {"merge_strategy": "rebuild"})  # fmt: skip
+    assert sql(postgres_url, f'SELECT sum(v) FROM "{name}"') == [(700_000,)]
+    other = unique()
+    big_table(postgres_url, other)
+    result = merge(config, other, data.select(["id"]), ["id"])
+    assert result.details["strategy"] == "merge"
+    assert result.details["strategy_reason"] == (
+        "rebuild impossible: the data lacks the table's column(s) v"
+    )
+
+
+def test_unknown_merge_strategy_is_refused(config: PostgresConfig) -> None:
+    with pytest.raises(ConfigError, match="merge_strategy 'rebiuld'.*rebuild"):
+        merge(config, unique(), pa.table({"id": [1]}), ["id"], {"merge_strategy": "rebiuld"})
+
+
+def test_a_misspelled_merge_strategy_option_names_the_right_one(config: PostgresConfig) -> None:
+    with pytest.raises(ConfigError) as info:
+        merge(config, unique(), pa.table({"id": [1]}), ["id"], {"merge_stratgy": "rebuild"})
+    assert "merge_stratgy" in str(info.value)
+    assert "merge_strategy" in (info.value.hint or "")
+
+
+def test_the_connection_sets_the_default_strategy_and_the_step_overrides_it(
+    postgres_url: str,
+) -> None:
+    config = PostgresConfig(url=postgres_url, merge_strategy="rebuild")
+    name = unique()
+    merge(config, name, pa.table({"id": [1, 2], "v": ["a", "b"]}), ["id"])
+    result = merge(config, name, pa.table({"id": [2], "v": ["B"]}), ["id"])
+    assert (result.details["strategy"], result.details["strategy_reason"]) == (
+        "rebuild",
+        "merge_strategy: rebuild",
+    )
+    result = merge(
+        config, name, pa.table({"id": [3], "v": ["c"]}), ["id"], {"merge_strategy": "merge"}
+    )
+    assert result.details["strategy"] == "merge"
+    assert rows(postgres_url, name) == [(1, "a"), (2, "B"), (3, "c")]

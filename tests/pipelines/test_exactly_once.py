@@ -220,6 +220,79 @@ def test_kill_9_halfway_through_a_million_row_merge_into_postgres(env: Env) -> N
     assert env.table_stats("orders") == env.dataset_stats("raw.orders")
     ledger = env.sql(f"select count(*) from {env.schema}._headwater_loads")
     assert ledger[0][0] == 1
+    # 1M incoming rows into 300k: auto rebuilt the table (the first completed run)
+    assert _load_details(env)[-2]["strategy"] == "rebuild"
+
+
+def _load_details(env: Env) -> list[dict[str, object]]:
+    """The details of the load step ``push`` of every run, oldest first."""
+    with Workspace.open(env.root) as ws:
+        runs = ws.store.list_runs(pipeline="p", limit=100)
+    steps = [s for r in reversed(runs) for s in r.steps if s.step == "push"]
+    return [dict(s.details or {}) for s in steps if s.status == "succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "statement"),
+    [("merge", "MERGE INTO %"), ("rebuild", "INSERT INTO %hw_rebuild_% WHERE NOT EXISTS %")],
+)
+def test_kill_9_in_the_middle_of_a_million_row_merge_by_strategy(
+    env: Env, strategy: str, statement: str
+) -> None:
+    """Killed while the merge statement (or the rebuild's copy of untouched rows) runs."""
+    ids = pa.array(range(1, ROWS_BIG + 1), pa.int64())
+    with Workspace.open(env.root) as ws:
+        ws.write(
+            "raw.orders",
+            pa.table({"id": ids, "amount": pc.cast(pc.divide(ids, 7), pa.float64())}).cast(
+                pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2))]), safe=False
+            ),
+        )
+    env.sql(
+        f"""
+        create table {env.schema}.orders (id bigint primary key, amount numeric(12, 2));
+        insert into {env.schema}.orders
+        select g, -1 from generate_series({ROWS_BIG // 2}, {ROWS_BIG * 3 // 2}) as g;
+        """
+    )
+    before = env.table_stats("orders")
+    env.pipeline(
+        f"""
+        - type: load
+          name: push
+          from: raw.orders
+          connection: pg
+          target: {env.schema}.orders
+          mode: merge
+          keys: [id]
+          options: {{merge_strategy: {strategy}}}
+        """
+    )
+    proc = env.start()
+
+    def running() -> bool:
+        rows = env.sql(
+            "select count(*) from pg_stat_activity where state = 'active' "
+            f"and query like '{statement}' and query like '%{env.schema}%'"
+        )
+        return bool(rows[0][0])  # a count: 0 until the statement runs
+
+    _kill_when(proc, running)
+    assert env.table_stats("orders") == before  # nothing of the killed load is visible
+    env.ok()
+    details = _load_details(env)[-1]
+    assert details["strategy"] == strategy
+    assert (details["inserted"], details["updated"]) == (ROWS_BIG // 2 - 1, ROWS_BIG // 2 + 1)
+    expected = env.dataset_stats("raw.orders")
+    (untouched,) = env.sql(
+        f"select count(*) from {env.schema}.orders where id > {ROWS_BIG} and amount = -1"
+    )
+    assert untouched[0] == ROWS_BIG // 2
+    (merged,) = env.sql(
+        f"select count(*), coalesce(sum(id * 7 + (amount * 100)::bigint), 0) "
+        f"from {env.schema}.orders where id <= {ROWS_BIG}"
+    )
+    assert (merged[0], merged[1]) == (expected[0], expected[2])
 
 
 EXTRACT_MATRIX = [
@@ -314,6 +387,54 @@ def test_crash_points_of_loads(env: Env, mode: str, point: str) -> None:
         assert after_kill == before  # the killed transaction left nothing behind
     env.ok()
     assert env.table_stats("orders") == env.dataset_stats("raw.orders")
+
+
+@pytest.mark.parametrize("point", ["load.during_swap", "load.before_commit", "load.after_commit"])
+def test_crash_points_of_a_rebuilding_merge(env: Env, point: str) -> None:
+    ids = list(range(1, ROWS_SMALL + 1))
+    with Workspace.open(env.root) as ws:
+        ws.write(
+            "raw.orders",
+            pa.table({"id": pa.array(ids, pa.int64()), "amount": [i % 100 for i in ids]}),
+        )
+    env.sql(
+        f"create table {env.schema}.orders (id bigint primary key, amount numeric(12, 2));"
+        f"insert into {env.schema}.orders select g, 5 from generate_series(5001, 15000) as g"
+    )
+    before = env.table_stats("orders")
+    env.pipeline(
+        f"""
+        - type: load
+          name: push
+          from: raw.orders
+          connection: pg
+          target: {env.schema}.orders
+          mode: merge
+          keys: [id]
+          options: {{merge_strategy: rebuild}}
+        """
+    )
+    env.killed(point)
+    after_kill = env.table_stats("orders")
+    if point == "load.after_commit":
+        assert after_kill != before
+    else:
+        assert after_kill == before  # the killed transaction left the old table as it was
+        tables = env.sql(
+            f"select count(*) from pg_tables where schemaname = '{env.schema}' "
+            "and tablename like 'hw_rebuild_%'"
+        )
+        assert tables[0][0] == 0
+    env.ok()
+    last = _load_details(env)[-1]  # after a committed load the rerun skips it
+    assert last.get("strategy") == (None if point == "load.after_commit" else "rebuild")
+    (stats,) = env.sql(
+        f"select count(*), count(*) filter (where amount = 5 and id > {ROWS_SMALL}) "
+        f"from {env.schema}.orders"
+    )
+    assert stats == (15_000, 5_000)
+    env.ok()  # skipped by its load id
+    assert env.sql(f"select count(*) from {env.schema}._headwater_loads")[0][0] == 1
 
 
 def test_thirty_thousand_rows_on_three_cursor_values_survive_a_crash_after_a_checkpoint(

@@ -18,7 +18,9 @@ constraints and indexes when the columns are the same and every type still fits;
 otherwise (schema contract ``evolve``) it is created from the stream's schema. Views
 that depend on the table make the swap fail (the old table stays): drop them first.
 
-``merge`` upserts on keys (see :mod:`headwater.connectors.postgres.merge`).
+``merge`` upserts on keys (see :mod:`headwater.connectors.postgres.merge`), in place or,
+for a batch that is a large share of the table, by rebuilding the table and swapping it
+in like an overwrite (:mod:`headwater.connectors.postgres.rebuild`).
 
 Exactly-once: with a ``load_id`` the write first claims the id in the ledger table
 ``_headwater_loads`` of the target's schema (``INSERT ... ON CONFLICT DO NOTHING``, in
@@ -139,12 +141,12 @@ class PostgresDestination:
         if mode == "merge":
             from headwater.connectors.postgres.merge import merge_plan
 
-            plan = merge_plan(batches.schema, keys, options)
+            plan = merge_plan(batches.schema, keys, options, self.config.merge_strategy)
         if options and plan is None:
             raise ConfigError(
                 f"Unknown write option {sorted(options)[0]!r} for postgres.",
                 connector=CONNECTOR,
-                hint="Only mode: merge takes a write option (soft_delete_column).",
+                hint="Only mode: merge takes write options (soft_delete_column, merge_strategy).",
             )
         if contract != "discard_row":  # discard_row may drop the columns PostgreSQL lacks
             for f in batches.schema:

@@ -7,7 +7,7 @@ a destination is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -67,6 +67,12 @@ class PostgresConfig(ServerUrl, ConnectorConfig):
         ge=2,
         le=64,
         description="How many ranges (and connections) such a default parallel read uses.",
+    )
+    merge_strategy: Literal["auto", "merge", "rebuild"] = Field(
+        default="auto",
+        description="How `mode: merge` writes: `merge` in place, `rebuild` a new table swapped "
+        "in, `auto` rebuilds when the batch is at least 40% of a table of 100,000+ rows that "
+        "nothing depends on. A load step's `options: {merge_strategy: ...}` overrides it.",
     )
 
     model_config = {"populate_by_name": True}

@@ -15,6 +15,9 @@
    re-merging the same data writes nothing) and inserts the new keys (flagged rows
    excepted). One join instead of an ``INSERT ... WHERE NOT EXISTS`` plus an ``UPDATE ...
    FROM``: measured 25-40% faster on mixed inserts and updates.
+   With ``merge_strategy`` ``rebuild`` (or ``auto`` when the batch is a large share of a big
+   table) the target is instead rebuilt from the staged rows and its untouched rows and
+   swapped in (:mod:`headwater.connectors.postgres.rebuild`).
 4. Counts: ``MERGE`` reports inserts and updates together, so the inserts are read from
    the transaction's own statistics (``pg_stat_xact_all_tables``; a partitioned target
    counts its rows before and after instead); updates are the incoming rows that matched.
@@ -38,6 +41,7 @@ import pyarrow.compute as pc
 from headwater.connectors.postgres.catalog import Column, TableInfo
 from headwater.connectors.postgres.client import fetch_all
 from headwater.connectors.postgres.factory import CONNECTOR
+from headwater.connectors.postgres.rebuild import choose, rebuild
 from headwater.connectors.postgres.types import qualified, quote_ident
 from headwater.connectors.server.errors import missing_column_error
 from headwater.connectors.server.merge_plan import check_merge_plan, fresh_name, null_key_error
@@ -58,13 +62,28 @@ _WORK_MEM = "256MB"
 class MergePlan:
     keys: tuple[str, ...]
     soft_delete: str | None = None
+    strategy: str = "auto"  # auto | merge | rebuild (see headwater.connectors.postgres.rebuild)
 
 
 def merge_plan(
-    schema: pa.Schema, keys: list[str] | None, options: Mapping[str, Any] | None
+    schema: pa.Schema,
+    keys: list[str] | None,
+    options: Mapping[str, Any] | None,
+    default_strategy: str = "auto",
 ) -> MergePlan:
-    """Check keys and options against the data's schema before connecting."""
-    return MergePlan(*check_merge_plan(schema, keys, options, connector=CONNECTOR))
+    """Check keys and options against the data's schema before connecting.
+
+    ``default_strategy`` (the connection's ``merge_strategy``) applies when the options
+    name none.
+    """
+    from headwater.connectors.postgres.rebuild import check_strategy
+
+    opts = dict(options or {})
+    strategy = check_strategy(opts.pop("merge_strategy", default_strategy))
+    checked = check_merge_plan(
+        schema, keys, opts, connector=CONNECTOR, extra_options=("merge_strategy",)
+    )
+    return MergePlan(*checked, strategy)
 
 
 def merge(
@@ -130,15 +149,31 @@ def merge(
     cols = ", ".join(q(n) for n in written)
     values = ", ".join(f"s.{q(n)}" for n in written)
     deleted = changed = 0
-    if not _count(conn, f"SELECT count(*) FROM (SELECT 1 FROM {t_table} LIMIT 1) AS any_row"):
+    why: str | None
+    empty = not _count(conn, f"SELECT count(*) FROM (SELECT 1 FROM {t_table} LIMIT 1) AS any_row")
+    if empty:
         # an empty target (locked: it stays empty): every kept row is new
         inserted = _rowcount(
             conn,
             f"INSERT INTO {t_table} ({cols}) SELECT {values} FROM {s_table} s"
             + (f" WHERE NOT ({flag})" if flag else ""),
         )
+        strategy, why = "merge", "the table is empty"
     else:
         _execute(conn, f"ANALYZE {s_table} ({keys})")  # estimates for the join on the keys
+        strategy, why = choose(conn, plan.strategy, target, written, staged)
+    if strategy == "rebuild":
+        if flagged:  # counted before the old table goes
+            deleted = _count(
+                conn,
+                f"SELECT count(*) FROM {s_table} s WHERE {flag} AND EXISTS "
+                f"(SELECT 1 FROM {t_table} t WHERE {on})",
+            )
+        added, kept, old_rows = rebuild(conn, target, stage, plan.keys, flag)
+        matched = old_rows - kept  # old rows whose key was staged (updated or deleted)
+        inserted = added - (matched - deleted)
+        changed = matched - deleted  # every matched row is written anew
+    elif not empty:
         if flagged:
             deleted = _rowcount(
                 conn, f"DELETE FROM {t_table} t USING {s_table} s WHERE {flag} AND {on}"
@@ -160,6 +195,8 @@ def merge(
         changed = written_rows - inserted
     return {
         "rows": staged,
+        "strategy": strategy,
+        "strategy_reason": why,
         "keys": list(plan.keys),
         "inserted": inserted,
         "updated": staged - flagged - inserted,

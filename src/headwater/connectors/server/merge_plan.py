@@ -21,11 +21,14 @@ def check_merge_plan(
     *,
     connector: str,
     ignores_case: str | None = None,
+    extra_options: tuple[str, ...] = (),
 ) -> tuple[tuple[str, ...], str | None]:
     """The merge keys and soft-delete column, checked against ``schema`` before connecting.
 
     ``ignores_case``: the server's name (``"MariaDB"``) when its column names ignore case;
-    keys and the data's columns are then compared case-folded.
+    keys and the data's columns are then compared case-folded. ``extra_options``: the
+    connector's own merge options (already taken out of ``options``), named in the hint of
+    an unknown one.
     """
     opts = dict(options or {})
     soft = opts.pop("soft_delete_column", None)
@@ -34,7 +37,7 @@ def check_merge_plan(
         raise ConfigError(
             f"Unknown write option {name!r} for a {connector} merge.",
             connector=connector,
-            hint=choices_hint(name, MERGE_OPTIONS, "options"),
+            hint=choices_hint(name, (*MERGE_OPTIONS, *extra_options), "options"),
         )
     if not keys:
         raise ConfigError(
