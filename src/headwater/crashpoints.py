@@ -16,7 +16,8 @@ Points (each one sits between two effects whose order matters):
 ``load.before_commit``
     a destination wrote the rows inside its transaction, not yet committed.
 ``load.during_swap``
-    an overwrite filled its staging table, the swap has not happened.
+    an overwrite (or a merge that rebuilds the table) filled its new table, the swap has not
+    happened.
 ``load.after_commit``
     a destination committed, the step's outcome not yet recorded.
 ``replay.after_append``
