@@ -152,7 +152,7 @@ def names(capability: str | None = None) -> list[str]:
 
 def harness(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
     if name not in HARNESSES:
-        pytest.skip(f"connector `{name}` has no conformance harness in {__name__}.HARNESSES")
+        pytest.fail(f"connector `{name}` has no conformance harness in {__name__}.HARNESSES")
     return HARNESSES[name](tmp_path, request)
 
 

@@ -67,7 +67,8 @@ def test_schema_shape() -> None:
 
 
 def test_example_and_docs_pipelines_validate() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     schema = pipeline_json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -85,7 +86,8 @@ def test_example_and_docs_pipelines_validate() -> None:
 
 
 def test_schema_and_loader_agree_on_invalid_input() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(pipeline_json_schema())
     invalid = [
         {"name": "p", "steps": []},
