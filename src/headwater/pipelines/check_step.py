@@ -116,7 +116,10 @@ def run_check_step(ctx: RunContext, step: CheckStep) -> StepOutcome:
     load_id = check_load_id(ctx.run_id, step.name)
     with ctx.session() as session:
         session.attach(dataset)
-        relation, row_id = _with_row_identity(session, ctx.lake, dataset)
+        if any(c.blocking and c.is_row_check for c in compiled):
+            relation, row_id = _with_row_identity(session, ctx.lake, dataset)
+        else:  # nothing can be removed: no row identity, the scans read only the data
+            relation, row_id = relation_of(dataset), ()
         outcome = evaluate_checks(
             session,
             relation,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -443,14 +444,26 @@ def _bool_word_problem(
     )
 
 
+_REGEX_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _regex_connection() -> Any:
+    """One in-memory DuckDB connection for every pattern validated by this process (opening
+    one per pattern costs more than compiling the pattern)."""
+    import duckdb
+
+    return duckdb.connect(config={"autoinstall_known_extensions": False, "threads": 1})
+
+
 @functools.lru_cache(maxsize=256)
 def _regex_problem(pattern: str) -> str | None:
     """Compile with DuckDB (RE2), the engine that will run the check."""
     import duckdb
 
-    with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+    with _REGEX_LOCK:
         try:
-            con.execute("select regexp_full_match('', ?)", [pattern]).fetchall()
+            _regex_connection().execute("select regexp_full_match('', ?)", [pattern]).fetchall()
         except duckdb.Error as exc:
             reason = str(exc).split("Error: ", 1)[-1]
             return f"invalid regular expression `{pattern}`: {reason}"

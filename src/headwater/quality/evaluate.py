@@ -1,7 +1,8 @@
 """Evaluate compiled checks over a relation in as few DuckDB scans as possible.
 
 * each ``unique`` check: one aggregate over its key columns finds the duplicated keys
-  (``GROUP BY ... HAVING count(*) > 1``), kept in a small temp table;
+  (``GROUP BY ... HAVING count(*) > 1``), a CTE of the row-check statement below (a small
+  temp table when a blocking predicate has to be evaluated again for the passing rows);
 * every row check at once: ONE scan computes a boolean flag per check (``__hw_fail_<i>``)
   and keeps only the rows that fail at least one check, with their flags, in the temp table
   ``__hw_failed``; the per-check failure counts, the quarantine rows and the bounded samples
@@ -243,15 +244,21 @@ def evaluate_checks(
     data_columns = list(types)
     row_checks = [c for c in checks if c.is_row_check]
     predicates: list[str] = []
+    # duplicate keys computed inside the flag scan's statement (a CTE: DuckDB plans the
+    # aggregate and the scan together) unless a blocking predicate must be re-run later
+    ctes: list[str] = []
     for i, check in enumerate(row_checks):
         predicate = check.row_fails or "FALSE"
         other = _validate(session, relation, check, types, resolve)
         if other is not None:
             predicate = predicate.replace(OTHER, other)
         if check.kind == "unique":
-            predicate = predicate.replace(
-                DUPS, _duplicates(session, check, i, unique_scope or relation)
-            )
+            name, query = _duplicates(check, i, unique_scope or relation)
+            if row_id or not check.blocking:
+                ctes.append(f"{name} AS ({query})")
+            else:
+                session.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+            predicate = predicate.replace(DUPS, name)
         if check.kind == "regex":
             _check_regex(session, check)
         predicates.append(predicate)
@@ -276,8 +283,9 @@ def evaluate_checks(
         flag_sql = ", ".join(
             f"coalesce(({p}), FALSE) AS {f}" for p, f in zip(predicates, flags, strict=True)
         )
+        with_ctes = f"WITH {', '.join(ctes)} " if ctes else ""
         session.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_FAILED} AS SELECT * FROM "
+            f"CREATE OR REPLACE TEMP TABLE {_FAILED} AS {with_ctes}SELECT * FROM "
             f"(SELECT *, {flag_sql} FROM {relation}) WHERE {' OR '.join(flags)}"
         )
         blocking_any = " OR ".join(f for f, _ in labels) or "FALSE"
@@ -342,16 +350,12 @@ def evaluate_checks(
     )
 
 
-def _duplicates(session: EngineSession, check: CompiledCheck, i: int, scope: str) -> str:
-    """Compute the duplicated keys of a ``unique`` check once; return their temp table."""
+def _duplicates(check: CompiledCheck, i: int, scope: str) -> tuple[str, str]:
+    """The name and query of the duplicated keys of a ``unique`` check."""
     name = f"__hw_dups_{i}"
     keys = ", ".join(quote_ident(c) for c in check.columns)
     not_null = " AND ".join(f"{quote_ident(c)} IS NOT NULL" for c in check.columns)
-    session.execute(
-        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {keys} FROM {scope} "
-        f"WHERE {not_null} GROUP BY ALL HAVING count(*) > 1"
-    )
-    return name
+    return name, (f"SELECT {keys} FROM {scope} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1")
 
 
 def _check_regex(session: EngineSession, check: CompiledCheck) -> None:
