@@ -33,6 +33,25 @@ STRATEGIES = ("auto", "merge", "rebuild")
 REBUILD_SHARE = 0.4  # staged rows / target rows from which auto rebuilds
 REBUILD_MIN_ROWS = 100_000  # below this, merging in place is cheap whatever the share
 _COUNT_BELOW = 1_000_000  # an estimate under this is replaced by an exact count
+_MAINTENANCE_WORK_MEM = "256MB"  # sort memory of the index builds, for the transaction
+
+# the new table's indexes (and the primary key, unique and exclusion constraints they
+# back) as the SQL that recreates them, with their comments; constraints first
+_INDEX_DEFS = """
+SELECT 'c', k.conname, pg_catalog.pg_get_constraintdef(k.oid),
+       pg_catalog.obj_description(k.oid, 'pg_constraint'),
+       pg_catalog.obj_description(k.conindid, 'pg_class')
+FROM pg_catalog.pg_constraint k
+WHERE k.conrelid = $1::regclass AND k.contype IN ('p', 'u', 'x')
+UNION ALL
+SELECT 'i', c.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
+       NULL, pg_catalog.obj_description(i.indexrelid, 'pg_class')
+FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_constraint k
+    WHERE k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+ORDER BY 1, 2
+"""
 
 # what refers to a table and survives (or is recreated by) CREATE TABLE ... (LIKE ...):
 # its row type, toast table, indexes, defaults, and its own check/unique/primary/
@@ -172,6 +191,9 @@ def rebuild(
         f"CREATE TABLE {new} (LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         "INCLUDING INDEXES INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION)",
     )
+    # the copied indexes are dropped while the table is empty and built once it is full:
+    # one sort per index instead of one insertion per row and index
+    deferred = _without_indexes(conn, target.schema, new_name)
     added = _rowcount(
         conn,
         f"INSERT INTO {new} ({cols}) SELECT {s_cols} FROM {s_table} s"
@@ -183,6 +205,10 @@ def rebuild(
         f"INSERT INTO {new} ({cols}) SELECT {t_cols} FROM {old} t "
         f"WHERE NOT EXISTS (SELECT 1 FROM {s_table} s WHERE {on})",
     )
+    if deferred:
+        _execute(conn, f"SET LOCAL maintenance_work_mem = '{_MAINTENANCE_WORK_MEM}'")
+    for sql in deferred:
+        _execute(conn, sql)
     crash_point("load.during_swap")
     renames = _index_renames(conn, target.schema, target.name, new_name)
     _execute(conn, f"DROP TABLE {old}")
@@ -191,3 +217,35 @@ def rebuild(
         _execute(conn, f"ALTER INDEX {qualified(target.schema, name)} RENAME TO {q(was)}")
     _execute(conn, f"ANALYZE {old}")  # the new table has no statistics yet
     return added, kept, old_rows
+
+
+def _without_indexes(conn: Connection, schema: str, name: str) -> list[str]:
+    """Drop the (empty) table's indexes; returns the SQL that recreates them as they were."""
+    from headwater.connectors.postgres.destination import _execute
+
+    q = quote_ident
+    table = qualified(schema, name)
+    drops: list[str] = []
+    creates: list[str] = []
+    for kind, index, sql, con_comment, idx_comment in fetch_all(conn, _INDEX_DEFS, (table,)):
+        if kind == "c":
+            drops.append(f"ALTER TABLE {table} DROP CONSTRAINT {q(str(index))}")
+            creates.append(f"ALTER TABLE {table} ADD CONSTRAINT {q(str(index))} {sql}")
+            if con_comment is not None:
+                creates.append(
+                    f"COMMENT ON CONSTRAINT {q(str(index))} ON {table} IS {_literal(con_comment)}"
+                )
+        else:
+            drops.append(f"DROP INDEX {qualified(schema, str(index))}")
+            creates.append(str(sql))
+        if idx_comment is not None:
+            creates.append(
+                f"COMMENT ON INDEX {qualified(schema, str(index))} IS {_literal(idx_comment)}"
+            )
+    for sql in drops:
+        _execute(conn, sql)
+    return creates
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
