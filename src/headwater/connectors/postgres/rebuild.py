@@ -15,6 +15,7 @@ and nothing else depends on the table (see :func:`blockers`); else it merges in 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.postgres.catalog import TableInfo
@@ -164,27 +165,28 @@ def choose(
 def rebuild(
     conn: Connection,
     target: TableInfo,
-    stage: str,
     keys: tuple[str, ...],
-    flag: str | None,
+    fill: Callable[[TableInfo], int],
+    stage: str | None,
 ) -> tuple[int, int, int]:
-    """Replace ``target`` by staged rows + its rows with no staged key, in the transaction.
+    """Replace ``target`` by incoming rows + its rows with no incoming key, in the transaction.
 
-    ``stage`` (a table of ``pg_temp``) holds every column of the target, de-duplicated;
-    ``flag`` is the SQL condition (over alias ``s``) of a soft-deleted staged row. Returns
-    (rows inserted from the stage, rows kept from the old table, rows of the old table).
+    ``fill`` writes the incoming rows into the new, index-less table (a :class:`TableInfo`
+    of it) and returns how many it wrote; their keys must not repeat. The target's rows
+    whose key is not among them are added with an anti-join against ``stage`` (a table of
+    ``pg_temp`` holding the incoming keys) or, when None, against the new table itself.
+    Returns (rows written by ``fill``, rows kept from the old table, rows of the old table).
     """
     from headwater.connectors.postgres.destination import _execute, _index_renames
     from headwater.connectors.postgres.merge import _count, _rowcount
 
     q = quote_ident
     old = qualified(target.schema, target.name)
-    s_table = qualified("pg_temp", stage)
     new_name = f"hw_rebuild_{uuid.uuid4().hex[:12]}"
     new = qualified(target.schema, new_name)
     cols = ", ".join(q(c.name) for c in target.columns)
-    s_cols = ", ".join(f"s.{q(c.name)}" for c in target.columns)
     t_cols = ", ".join(f"t.{q(c.name)}" for c in target.columns)
+    s_table = qualified("pg_temp", stage) if stage is not None else new
     on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
     _execute(
         conn,
@@ -194,12 +196,11 @@ def rebuild(
     # the copied indexes are dropped while the table is empty and built once it is full:
     # one sort per index instead of one insertion per row and index
     deferred = _without_indexes(conn, target.schema, new_name)
-    added = _rowcount(
-        conn,
-        f"INSERT INTO {new} ({cols}) SELECT {s_cols} FROM {s_table} s"
-        + (f" WHERE NOT ({flag})" if flag else ""),
-    )
+    added = fill(TableInfo(target.schema, new_name, "r", target.columns, ()))
+    if stage is None:  # the planner sees the new table's size, not its keys' spread
+        _execute(conn, f"ANALYZE {new} ({', '.join(q(k) for k in keys)})")
     old_rows = _count(conn, f"SELECT count(*) FROM {old}")
+    # a statement does not see its own inserts: with stage None, s is the incoming rows only
     kept = _rowcount(
         conn,
         f"INSERT INTO {new} ({cols}) SELECT {t_cols} FROM {old} t "
