@@ -17,7 +17,10 @@
    FROM``: measured 25-40% faster on mixed inserts and updates.
    With ``merge_strategy`` ``rebuild`` (or ``auto`` when the batch is a large share of a big
    table) the target is instead rebuilt from the staged rows and its untouched rows and
-   swapped in (:mod:`headwater.connectors.postgres.rebuild`).
+   swapped in (:mod:`headwater.connectors.postgres.rebuild`). A stream that announces its
+   keys distinct (:mod:`headwater.connectors.unique_keys`; no soft-delete column) has its
+   strategy chosen before streaming, and a rebuild copies it straight into the new table:
+   no staging, no de-duplication.
 4. Counts: ``MERGE`` reports inserts and updates together, so the inserts are read from
    the transaction's own statistics (``pg_stat_xact_all_tables``; a partitioned target
    counts its rows before and after instead); updates are the incoming rows that matched.

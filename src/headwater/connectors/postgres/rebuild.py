@@ -3,9 +3,11 @@
 Rewriting rows in place costs PostgreSQL about as much per row however it is phrased
 (``UPDATE``, ``DELETE`` + ``INSERT``, ``MERGE``): every updated row leaves a dead tuple
 and a new one plus an entry in each index. When the batch is a large share of the target
-it is cheaper to write a fresh table: the staged (de-duplicated) rows, then the target's
-rows whose key is not staged, then the indexes once, and to swap it in by ``RENAME``
-like an overwrite does, all in the merge's transaction.
+it is cheaper to write a fresh table: the incoming rows (staged and de-duplicated, or
+copied straight in when their keys are known distinct), then the target's rows whose key
+is not incoming, then the indexes once (dropped from the empty ``LIKE`` copy, created again
+when it is full), and to swap it in by ``RENAME`` like an overwrite does, all in the
+merge's transaction.
 
 ``auto`` (the default) rebuilds when the staged rows are at least :data:`REBUILD_SHARE`
 of the target's estimated rows, the target holds at least :data:`REBUILD_MIN_ROWS` rows,
