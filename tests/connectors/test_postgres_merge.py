@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,7 +14,12 @@ import pytest
 
 from headwater.connectors.base import WriteResult
 from headwater.connectors.postgres.factory import PostgresConfig, PostgresFactory
-from headwater.errors import ConfigError, SchemaIncompatibleError, UnsupportedOperationError
+from headwater.errors import (
+    ConfigError,
+    DatasetConflictError,
+    SchemaIncompatibleError,
+    UnsupportedOperationError,
+)
 
 
 @pytest.fixture
@@ -590,3 +596,88 @@ def test_the_connection_sets_the_default_strategy_and_the_step_overrides_it(
     )
     assert result.details["strategy"] == "merge"
     assert rows(postgres_url, name) == [(1, "a"), (2, "B"), (3, "c")]
+
+
+# --- a stream announcing distinct keys is copied straight into the rebuilt table ---
+
+
+def announced(data: pa.Table, keys: list[str]) -> pa.Table:
+    """``data`` the way the load step sends it when it found no repeated key."""
+    from headwater.connectors.unique_keys import ROWS_METADATA, UNIQUE_KEYS_METADATA
+
+    meta = {UNIQUE_KEYS_METADATA: json.dumps(keys).encode(), ROWS_METADATA: b"%d" % len(data)}
+    return data.replace_schema_metadata(meta)
+
+
+def load_step_stream(data: pa.Table, keys: list[str]) -> pa.Table:
+    """What the load step announces for ``data``: its own check, in DuckDB."""
+    from headwater.engine.session import EngineSession
+    from headwater.pipelines.steps import _unique_rows
+
+    def no_datasets(*_: object) -> None:
+        raise AssertionError("no dataset should be resolved")
+
+    with EngineSession(no_datasets) as session:  # type: ignore[arg-type]
+        session.register_arrow("data", data)
+        count = _unique_rows(session, "data", keys)
+    return announced(data, keys) if count is not None else data
+
+
+def test_announced_distinct_keys_rebuild_without_staging_like_the_merge(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    create = (
+        "CREATE TABLE {name} (a bigint, b text, v double precision, PRIMARY KEY (a, b)); "
+        "INSERT INTO {name} SELECT g, 'x', g FROM generate_series(1, 6) g"
+    )
+    data = pa.table({"a": [5, 6, 7, 8], "b": ["x", "x", "x", "y"], "v": [None, 60.0, 7.0, 8.0]})
+    sent = load_step_stream(data, ["a", "b"])
+    assert sent.schema.metadata  # no key repeats: announced
+    merged, rebuilt = unique("me"), unique("re")
+    for name in (merged, rebuilt):
+        sql(postgres_url, create.format(name=f'"{name}"'))
+    sql(postgres_url, f"COMMENT ON INDEX \"{rebuilt}_pkey\" IS 'the key'")
+    m = merge(config, merged, sent, ["a", "b"], {"merge_strategy": "merge"})
+    r = merge(config, rebuilt, sent, ["a", "b"], {"merge_strategy": "rebuild"})
+    assert r.details["strategy"] == "rebuild"
+    assert {k: r.details.get(k, r.rows) for k in COUNTS} == {
+        k: m.details.get(k, m.rows) for k in COUNTS
+    }
+    assert (r.details["inserted"], r.details["updated"]) == (2, 2)
+    assert rows(postgres_url, merged) == rows(postgres_url, rebuilt)
+    assert rows(postgres_url, rebuilt, "1, 2")[4:] == [
+        (5, "x", None), (6, "x", 60.0), (7, "x", 7.0), (8, "y", 8.0)
+    ]  # fmt: skip
+    assert sql(postgres_url, f"SELECT obj_description('\"{rebuilt}_pkey\"'::regclass)") == [
+        ("the key",)
+    ]
+    with pytest.raises(Exception, match="duplicate key"):
+        sql(postgres_url, f"INSERT INTO \"{rebuilt}\" VALUES (1, 'x', 0)")
+
+
+def test_repeated_keys_are_not_announced_and_take_the_staging_path(
+    config: PostgresConfig, postgres_url: str
+) -> None:
+    name = unique()
+    big_table(postgres_url, name, 1000)
+    ids = [*range(500, 1101), 700]  # 700 twice: the last one wins
+    values = [*([1] * 601), 2]
+    data = pa.table({"id": pa.array(ids, pa.int64()), "v": pa.array(values, pa.int64())})
+    sent = load_step_stream(data, ["id"])
+    assert not sent.schema.metadata  # a repeated key: nothing announced
+    result = merge(config, name, sent, ["id"], {"merge_strategy": "rebuild"})
+    assert result.details["strategy"] == "rebuild"
+    assert result.details["duplicates"] == 1  # de-duplicated in the staging table
+    assert (result.details["inserted"], result.details["updated"]) == (100, 501)
+    assert sql(postgres_url, f'SELECT v FROM "{name}" WHERE id = 700') == [(2,)]
+    assert sql(postgres_url, f'SELECT count(*), count(DISTINCT id) FROM "{name}"') == [(1100, 1100)]
+
+
+def test_a_wrong_announcement_writes_nothing(config: PostgresConfig, postgres_url: str) -> None:
+    name = unique()
+    big_table(postgres_url, name, 1000)
+    data = pa.table({"id": pa.array([1, 2, 2], pa.int64()), "v": pa.array([5, 6, 7], pa.int64())})
+    lying = data.replace_schema_metadata(announced(data.slice(0, 2), ["id"]).schema.metadata)
+    with pytest.raises(DatasetConflictError, match="3 rows where 2 rows with distinct keys"):
+        merge(config, name, lying, ["id"], {"merge_strategy": "rebuild"})
+    assert sql(postgres_url, f'SELECT count(*), sum(v) FROM "{name}"') == [(1000, 0)]

@@ -19,6 +19,7 @@ import pyarrow as pa
 from headwater.config import EngineSettings
 from headwater.connections import Connections
 from headwater.connectors.base import ListRejectSink
+from headwater.connectors.unique_keys import announce
 from headwater.crashpoints import crash_point
 from headwater.engine.session import EngineSession
 from headwater.errors import ConnectorError, PipelineError
@@ -194,6 +195,15 @@ def load_id_for(ctx: RunContext, step: LoadStep, version: int) -> str:
     return f"{slug(step.name)[:60]}-v{version}-{digest}"
 
 
+def _unique_rows(session: EngineSession, table: str, keys: list[str]) -> int | None:
+    """The table's row count when no ``keys`` value repeats (see connectors.unique_keys)."""
+    if not keys:
+        return None
+    key = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
+    rows, distinct = session.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM {table}")[0]
+    return int(rows) if rows == distinct else None
+
+
 def run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     """Send a dataset version to a destination, exactly once (see :func:`load_id_for`)."""
     with naming_connection(step.connection):
@@ -210,12 +220,18 @@ def _run_load(ctx: RunContext, step: LoadStep) -> StepOutcome:
     with ctx.session(pins={dataset: version}) as session:
         session.attach(dataset)
         zone, _, name = dataset.partition(".")
+        unique = None  # checked before the stream opens (one query at a time per session)
+        if step.mode == "merge" and getattr(destination, "accepts_unique_keys", False):
+            unique = _unique_rows(session, f'"{zone}"."{name}"', list(step.keys))
         reader = session.reader(
             f'SELECT * FROM "{zone}"."{name}"', batch_rows=ctx.engine.batch_rows
         )
+        stream = progress.reader(reader)
+        if unique is not None:
+            stream = announce(stream, list(step.keys), unique)
         result = destination.write(
             step.target,
-            progress.reader(reader),
+            stream,
             mode=step.mode,
             keys=list(step.keys) or None,
             options=dict(step.options),

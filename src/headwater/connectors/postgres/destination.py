@@ -69,6 +69,7 @@ from headwater.connectors.postgres.client import (
 from headwater.connectors.postgres.factory import CONNECTOR, PostgresConfig
 from headwater.connectors.postgres.types import pg_type, qualified, quote_ident, wire_type
 from headwater.connectors.server.errors import missing_column_error
+from headwater.connectors.unique_keys import announced_rows
 from headwater.crashpoints import crash_point
 from headwater.errors import (
     ConfigError,
@@ -108,6 +109,8 @@ class _Counter:
 class PostgresDestination:
     """Writes Arrow streams to PostgreSQL tables."""
 
+    accepts_unique_keys = True  # see headwater.connectors.unique_keys
+
     def __init__(self, config: PostgresConfig) -> None:
         self.config = config
 
@@ -142,6 +145,9 @@ class PostgresDestination:
             from headwater.connectors.postgres.merge import merge_plan
 
             plan = merge_plan(batches.schema, keys, options, self.config.merge_strategy)
+        unique = None
+        if plan is not None and contract != "discard_row":  # discard_row may drop rows
+            unique = announced_rows(batches.schema, plan.keys)
         if options and plan is None:
             raise ConfigError(
                 f"Unknown write option {sorted(options)[0]!r} for postgres.",
@@ -173,7 +179,7 @@ class PostgresDestination:
             if mode == "overwrite":
                 job.overwrite(batches)
             else:
-                job.upsert(batches, plan, details)
+                job.upsert(batches, plan, details, unique)
             details["rows_rejected"] = job.rows_rejected
             if job.added:
                 details["columns_added"] = job.added
@@ -289,7 +295,11 @@ class _Job:
         return f"{self.schema}.{self.table}"
 
     def upsert(
-        self, batches: pa.RecordBatchReader, plan: MergePlan | None, details: dict[str, Any]
+        self,
+        batches: pa.RecordBatchReader,
+        plan: MergePlan | None,
+        details: dict[str, Any],
+        unique_rows: int | None = None,
     ) -> None:
         """``append`` (plan None) or ``merge`` into the table, created when missing."""
         from headwater.connectors.postgres.merge import merge
@@ -312,7 +322,7 @@ class _Job:
             return
         if self.contract == "discard_row":
             batches = self._without_null_keys(batches, plan.keys)
-        details.update(merge(self.conn, dest, plan, batches, self.counter))
+        details.update(merge(self.conn, dest, plan, batches, self.counter, unique_rows))
 
     def overwrite(self, batches: pa.RecordBatchReader) -> None:
         existing = table_info(self.conn, self.schema, self.table)

@@ -17,7 +17,10 @@
    FROM``: measured 25-40% faster on mixed inserts and updates.
    With ``merge_strategy`` ``rebuild`` (or ``auto`` when the batch is a large share of a big
    table) the target is instead rebuilt from the staged rows and its untouched rows and
-   swapped in (:mod:`headwater.connectors.postgres.rebuild`).
+   swapped in (:mod:`headwater.connectors.postgres.rebuild`). A stream that announces its
+   keys distinct (:mod:`headwater.connectors.unique_keys`; no soft-delete column) has its
+   strategy chosen before streaming, and a rebuild copies it straight into the new table:
+   no staging, no de-duplication.
 4. Counts: ``MERGE`` reports inserts and updates together, so the inserts are read from
    the transaction's own statistics (``pg_stat_xact_all_tables``; a partitioned target
    counts its rows before and after instead); updates are the incoming rows that matched.
@@ -45,7 +48,7 @@ from headwater.connectors.postgres.rebuild import choose, rebuild
 from headwater.connectors.postgres.types import qualified, quote_ident
 from headwater.connectors.server.errors import missing_column_error
 from headwater.connectors.server.merge_plan import check_merge_plan, fresh_name, null_key_error
-from headwater.errors import UnsupportedOperationError
+from headwater.errors import DatasetConflictError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     from adbc_driver_postgresql.dbapi import Connection  # type: ignore[import-untyped]
@@ -92,8 +95,14 @@ def merge(
     plan: MergePlan,
     batches: pa.RecordBatchReader,
     counter: _Counter,
+    unique_rows: int | None = None,
 ) -> dict[str, Any]:
-    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts."""
+    """Merge ``batches`` into ``target`` inside the open transaction; returns the counts.
+
+    ``unique_rows``, when the caller knows it, is the stream's exact row count with every
+    key distinct (see :mod:`headwater.connectors.unique_keys`): a rebuild then copies the stream
+    straight into the new table, with no staging and no de-duplication.
+    """
     from headwater.connectors.postgres.destination import _execute, _load
 
     if target.kind not in ("r", "p"):
@@ -124,6 +133,11 @@ def merge(
     _execute(conn, f"SET LOCAL temp_buffers = '{_TEMP_BUFFERS}'")
     _execute(conn, f"SET LOCAL work_mem = '{_WORK_MEM}'")
     _execute(conn, f"LOCK TABLE {t_table} IN SHARE ROW EXCLUSIVE MODE")
+    written = [n for n in incoming if n in by_name]
+    if unique_rows is not None and plan.soft_delete is None and plan.strategy != "merge":
+        direct = _direct_rebuild(conn, target, plan, batches, counter, unique_rows, written)
+        if direct is not None:
+            return direct
     _execute(conn, f"CREATE TEMPORARY TABLE {quote_ident(stage)} ({defs}) ON COMMIT DROP")
     info = TableInfo("pg_temp", stage, "r", tuple(stage_cols), ())
     keyset = _KeySet(plan.keys)
@@ -144,7 +158,6 @@ def merge(
     flag = f"s.{q(plan.soft_delete)} IS TRUE" if plan.soft_delete else None
     staged = counter.rows - duplicates
     flagged = _count(conn, f"SELECT count(*) FROM {s_table} s WHERE {flag}") if flag else 0
-    written = [n for n in incoming if n in by_name]
     non_keys = [n for n in written if n not in plan.keys]
     cols = ", ".join(q(n) for n in written)
     values = ", ".join(f"s.{q(n)}" for n in written)
@@ -169,7 +182,18 @@ def merge(
                 f"SELECT count(*) FROM {s_table} s WHERE {flag} AND EXISTS "
                 f"(SELECT 1 FROM {t_table} t WHERE {on})",
             )
-        added, kept, old_rows = rebuild(conn, target, stage, plan.keys, flag)
+        live = f" WHERE NOT ({flag})" if flag else ""
+
+        def fill(new: TableInfo) -> int:
+            all_cols = ", ".join(q(c.name) for c in target.columns)
+            s_cols = ", ".join(f"s.{q(c.name)}" for c in target.columns)
+            return _rowcount(
+                conn,
+                f"INSERT INTO {qualified(new.schema, new.name)} ({all_cols}) "
+                f"SELECT {s_cols} FROM {s_table} s{live}",
+            )
+
+        added, kept, old_rows = rebuild(conn, target, plan.keys, fill, stage)
         matched = old_rows - kept  # old rows whose key was staged (updated or deleted)
         inserted = added - (matched - deleted)
         changed = matched - deleted  # every matched row is written anew
@@ -204,6 +228,71 @@ def merge(
         "duplicates": duplicates,
         "changed": changed,
     }
+
+
+def _direct_rebuild(
+    conn: Connection,
+    target: TableInfo,
+    plan: MergePlan,
+    batches: pa.RecordBatchReader,
+    counter: _Counter,
+    rows: int,
+    written: list[str],
+) -> dict[str, Any] | None:
+    """Rebuild with the stream copied straight into the new table, when that is chosen.
+
+    Only for a stream of ``rows`` rows whose keys are known distinct and no soft-delete
+    column. None (nothing done) when the target is empty or the strategy says merge.
+    """
+    from headwater.connectors.postgres.destination import _load
+
+    t_table = qualified(target.schema, target.name)
+    if target.kind != "r" or not _count(
+        conn, f"SELECT count(*) FROM (SELECT 1 FROM {t_table} LIMIT 1) AS any_row"
+    ):
+        return None
+    strategy, why = choose(conn, plan.strategy, target, written, rows)
+    if strategy != "rebuild":
+        return None
+
+    def fill(new: TableInfo) -> int:
+        _load(conn, new, _refusing_null_keys(batches, plan.keys), counter)
+        if counter.rows != rows:  # the count came with the keys' check: both are stale
+            raise DatasetConflictError(
+                f"The data streamed {counter.rows:,} rows where {rows:,} rows with distinct "
+                f"keys were announced. Nothing was written.",
+                connector=CONNECTOR,
+                hint="The dataset changed during the load; run it again.",
+            )
+        return rows
+
+    added, kept, old_rows = rebuild(conn, target, plan.keys, fill, None)
+    matched = old_rows - kept
+    return {
+        "rows": added,
+        "strategy": strategy,
+        "strategy_reason": why,
+        "keys": list(plan.keys),
+        "inserted": added - matched,
+        "updated": matched,
+        "deleted": 0,
+        "duplicates": 0,
+        "changed": matched,
+    }
+
+
+def _refusing_null_keys(
+    batches: pa.RecordBatchReader, keys: tuple[str, ...]
+) -> pa.RecordBatchReader:
+    def gen() -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for key in keys:
+                nulls = batch.column(key).null_count
+                if nulls:
+                    raise null_key_error(key, nulls, connector=CONNECTOR)
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(batches.schema, gen())
 
 
 class _Inserts:

@@ -3,9 +3,11 @@
 Rewriting rows in place costs PostgreSQL about as much per row however it is phrased
 (``UPDATE``, ``DELETE`` + ``INSERT``, ``MERGE``): every updated row leaves a dead tuple
 and a new one plus an entry in each index. When the batch is a large share of the target
-it is cheaper to write a fresh table: the staged (de-duplicated) rows, then the target's
-rows whose key is not staged, then the indexes once, and to swap it in by ``RENAME``
-like an overwrite does, all in the merge's transaction.
+it is cheaper to write a fresh table: the incoming rows (staged and de-duplicated, or
+copied straight in when their keys are known distinct), then the target's rows whose key
+is not incoming, then the indexes once (dropped from the empty ``LIKE`` copy, created again
+when it is full), and to swap it in by ``RENAME`` like an overwrite does, all in the
+merge's transaction.
 
 ``auto`` (the default) rebuilds when the staged rows are at least :data:`REBUILD_SHARE`
 of the target's estimated rows, the target holds at least :data:`REBUILD_MIN_ROWS` rows,
@@ -15,6 +17,7 @@ and nothing else depends on the table (see :func:`blockers`); else it merges in 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.postgres.catalog import TableInfo
@@ -33,6 +36,25 @@ STRATEGIES = ("auto", "merge", "rebuild")
 REBUILD_SHARE = 0.4  # staged rows / target rows from which auto rebuilds
 REBUILD_MIN_ROWS = 100_000  # below this, merging in place is cheap whatever the share
 _COUNT_BELOW = 1_000_000  # an estimate under this is replaced by an exact count
+_MAINTENANCE_WORK_MEM = "256MB"  # sort memory of the index builds, for the transaction
+
+# the new table's indexes (and the primary key, unique and exclusion constraints they
+# back) as the SQL that recreates them, with their comments; constraints first
+_INDEX_DEFS = """
+SELECT 'c', k.conname, pg_catalog.pg_get_constraintdef(k.oid),
+       pg_catalog.obj_description(k.oid, 'pg_constraint'),
+       pg_catalog.obj_description(k.conindid, 'pg_class')
+FROM pg_catalog.pg_constraint k
+WHERE k.conrelid = $1::regclass AND k.contype IN ('p', 'u', 'x')
+UNION ALL
+SELECT 'i', c.relname, pg_catalog.pg_get_indexdef(i.indexrelid),
+       NULL, pg_catalog.obj_description(i.indexrelid, 'pg_class')
+FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_constraint k
+    WHERE k.conrelid = i.indrelid AND k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x'))
+ORDER BY 1, 2
+"""
 
 # what refers to a table and survives (or is recreated by) CREATE TABLE ... (LIKE ...):
 # its row type, toast table, indexes, defaults, and its own check/unique/primary/
@@ -145,44 +167,51 @@ def choose(
 def rebuild(
     conn: Connection,
     target: TableInfo,
-    stage: str,
     keys: tuple[str, ...],
-    flag: str | None,
+    fill: Callable[[TableInfo], int],
+    stage: str | None,
 ) -> tuple[int, int, int]:
-    """Replace ``target`` by staged rows + its rows with no staged key, in the transaction.
+    """Replace ``target`` by incoming rows + its rows with no incoming key, in the transaction.
 
-    ``stage`` (a table of ``pg_temp``) holds every column of the target, de-duplicated;
-    ``flag`` is the SQL condition (over alias ``s``) of a soft-deleted staged row. Returns
-    (rows inserted from the stage, rows kept from the old table, rows of the old table).
+    ``fill`` writes the incoming rows into the new, index-less table (a :class:`TableInfo`
+    of it) and returns how many it wrote; their keys must not repeat. The target's rows
+    whose key is not among them are added with an anti-join against ``stage`` (a table of
+    ``pg_temp`` holding the incoming keys) or, when None, against the new table itself.
+    Returns (rows written by ``fill``, rows kept from the old table, rows of the old table).
     """
     from headwater.connectors.postgres.destination import _execute, _index_renames
     from headwater.connectors.postgres.merge import _count, _rowcount
 
     q = quote_ident
     old = qualified(target.schema, target.name)
-    s_table = qualified("pg_temp", stage)
     new_name = f"hw_rebuild_{uuid.uuid4().hex[:12]}"
     new = qualified(target.schema, new_name)
     cols = ", ".join(q(c.name) for c in target.columns)
-    s_cols = ", ".join(f"s.{q(c.name)}" for c in target.columns)
     t_cols = ", ".join(f"t.{q(c.name)}" for c in target.columns)
+    s_table = qualified("pg_temp", stage) if stage is not None else new
     on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
     _execute(
         conn,
         f"CREATE TABLE {new} (LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
         "INCLUDING INDEXES INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION)",
     )
-    added = _rowcount(
-        conn,
-        f"INSERT INTO {new} ({cols}) SELECT {s_cols} FROM {s_table} s"
-        + (f" WHERE NOT ({flag})" if flag else ""),
-    )
+    # the copied indexes are dropped while the table is empty and built once it is full:
+    # one sort per index instead of one insertion per row and index
+    deferred = _without_indexes(conn, target.schema, new_name)
+    added = fill(TableInfo(target.schema, new_name, "r", target.columns, ()))
+    if stage is None:  # the planner sees the new table's size, not its keys' spread
+        _execute(conn, f"ANALYZE {new} ({', '.join(q(k) for k in keys)})")
     old_rows = _count(conn, f"SELECT count(*) FROM {old}")
+    # a statement does not see its own inserts: with stage None, s is the incoming rows only
     kept = _rowcount(
         conn,
         f"INSERT INTO {new} ({cols}) SELECT {t_cols} FROM {old} t "
         f"WHERE NOT EXISTS (SELECT 1 FROM {s_table} s WHERE {on})",
     )
+    if deferred:
+        _execute(conn, f"SET LOCAL maintenance_work_mem = '{_MAINTENANCE_WORK_MEM}'")
+    for sql in deferred:
+        _execute(conn, sql)
     crash_point("load.during_swap")
     renames = _index_renames(conn, target.schema, target.name, new_name)
     _execute(conn, f"DROP TABLE {old}")
@@ -191,3 +220,35 @@ def rebuild(
         _execute(conn, f"ALTER INDEX {qualified(target.schema, name)} RENAME TO {q(was)}")
     _execute(conn, f"ANALYZE {old}")  # the new table has no statistics yet
     return added, kept, old_rows
+
+
+def _without_indexes(conn: Connection, schema: str, name: str) -> list[str]:
+    """Drop the (empty) table's indexes; returns the SQL that recreates them as they were."""
+    from headwater.connectors.postgres.destination import _execute
+
+    q = quote_ident
+    table = qualified(schema, name)
+    drops: list[str] = []
+    creates: list[str] = []
+    for kind, index, sql, con_comment, idx_comment in fetch_all(conn, _INDEX_DEFS, (table,)):
+        if kind == "c":
+            drops.append(f"ALTER TABLE {table} DROP CONSTRAINT {q(str(index))}")
+            creates.append(f"ALTER TABLE {table} ADD CONSTRAINT {q(str(index))} {sql}")
+            if con_comment is not None:
+                creates.append(
+                    f"COMMENT ON CONSTRAINT {q(str(index))} ON {table} IS {_literal(con_comment)}"
+                )
+        else:
+            drops.append(f"DROP INDEX {qualified(schema, str(index))}")
+            creates.append(str(sql))
+        if idx_comment is not None:
+            creates.append(
+                f"COMMENT ON INDEX {qualified(schema, str(index))} IS {_literal(idx_comment)}"
+            )
+    for sql in drops:
+        _execute(conn, sql)
+    return creates
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
