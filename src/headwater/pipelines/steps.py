@@ -195,12 +195,24 @@ def load_id_for(ctx: RunContext, step: LoadStep, version: int) -> str:
     return f"{slug(step.name)[:60]}-v{version}-{digest}"
 
 
+_UNIQUE_CHECK_MEMORY = "192MB"
+
+
 def _unique_rows(session: EngineSession, table: str, keys: list[str]) -> int | None:
     """The table's row count when no ``keys`` value repeats (see connectors.unique_keys)."""
     if not keys:
         return None
     key = ", ".join('"' + k.replace('"', '""') + '"' for k in keys)
-    rows, distinct = session.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM {table}")[0]
+    # a small memory limit for this one query: its hash table spills to disk rather than
+    # raising the peak of the load that follows (the limit is restored before the stream)
+    (limit,) = session.execute("SELECT current_setting('memory_limit')")[0]
+    session.execute(f"SET memory_limit = '{_UNIQUE_CHECK_MEMORY}'")
+    try:
+        rows, distinct = session.execute(f"SELECT count(*), count(DISTINCT ({key})) FROM {table}")[
+            0
+        ]
+    finally:
+        session.execute(f"SET memory_limit = '{limit}'")
     return int(rows) if rows == distinct else None
 
 
