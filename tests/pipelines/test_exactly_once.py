@@ -339,6 +339,23 @@ def test_crash_points_of_extracts(env: Env, mode: str, point: str) -> None:
     assert env.dataset_stats("raw.orders") == env.table_stats("src")
 
 
+def _orders_in_lake_and_table(env: Env, *, prefill: tuple[int, int]) -> object:
+    """``raw.orders`` with ids 1..ROWS_SMALL, and a keyed PostgreSQL table holding the ids
+    ``prefill`` (inclusive) with amount 5; returns the table's stats before any load."""
+    ids = list(range(1, ROWS_SMALL + 1))
+    with Workspace.open(env.root) as ws:
+        ws.write(
+            "raw.orders",
+            pa.table({"id": pa.array(ids, pa.int64()), "amount": [i % 100 for i in ids]}),
+        )
+    first, last = prefill
+    env.sql(
+        f"create table {env.schema}.orders (id bigint primary key, amount numeric(12, 2));"
+        f"insert into {env.schema}.orders select g, 5 from generate_series({first}, {last}) as g"
+    )
+    return env.table_stats("orders")
+
+
 LOAD_MATRIX = [
     ("append", "load.before_commit"),
     ("append", "load.after_commit"),
@@ -351,17 +368,7 @@ LOAD_MATRIX = [
 
 @pytest.mark.parametrize(("mode", "point"), LOAD_MATRIX)
 def test_crash_points_of_loads(env: Env, mode: str, point: str) -> None:
-    ids = list(range(1, ROWS_SMALL + 1))
-    with Workspace.open(env.root) as ws:
-        ws.write(
-            "raw.orders",
-            pa.table({"id": pa.array(ids, pa.int64()), "amount": [i % 100 for i in ids]}),
-        )
-    env.sql(
-        f"create table {env.schema}.orders (id bigint primary key, amount numeric(12, 2));"
-        f"insert into {env.schema}.orders select g, 5 from generate_series(1, 100) as g"
-    )
-    before = env.table_stats("orders")
+    before = _orders_in_lake_and_table(env, prefill=(1, 100))
     keys = "  keys: [id]\n" if mode == "merge" else ""
     if mode == "append":  # appending rows that exist would break the primary key
         env.sql(f"delete from {env.schema}.orders")
@@ -391,17 +398,7 @@ def test_crash_points_of_loads(env: Env, mode: str, point: str) -> None:
 
 @pytest.mark.parametrize("point", ["load.during_swap", "load.before_commit", "load.after_commit"])
 def test_crash_points_of_a_rebuilding_merge(env: Env, point: str) -> None:
-    ids = list(range(1, ROWS_SMALL + 1))
-    with Workspace.open(env.root) as ws:
-        ws.write(
-            "raw.orders",
-            pa.table({"id": pa.array(ids, pa.int64()), "amount": [i % 100 for i in ids]}),
-        )
-    env.sql(
-        f"create table {env.schema}.orders (id bigint primary key, amount numeric(12, 2));"
-        f"insert into {env.schema}.orders select g, 5 from generate_series(5001, 15000) as g"
-    )
-    before = env.table_stats("orders")
+    before = _orders_in_lake_and_table(env, prefill=(5001, 15000))
     env.pipeline(
         f"""
         - type: load
